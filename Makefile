@@ -1,0 +1,30 @@
+# Two entry points do all set-up on a fresh machine: `make demo` (main job) and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+CORES  ?= 2
+
+$(BIN)/snakemake: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch and torchvision first, as a matching pair (CPU machines take them from the local wheel cache)
+	$(BIN)/pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+.PHONY: setup demo test test-slow clean
+setup: $(BIN)/snakemake
+
+## The main job: the default benchmark DAG on the bundled synthetic demo scene, ending in results/report/.
+demo: setup
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --cores $(CORES) --profile workflow/profiles/local
+
+## The tests (slow end-to-end runs excluded; `make test-slow` runs them).
+test: setup
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest
+
+test-slow: setup
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -m slow
+
+clean:
+	rm -rf results .snakemake

@@ -1,0 +1,1 @@
+"""Library code shared by the stages: store contract, scenes, rendering, training, metrics."""

@@ -1,0 +1,55 @@
+"""What every stage's command line shares: JSON parameters, logging, device choice, error reporting."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import Any, Callable
+
+import torch
+
+log = logging.getLogger("stages")
+
+
+def stage_parser(stage: str, doc: str | None) -> argparse.ArgumentParser:
+    """An argument parser with the shared ``--params`` (JSON) and ``--device`` options."""
+    parser = argparse.ArgumentParser(prog=f"python -m stages.{stage}", description=(doc or "").strip(),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", type=json.loads, default={},
+                        help="stage parameters as a JSON object (the rule passes its config block)")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:i] (auto: the GPU the scheduler "
+                                                         "assigned through CUDA_VISIBLE_DEVICES, else CPU)")
+    return parser
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    """The device to run on; logs which one and why."""
+    if requested == "auto":
+        if torch.cuda.is_available():
+            device = torch.device("cuda")
+            log.info("device: %s (%s; CUDA_VISIBLE_DEVICES=%s)", device, torch.cuda.get_device_name(0),
+                     os.environ.get("CUDA_VISIBLE_DEVICES", "<unset>"))
+        else:
+            device = torch.device("cpu")
+            log.info("device: cpu (no CUDA device visible; using the CPU path)")
+        return device
+    return torch.device(requested)
+
+
+def run_stage(main: Callable[[argparse.Namespace], Any], parser: argparse.ArgumentParser,
+              argv: list[str] | None = None) -> None:
+    """Parse arguments, configure logging and run ``main``; known input errors exit with a clear message."""
+    from stages.lib.scene import SceneError
+    from stages.lib.store import StoreError
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parser.parse_args(argv)
+    log.info("%s %s", parser.prog, json.dumps(args.params, sort_keys=True))
+    try:
+        main(args)
+    except (SceneError, StoreError, FileNotFoundError) as exc:
+        log.error("%s", exc)
+        sys.exit(f"error: {exc}")

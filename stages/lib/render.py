@@ -1,0 +1,155 @@
+"""One rendering function for RGB, depth and N-channel features; the backend is chosen inside.
+
+On CUDA tensors it calls ``gsplat.rasterization`` (tile-based CUDA kernels). On CPU it uses gsplat's
+pure-PyTorch reference projection and SH evaluation plus a dense front-to-back alpha compositor
+(the 3DGS volume rendering sum C = sum_i c_i a_i prod_{j<i} (1 - a_j)), so the whole pipeline runs
+in tests without a GPU. Both return ``(colors [C,H,W,D], alphas [C,H,W,1], info)`` where ``info``
+carries what gsplat's densification strategies read (means2d, radii, width, height, n_cameras).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+RenderMode = Literal["RGB", "RGB+D", "RGB+ED", "D", "ED"]
+ALPHA_MIN = 1.0 / 255.0
+ALPHA_MAX = 0.999
+TRANSMITTANCE_MIN = 1e-4
+LOG_TRANSMITTANCE_MIN = math.log(TRANSMITTANCE_MIN)
+TILE = 4
+
+
+def render(
+    means: Tensor,
+    quats: Tensor,
+    scales: Tensor,
+    opacities: Tensor,
+    colors: Tensor,
+    viewmats: Tensor,
+    Ks: Tensor,
+    width: int,
+    height: int,
+    sh_degree: int | None = None,
+    backgrounds: Tensor | None = None,
+    render_mode: RenderMode = "RGB",
+    near_plane: float = 0.01,
+    far_plane: float = 1e10,
+    absgrad: bool = False,
+    backend: Literal["auto", "gsplat", "torch"] = "auto",
+) -> tuple[Tensor, Tensor, dict[str, Any]]:
+    """Render C cameras. ``colors`` are SH coefficients [N,K,3] if ``sh_degree`` is set, else features [N,D]."""
+    if backend == "auto":
+        backend = "gsplat" if means.is_cuda else "torch"
+    if backend == "gsplat":
+        from gsplat import rasterization
+
+        return rasterization(
+            means, quats, scales, opacities, colors, viewmats, Ks, width, height,
+            sh_degree=sh_degree, backgrounds=backgrounds, render_mode=render_mode,
+            near_plane=near_plane, far_plane=far_plane, absgrad=absgrad, packed=False,
+        )
+    return _render_torch(means, quats, scales, opacities, colors, viewmats, Ks, width, height,
+                         sh_degree, backgrounds, render_mode, near_plane, far_plane)
+
+
+def _render_torch(means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree,
+                  backgrounds, render_mode, near_plane, far_plane):
+    from gsplat.cuda._torch_impl import (
+        _fully_fused_projection,
+        _quat_scale_to_covar_preci,
+        _spherical_harmonics,
+    )
+
+    num_cams = viewmats.shape[0]
+    covars, _ = _quat_scale_to_covar_preci(quats, scales, True, False, triu=False)
+    radii, means2d, depths, conics, _ = _fully_fused_projection(
+        means, covars, viewmats, Ks, width, height, eps2d=0.3, near_plane=near_plane, far_plane=far_plane)
+    if sh_degree is not None:
+        campos = torch.linalg.inv(viewmats)[:, :3, 3]
+        dirs = means[None] - campos[:, None]
+        coeffs = colors[None].expand(num_cams, *colors.shape)
+        feats = torch.clamp_min(_spherical_harmonics(sh_degree, dirs, coeffs) + 0.5, 0.0)
+    else:
+        feats = colors[None].expand(num_cams, *colors.shape)
+    if render_mode in ("D", "ED"):
+        feats = depths[..., None]
+    elif render_mode in ("RGB+D", "RGB+ED"):
+        feats = torch.cat([feats, depths[..., None]], dim=-1)
+
+    out_colors, out_alphas = [], []
+    for c in range(num_cams):
+        table = _tile_table(means2d[c].detach(), radii[c], depths[c], width, height)
+        col, acc = _composite_tiles(table, means2d[c], conics[c], opacities, feats[c], width, height)
+        out_colors.append(col)
+        out_alphas.append(acc)
+    render_colors = torch.stack(out_colors)
+    render_alphas = torch.stack(out_alphas)
+    if render_mode in ("ED", "RGB+ED"):
+        render_colors = torch.cat([render_colors[..., :-1],
+                                   render_colors[..., -1:] / render_alphas.clamp_min(1e-10)], dim=-1)
+    if backgrounds is not None:
+        n_bg = backgrounds.shape[-1]
+        render_colors = torch.cat([render_colors[..., :n_bg] + (1 - render_alphas) * backgrounds[:, None, None],
+                                   render_colors[..., n_bg:]], dim=-1)
+    info = {"means2d": means2d, "radii": radii.to(torch.int32), "depths": depths, "conics": conics,
+            "width": width, "height": height, "n_cameras": num_cams, "gaussian_ids": None}
+    return render_colors, render_alphas, info
+
+
+def _tile_table(means2d: Tensor, radii: Tensor, depths: Tensor, width: int, height: int) -> Tensor:
+    """Depth-sorted Gaussian ids per TILE x TILE tile, padded with -1: [tiles, max per tile] (gsplat's tile binning)."""
+    tiles_x, tiles_y = -(-width // TILE), -(-height // TILE)
+    ids = torch.where((radii > 0).all(dim=-1))[0]
+    m, r = means2d[ids], radii[ids].to(means2d.dtype)
+    x0 = ((m[:, 0] - r[:, 0]) // TILE).clamp(0, tiles_x - 1).long()
+    x1 = ((m[:, 0] + r[:, 0]) // TILE).clamp(0, tiles_x - 1).long()
+    y0 = ((m[:, 1] - r[:, 1]) // TILE).clamp(0, tiles_y - 1).long()
+    y1 = ((m[:, 1] + r[:, 1]) // TILE).clamp(0, tiles_y - 1).long()
+    nx, count = x1 - x0 + 1, (x1 - x0 + 1) * (y1 - y0 + 1)
+    owner = torch.repeat_interleave(torch.arange(len(ids), device=ids.device), count)
+    local = torch.arange(len(owner), device=ids.device) - torch.repeat_interleave(torch.cumsum(count, 0) - count, count)
+    tile = (y0[owner] + local // nx[owner]) * tiles_x + x0[owner] + local % nx[owner]
+    order = torch.argsort(depths[ids][owner], stable=True)
+    order = order[torch.argsort(tile[order], stable=True)]
+    tile, gauss = tile[order], ids[owner[order]]
+    per_tile = torch.bincount(tile, minlength=tiles_x * tiles_y)
+    slot = torch.arange(len(tile), device=ids.device) - (torch.cumsum(per_tile, 0) - per_tile)[tile]
+    table = torch.full((tiles_x * tiles_y, int(per_tile.max().item()) if len(tile) else 0), -1,
+                       dtype=torch.long, device=ids.device)
+    table[tile, slot] = gauss
+    return table
+
+
+def _composite_tiles(table: Tensor, means2d: Tensor, conics: Tensor, opacities: Tensor, feats: Tensor,
+                     width: int, height: int) -> tuple[Tensor, Tensor]:
+    """Front-to-back alpha blending per tile (3DGS Eq. 3), transmittance accumulated in log space."""
+    tiles_x, tiles_y = -(-width // TILE), -(-height // TILE)
+    offs = torch.arange(TILE, device=means2d.device, dtype=means2d.dtype) + 0.5
+    py, px = torch.meshgrid(offs, offs, indexing="ij")
+    ty, tx = torch.meshgrid(torch.arange(tiles_y, device=means2d.device), torch.arange(tiles_x, device=means2d.device),
+                            indexing="ij")
+    pix = torch.stack([tx.reshape(-1, 1) * TILE + px.reshape(1, -1), ty.reshape(-1, 1) * TILE + py.reshape(1, -1)], -1)
+    valid = table >= 0
+    idx = table.clamp_min(0)
+    d = pix[:, :, None, :] - means2d[idx][:, None]
+    con = conics[idx][:, None]
+    sigma = 0.5 * (con[..., 0] * d[..., 0] ** 2 + con[..., 2] * d[..., 1] ** 2) + con[..., 1] * d[..., 0] * d[..., 1]
+    alpha = torch.clamp_max(opacities[idx][:, None] * torch.exp(-sigma), ALPHA_MAX)
+    alpha = torch.where(valid[:, None] & (sigma >= 0) & (alpha >= ALPHA_MIN), alpha, torch.zeros_like(alpha))
+    log_t = torch.log1p(-alpha)
+    log_after = torch.cumsum(log_t, dim=-1)
+    # gsplat stops compositing a pixel once its transmittance would fall below TRANSMITTANCE_MIN.
+    weights = torch.where(log_after >= LOG_TRANSMITTANCE_MIN, alpha * torch.exp(log_after - log_t),
+                          torch.zeros_like(alpha))
+    color = torch.einsum("tpk,tkd->tpd", weights, feats[idx])
+    acc = weights.sum(-1, keepdim=True)
+
+    def to_image(x: Tensor) -> Tensor:
+        x = x.reshape(tiles_y, tiles_x, TILE, TILE, -1).permute(0, 2, 1, 3, 4)
+        return x.reshape(tiles_y * TILE, tiles_x * TILE, -1)[:height, :width]
+
+    return to_image(color), to_image(acc)

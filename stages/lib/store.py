@@ -1,0 +1,366 @@
+"""Zarr store contract: the layout of every store a stage writes, atomic writers and validating readers.
+
+Every stage output is one Zarr (v3) group. Its layout is declared here, once, as a ``StoreSpec``:
+arrays with dtype, symbolic shape (named dimensions such as ``V`` views or ``N`` Gaussians are
+resolved across the arrays of one store), chunking and compression, plus the required attributes.
+
+Writers write into ``<path>.partial-<id>`` and rename into place only after every required array
+is present, validated and the ``complete`` flag is set, so a killed writer never leaves anything a
+reader mistakes for a finished store. Readers validate the whole layout and raise ``StoreError``
+naming the store and the offending array.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import shutil
+import socket
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+import zarr
+from zarr.codecs import BloscCodec, BloscShuffle
+
+CONTRACT_VERSION = 1
+_COMPLETE = "complete"
+
+
+class StoreError(RuntimeError):
+    """A store is missing, incomplete or does not follow its contract."""
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    """One array of a store: dtype, shape as dimension names or fixed ints, chunk shape per axis.
+
+    ``chunks`` uses ``None`` for "whole axis" and an int for a fixed chunk length.
+    """
+
+    dtype: str
+    dims: tuple[str | int, ...]
+    chunks: tuple[int | None, ...] | None = None
+    required: bool = True
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class StoreSpec:
+    """The contract of one store kind."""
+
+    kind: str
+    arrays: Mapping[str, ArraySpec]
+    attrs: tuple[str, ...] = ()
+    doc: str = ""
+
+
+def _spec(kind: str, doc: str, attrs: tuple[str, ...], **arrays: ArraySpec) -> StoreSpec:
+    return StoreSpec(kind=kind, arrays=arrays, attrs=attrs, doc=doc)
+
+
+# ----------------------------------------------------------------------------------------------
+# The contract. Cameras follow OpenCV: x right, y down, z forward; poses are world-to-camera.
+# Label maps use -1 for "no label". Dimension names: V views, H/W image size, P points,
+# N Gaussians, K SH rest coefficients, C categories, M masks, D feature dims.
+# ----------------------------------------------------------------------------------------------
+STORES: dict[str, StoreSpec] = {}
+
+
+def register(spec: StoreSpec) -> StoreSpec:
+    """Add a store kind to the contract (each stage module's store is declared in this file)."""
+    if spec.kind in STORES:
+        raise ValueError(f"store kind {spec.kind!r} declared twice")
+    STORES[spec.kind] = spec
+    return spec
+
+
+SCENE = register(
+    _spec(
+        "scene",
+        "Posed images with optional depth and ground truth; written by the ingest stage.",
+        ("dataset", "scene", "reader", "image_names", "categories", "background"),
+        images=ArraySpec("uint8", ("V", "H", "W", 3), (1, None, None, None), doc="RGB images"),
+        intrinsics=ArraySpec("float32", ("V", 3, 3), doc="pinhole K per view, pixels"),
+        world_to_camera=ArraySpec("float32", ("V", 4, 4), doc="rigid world-to-camera (OpenCV)"),
+        is_test=ArraySpec("bool", ("V",), doc="held-out evaluation views"),
+        points_xyz=ArraySpec("float32", ("P", 3), doc="initial point cloud"),
+        points_rgb=ArraySpec("uint8", ("P", 3)),
+        depth=ArraySpec("float32", ("V", "H", "W"), (1, None, None), False, "z-depth, 0 = unknown"),
+        foreground=ArraySpec("bool", ("V", "H", "W"), (1, None, None), False, "object mask"),
+        gt_semantic=ArraySpec("int32", ("V", "H", "W"), (1, None, None), False, "category id"),
+        gt_instance=ArraySpec("int32", ("V", "H", "W"), (1, None, None), False, "instance id"),
+        points_semantic=ArraySpec("int32", ("P",), required=False),
+        points_instance=ArraySpec("int32", ("P",), required=False),
+    )
+)
+
+GAUSSIANS = register(
+    _spec(
+        "gaussians",
+        "3D Gaussians with SH colours; written by train_gs.",
+        ("sh_degree", "background", "iterations"),
+        means=ArraySpec("float32", ("N", 3)),
+        quats=ArraySpec("float32", ("N", 4), doc="unnormalised rotation, wxyz"),
+        scales=ArraySpec("float32", ("N", 3), doc="log scales (gsplat / 3DGS parameterisation)"),
+        opacities=ArraySpec("float32", ("N",), doc="opacity logits"),
+        sh0=ArraySpec("float32", ("N", 1, 3)),
+        shN=ArraySpec("float32", ("N", "K", 3)),
+    )
+)
+
+RENDER_METRICS = register(
+    _spec(
+        "render_metrics",
+        "Per-view PSNR/SSIM on held-out views; written by evaluate_render.",
+        ("mean_psnr", "mean_ssim"),
+        view=ArraySpec("int32", ("T",)),
+        psnr=ArraySpec("float32", ("T",)),
+        ssim=ArraySpec("float32", ("T",)),
+    )
+)
+
+
+# ----------------------------------------------------------------------------------------------
+# Provenance and fingerprints
+# ----------------------------------------------------------------------------------------------
+def package_version() -> str:
+    from stages import __version__
+
+    return __version__
+
+
+def store_fingerprint(path: str | Path) -> str:
+    """The fingerprint recorded in a complete store (a digest of its content and provenance)."""
+    return str(open_group(path).attrs["provenance"]["fingerprint"])
+
+
+def open_group(path: str | Path) -> zarr.Group:
+    path = Path(path)
+    if not path.exists():
+        raise StoreError(f"{path}: store does not exist")
+    try:
+        return zarr.open_group(str(path), mode="r")
+    except Exception as exc:  # zarr raises several types for a broken group
+        raise StoreError(f"{path}: not a readable Zarr group ({exc})") from exc
+
+
+def _resolve_dims(spec: ArraySpec, shape: tuple[int, ...], sizes: dict[str, int], where: str) -> None:
+    if len(shape) != len(spec.dims):
+        raise StoreError(f"{where}: expected {len(spec.dims)} axes {spec.dims}, got shape {shape}")
+    for axis, (dim, n) in enumerate(zip(spec.dims, shape)):
+        if isinstance(dim, int):
+            if n != dim:
+                raise StoreError(f"{where}: axis {axis} must have length {dim}, got {n}")
+        elif sizes.setdefault(dim, n) != n:
+            raise StoreError(f"{where}: dimension {dim}={n} disagrees with {dim}={sizes[dim]} elsewhere")
+
+
+def _chunks(spec: ArraySpec, shape: tuple[int, ...]) -> tuple[int, ...]:
+    if spec.chunks is None:
+        return tuple(max(1, s) for s in shape)
+    return tuple(max(1, s if c is None else min(c, s)) for c, s in zip(spec.chunks, shape))
+
+
+_CODEC = BloscCodec(cname="zstd", clevel=3, shuffle=BloscShuffle.bitshuffle)
+
+
+# ----------------------------------------------------------------------------------------------
+# Writing
+# ----------------------------------------------------------------------------------------------
+class StoreWriter:
+    """Writes one store atomically; use as a context manager (see ``write_store``)."""
+
+    def __init__(self, kind: str, path: str | Path, stage: str, params: Mapping[str, Any],
+                 inputs: Mapping[str, str | Path] | None = None) -> None:
+        if kind not in STORES:
+            raise KeyError(f"unknown store kind {kind!r}")
+        self.spec = STORES[kind]
+        self.path = Path(path)
+        self.partial = self.path.with_name(f"{self.path.name}.partial-{uuid.uuid4().hex[:8]}")
+        self.stage = stage
+        self.params = dict(params)
+        self.inputs = {k: str(v) for k, v in (inputs or {}).items()}
+        self.attrs: dict[str, Any] = {}
+        self._digest = hashlib.sha256()
+        self._group: zarr.Group | None = None
+
+    # -- array access -----------------------------------------------------------------------
+    @property
+    def group(self) -> zarr.Group:
+        if self._group is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._group = zarr.open_group(str(self.partial), mode="w")
+        return self._group
+
+    def _array_spec(self, name: str) -> ArraySpec:
+        if name not in self.spec.arrays:
+            raise StoreError(f"{self.path}: array {name!r} is not part of the {self.spec.kind!r} contract")
+        return self.spec.arrays[name]
+
+    def create(self, name: str, shape: tuple[int, ...]) -> zarr.Array:
+        """Create an empty array to be filled incrementally (e.g. one view at a time)."""
+        spec = self._array_spec(name)
+        _resolve_dims(spec, tuple(shape), {}, f"{self.path}/{name}")
+        return self.group.create_array(name, shape=tuple(shape), dtype=spec.dtype,
+                                       chunks=_chunks(spec, tuple(shape)), compressors=_CODEC,
+                                       fill_value=0)
+
+    def write(self, name: str, data: np.ndarray | Any) -> None:
+        """Write a whole array, checking its dtype against the contract."""
+        spec = self._array_spec(name)
+        data = np.asarray(data)
+        if data.dtype != np.dtype(spec.dtype):
+            raise StoreError(f"{self.path}/{name}: dtype {data.dtype} but the contract says {spec.dtype}")
+        arr = self.create(name, data.shape)
+        arr[...] = data
+        self._digest.update(name.encode())
+        self._digest.update(np.ascontiguousarray(data).tobytes())
+
+    # -- finishing --------------------------------------------------------------------------
+    def _provenance(self) -> dict[str, Any]:
+        inputs = {}
+        for key, p in self.inputs.items():
+            try:
+                inputs[key] = {"path": p, "fingerprint": store_fingerprint(p)}
+            except (StoreError, KeyError):
+                inputs[key] = {"path": p, "fingerprint": _file_digest(Path(p))}
+        digest = self._digest.copy()
+        digest.update(json.dumps([self.params, inputs], sort_keys=True, default=str).encode())
+        return {
+            "stage": self.stage,
+            "params": self.params,
+            "package_version": package_version(),
+            "contract_version": CONTRACT_VERSION,
+            "inputs": inputs,
+            "fingerprint": digest.hexdigest()[:16],
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "host": socket.gethostname(),
+            "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        }
+
+    def commit(self) -> None:
+        group = self.group
+        group.attrs.update(json.loads(json.dumps(self.attrs, default=_json_default)))
+        group.attrs.update({"kind": self.spec.kind, "provenance": self._provenance()})
+        validate_group(group, self.spec, self.partial, require_complete=False)
+        group.attrs[_COMPLETE] = True
+        if self.path.exists():
+            trash = self.path.with_name(f"{self.path.name}.partial-old-{uuid.uuid4().hex[:8]}")
+            os.replace(self.path, trash)
+            os.replace(self.partial, self.path)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(self.partial, self.path)
+
+    def abort(self) -> None:
+        shutil.rmtree(self.partial, ignore_errors=True)
+
+    def __enter__(self) -> "StoreWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            try:
+                self.commit()
+            except BaseException:
+                self.abort()
+                raise
+        else:
+            self.abort()
+
+
+def write_store(kind: str, path: str | Path, stage: str, params: Mapping[str, Any],
+                inputs: Mapping[str, str | Path] | None = None) -> StoreWriter:
+    """Open an atomic writer: ``with write_store("scene", out, "ingest", params) as w: w.write(...)``."""
+    return StoreWriter(kind, path, stage, params, inputs)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o)}")
+
+
+def _file_digest(path: Path) -> str | None:
+    if not path.is_file():
+        return None
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading
+# ----------------------------------------------------------------------------------------------
+def validate_group(group: zarr.Group, spec: StoreSpec, path: Path, require_complete: bool = True) -> dict[str, int]:
+    """Check a group against its contract; returns the resolved dimension sizes."""
+    attrs = dict(group.attrs)
+    if require_complete and not attrs.get(_COMPLETE):
+        raise StoreError(f"{path}: store is incomplete (its writer did not finish); rerun the stage")
+    if attrs.get("kind") != spec.kind:
+        raise StoreError(f"{path}: expected a {spec.kind!r} store, found kind {attrs.get('kind')!r}")
+    for key in spec.attrs:
+        if key not in attrs:
+            raise StoreError(f"{path}: required attribute {key!r} is missing")
+    present = set(group.array_keys())
+    sizes: dict[str, int] = {}
+    for name, aspec in spec.arrays.items():
+        if name not in present:
+            if aspec.required:
+                raise StoreError(f"{path}: required array {name!r} is missing")
+            continue
+        arr = group[name]
+        if np.dtype(arr.dtype) != np.dtype(aspec.dtype):
+            raise StoreError(f"{path}/{name}: dtype {arr.dtype}, contract says {aspec.dtype}")
+        _resolve_dims(aspec, tuple(arr.shape), sizes, f"{path}/{name}")
+    extra = present - set(spec.arrays)
+    if extra:
+        raise StoreError(f"{path}: arrays {sorted(extra)} are not part of the {spec.kind!r} contract")
+    return sizes
+
+
+@dataclass
+class Store:
+    """A validated, read-only store: ``store["images"]`` is a lazy zarr array, ``store.attrs`` a dict."""
+
+    kind: str
+    path: Path
+    group: zarr.Group
+    sizes: dict[str, int]
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> zarr.Array:
+        return self.group[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in set(self.group.array_keys())
+
+    def load(self, name: str) -> np.ndarray:
+        return np.asarray(self.group[name][...])
+
+    def get(self, name: str) -> np.ndarray | None:
+        return self.load(name) if name in self else None
+
+    def keys(self) -> Iterator[str]:
+        return iter(sorted(self.group.array_keys()))
+
+
+def read_store(kind: str, path: str | Path) -> Store:
+    """Open and validate a complete store of the given kind."""
+    path = Path(path)
+    if kind not in STORES:
+        raise KeyError(f"unknown store kind {kind!r}")
+    group = open_group(path)
+    sizes = validate_group(group, STORES[kind], path)
+    return Store(kind=kind, path=path, group=group, sizes=sizes, attrs=dict(group.attrs))

@@ -1,0 +1,56 @@
+"""3DGS training stage: RGB Gaussian splatting (gsplat on CUDA, the PyTorch path on CPU) into a ``gaussians`` store."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+
+from stages.lib.cli import pick_device, run_stage, stage_parser
+from stages.lib.gaussians import export_ply, save_gaussians
+from stages.lib.gs_trainer import GSTrainConfig, train_rgb
+from stages.lib.scene import load_scene
+from stages.lib.store import store_fingerprint
+
+log = logging.getLogger(__name__)
+
+
+def checkpoint_path(out: Path) -> Path:
+    """Periodic checkpoints live beside the output store and survive an interrupted run."""
+    return out.with_name(out.name.removesuffix(".zarr") + ".checkpoint.pt")
+
+
+def main(args: argparse.Namespace) -> None:
+    cfg = GSTrainConfig.from_dict(args.params)
+    device = pick_device(args.device)
+    scene = load_scene(args.scene)
+    out = Path(args.out)
+    fingerprint = hashlib.sha256(json.dumps([args.params, store_fingerprint(args.scene)], sort_keys=True)
+                                 .encode()).hexdigest()[:16]
+    ckpt = checkpoint_path(out)
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    params = train_rgb(scene, cfg, device, checkpoint=ckpt, fingerprint=fingerprint)
+    seconds = time.perf_counter() - start
+    log.info("trained %d Gaussians in %.1f s", params["means"].shape[0], seconds)
+    save_gaussians(out, params, "train_gs", args.params, {"scene": args.scene},
+                   {"sh_degree": cfg.sh_degree, "background": list(scene.background), "iterations": cfg.iterations,
+                    "train_seconds": seconds, "device": str(device)})
+    if args.ply:
+        export_ply(args.ply, params)
+    ckpt.unlink(missing_ok=True)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = stage_parser("train_gs", __doc__)
+    p.add_argument("--scene", required=True, help="input scene store")
+    p.add_argument("--out", required=True, help="output gaussians store (.zarr)")
+    p.add_argument("--ply", default=None, help="also export the standard 3DGS PLY here")
+    return p
+
+
+if __name__ == "__main__":
+    run_stage(main, parser())

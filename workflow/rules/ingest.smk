@@ -1,0 +1,22 @@
+rule ingest:
+    """Read or generate a scene into the scene store."""
+    output:
+        store=directory(f"{RESULTS}/{{dataset}}/{{scene}}/scene.zarr"),
+    params:
+        reader=lambda w: scene_entry(w)["reader"],
+        path=lambda w: scene_entry(w).get("path") or "",
+        options=lambda w: json.dumps(deep_merge(scene_entry(w).get("options", {}), scene_entry(w).get("overrides", {}).get("ingest", {})), sort_keys=True),
+    log:
+        f"{RESULTS}/logs/{{dataset}}/{{scene}}/ingest.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{dataset}}/{{scene}}/ingest.tsv"
+    conda:
+        "../../envs/pipeline.yaml"
+    threads: res("ingest", "threads")
+    resources:
+        mem_mb=res("ingest", "mem_mb"),
+        runtime=res("ingest", "runtime"),
+        gpu=res("ingest", "gpu"),
+    shell:
+        "python -m stages.ingest --reader {params.reader} --path {params.path:q} --params {params.options:q} "
+        "--dataset {wildcards.dataset} --scene {wildcards.scene} --out {output.store} &> {log}"
