@@ -1,0 +1,93 @@
+"""Known-answer tests for the OpenInsGaussian equations: L_s, L_c, L_p, two-level codebook, Eq. 8 association."""
+
+import pytest
+import torch
+
+from stages.lib.association import association_scores, best_mask_per_instance, masks_iou
+from stages.lib.instance_losses import (inter_mask_contrastive_loss, intra_mask_smoothing_loss,
+                                        pseudo_gt_feature_loss)
+from stages.lib.kmeans import kmeans, two_level_codebook
+
+
+def two_region_view():
+    feats = torch.zeros(2, 2, 2)
+    feats[0, 0] = torch.tensor([1.0, 0.0])
+    feats[0, 1] = torch.tensor([3.0, 0.0])
+    feats[1, :] = torch.tensor([0.0, 2.0])
+    masks = torch.zeros(2, 2, 2, dtype=torch.bool)
+    masks[0, 0] = True
+    masks[1, 1] = True
+    return feats, masks
+
+
+def test_intra_mask_smoothing_by_hand():
+    feats, masks = two_region_view()
+    # mask 0: mean (2,0), squared distances 1 and 1; mask 1: constant -> 0. Mean over 4 masked pixels.
+    assert intra_mask_smoothing_loss(feats, masks).item() == pytest.approx(0.5)
+
+
+def test_inter_mask_contrastive_by_hand():
+    feats, masks = two_region_view()
+    # means (2,0) and (0,2): squared distance 8 -> (1/8 + 1/8) / (2*1)
+    assert inter_mask_contrastive_loss(feats, masks).item() == pytest.approx(1 / 8, rel=1e-5)
+    assert inter_mask_contrastive_loss(feats, masks[:1]).item() == 0.0
+    # pushing the means apart lowers the loss
+    assert inter_mask_contrastive_loss(feats * 2, masks) < inter_mask_contrastive_loss(feats, masks)
+
+
+def test_pseudo_gt_loss_by_hand():
+    a = torch.tensor([[0.0, 1.0], [2.0, 3.0]])
+    b = torch.tensor([[1.0, 1.0], [2.0, 1.0]])
+    assert pseudo_gt_feature_loss(a, b).item() == pytest.approx(0.75)
+
+
+def test_kmeans_recovers_planted_clusters():
+    torch.manual_seed(0)
+    centres = torch.tensor([[0.0, 0.0], [5.0, 5.0], [-5.0, 5.0]])
+    x = torch.cat([c + 0.1 * torch.randn(50, 2) for c in centres])
+    found, assign = kmeans(x, 3, seed=3)
+    truth = torch.arange(3).repeat_interleave(50)
+    for t in range(3):  # every planted cluster maps to exactly one found cluster
+        assert assign[truth == t].unique().numel() == 1
+    assert assign.unique().numel() == 3
+    assert torch.cdist(centres, found).min(1).values.max() < 0.1
+
+
+def test_two_level_codebook_recovers_spatial_and_feature_clusters():
+    torch.manual_seed(1)
+    # two spatial blobs; inside each, two feature clusters
+    xyz = torch.cat([torch.randn(80, 3) * 0.05, torch.randn(80, 3) * 0.05 + 10])
+    f_a, f_b = torch.tensor([1.0, 0, 0, 0]), torch.tensor([0, 1.0, 0, 0])
+    feats = torch.cat([f_a.repeat(40, 1), f_b.repeat(40, 1), f_a.repeat(40, 1), f_b.repeat(40, 1)])
+    feats = feats + 0.01 * torch.randn_like(feats)
+    cb = two_level_codebook(xyz, feats, k1=2, k2=2, seed=0)
+    assert cb.coarse[:80].unique().numel() == 1 and cb.coarse[80:].unique().numel() == 1
+    assert cb.coarse[0] != cb.coarse[80]
+    groups = [cb.fine[i * 40:(i + 1) * 40] for i in range(4)]
+    assert all(g.unique().numel() == 1 for g in groups)
+    assert len({int(g[0]) for g in groups}) == 4
+    assert cb.valid.sum() == 4
+    assert (cb.quantise() - feats).abs().max() < 0.05
+
+
+def test_eq8_prefers_the_feature_consistent_mask_under_occlusion():
+    # Instance 0 is partly occluded: its rendered mask covers columns 0..3 of rows 0..3 but the true
+    # object is only columns 0..1 (the occluder covers 2..3). SAM mask A = the occluder region + a bit
+    # (higher IoU), SAM mask B = the true visible object (lower IoU). Features disambiguate.
+    H = W = 4
+    inst = torch.zeros(1, H, W, dtype=torch.bool)
+    inst[0, :, :4] = True
+    sam = torch.zeros(2, H, W, dtype=torch.bool)
+    sam[0, :, 1:4] = True   # occluder (IoU 0.75)
+    sam[1, :, 0:2] = True   # the instance itself (IoU 0.5)
+    fmap = torch.zeros(H, W, 2)
+    fmap[:, 0:2] = torch.tensor([1.0, 0.0])   # instance feature
+    fmap[:, 2:4] = torch.tensor([0.0, 1.0])   # occluder feature
+    inst_feat = torch.tensor([[1.0, 0.0]])
+    iou = masks_iou(inst, sam)
+    assert iou[0, 0] > iou[0, 1]  # IoU alone picks the wrong mask
+    scores = association_scores(inst, inst_feat, sam, fmap)
+    # P_0 = mean over cols 1..3 = (1/3, 2/3): L1/D = 2/3 -> 0.75 * 1/3; P_1 = (1, 0): L1 = 0 -> 0.5
+    assert scores[0].tolist() == pytest.approx([0.75 / 3, 0.5])
+    assert best_mask_per_instance(scores).tolist() == [1]
+    assert best_mask_per_instance(scores * 0).tolist() == [-1]
