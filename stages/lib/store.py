@@ -19,6 +19,7 @@ import os
 import shutil
 import socket
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -144,7 +145,9 @@ def open_group(path: str | Path) -> zarr.Group:
     if not path.exists():
         raise StoreError(f"{path}: store does not exist")
     try:
-        return zarr.open_group(str(path), mode="r")
+        with warnings.catch_warnings():  # Snakemake drops a .snakemake_timestamp file into directory outputs
+            warnings.filterwarnings("ignore", message=".*snakemake_timestamp.*")
+            return zarr.open_group(str(path), mode="r")
     except Exception as exc:  # zarr raises several types for a broken group
         raise StoreError(f"{path}: not a readable Zarr group ({exc})") from exc
 

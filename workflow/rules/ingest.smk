@@ -4,7 +4,7 @@ rule ingest:
         store=directory(f"{RESULTS}/{{dataset}}/{{scene}}/scene.zarr"),
     params:
         reader=lambda w: scene_entry(w)["reader"],
-        path=lambda w: scene_entry(w).get("path") or "",
+        path_arg=lambda w: f"--path {shlex.quote(scene_entry(w)['path'])}" if scene_entry(w).get("path") else "",
         options=lambda w: json.dumps(deep_merge(scene_entry(w).get("options", {}), scene_entry(w).get("overrides", {}).get("ingest", {})), sort_keys=True),
     log:
         f"{RESULTS}/logs/{{dataset}}/{{scene}}/ingest.log",
@@ -18,5 +18,5 @@ rule ingest:
         runtime=res("ingest", "runtime"),
         gpu=res("ingest", "gpu"),
     shell:
-        "python -m stages.ingest --reader {params.reader} --path {params.path:q} --params {params.options:q} "
+        "python -m stages.ingest --reader {params.reader} {params.path_arg} --params {params.options:q} "
         "--dataset {wildcards.dataset} --scene {wildcards.scene} --out {output.store} &> {log}"
