@@ -35,6 +35,7 @@ class DensifyConfig:
     prune_opa: float = 0.005
     grow_grad2d: float = 0.0002
     grow_scale3d: float = 0.01
+    grow_scale2d: float = 0.05
     prune_scale3d: float = 0.1
     prune_scale2d: float = 0.15
     refine_scale2d_stop_iter: int = 0
@@ -43,6 +44,7 @@ class DensifyConfig:
     reset_every: int = 3000
     refine_every: int = 100
     absgrad: bool = False
+    opacity_reset_at: tuple[int, ...] = ()  # extra resets; 3DGS adds one at refine_start_iter on white backgrounds
 
 
 @dataclass
@@ -69,7 +71,9 @@ class GSTrainConfig:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "GSTrainConfig":
         d = dict(d)
-        densify = DensifyConfig(**d.pop("densify", {}))
+        densify_d = dict(d.pop("densify", {}))
+        densify_d["opacity_reset_at"] = tuple(densify_d.get("opacity_reset_at", ()))
+        densify = DensifyConfig(**densify_d)
         return cls(**d, densify=densify)
 
 
@@ -90,10 +94,11 @@ class GaussianTrainer:
                            for k in self.params if lrs.get(k, 0.0) > 0}
         self.strategy = None
         self.strategy_state: dict[str, Any] = {}
+        self.extra_opacity_resets = set(densify.opacity_reset_at) if densify is not None else set()
         if densify is not None and densify.enabled:
             from gsplat.strategy import DefaultStrategy
 
-            knobs = {k: v for k, v in asdict(densify).items() if k != "enabled"}
+            knobs = {k: v for k, v in asdict(densify).items() if k not in ("enabled", "opacity_reset_at")}
             self.strategy = DefaultStrategy(**knobs)
             self.strategy.check_sanity(self.params, self.optimizers)
             self.strategy_state = self.strategy.initialize_state(scene_scale=extent)
@@ -110,6 +115,10 @@ class GaussianTrainer:
         if self.strategy is not None:
             self.strategy.step_post_backward(self.params, self.optimizers, self.strategy_state, self.step, info,
                                              packed=False)
+            if self.step in self.extra_opacity_resets:
+                from gsplat.strategy.ops import reset_opa
+
+                reset_opa(self.params, self.optimizers, self.strategy_state, value=self.strategy.prune_opa * 2.0)
         self.step += 1
 
     def set_lr(self, key: str, lr: float) -> None:

@@ -89,14 +89,6 @@ def read_idr(path: str | Path, *, cameras_file: str = "cameras_sphere.npz", imag
         raise SceneError(f"{img_folder}: no images")
     indices = sorted(images_by_index)
 
-    mask_folder = root / mask_dir
-    masks_by_index = _indexed_files(mask_folder) if mask_folder.is_dir() else None
-    if masks_by_index is not None:
-        missing = [images_by_index[i].name for i in indices if i not in masks_by_index]
-        if missing:
-            raise SceneError(f"{mask_folder}: no mask for image(s) {missing} (masks are matched by the index "
-                             f"in the file name)")
-
     Ks, w2cs = [], []
     for i in indices:
         key = f"world_mat_{i}"
@@ -115,6 +107,14 @@ def read_idr(path: str | Path, *, cameras_file: str = "cameras_sphere.npz", imag
             raise SceneError(f"{cam_path}: {key} @ scale_mat_{i}: {exc}") from exc
         Ks.append(check_intrinsics(K, f"{cam_path}: {key}"))
         w2cs.append(check_pose(w2c, f"{cam_path}: {key}", "decomposed pose"))
+    mask_folder = root / mask_dir
+    masks_by_index = _indexed_files(mask_folder) if mask_folder.is_dir() else None
+    if masks_by_index is not None:
+        missing = [images_by_index[i].name for i in indices if i not in masks_by_index]
+        if missing:
+            raise SceneError(f"{mask_folder}: no mask for image(s) {missing} (masks are matched by the index "
+                             f"in the file name)")
+
     is_test_all = every_nth_test(len(indices), test_every)
     keep = select_views(is_test_all, max_views)
 

@@ -25,7 +25,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 _PNG_IEND = b"IEND\xaeB`\x82"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".JPG", ".JPEG", ".PNG", ".bmp", ".tif", ".tiff")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".JPG", ".JPEG", ".PNG", ".bmp", ".tif", ".tiff", ".webp")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -60,7 +60,8 @@ def load_image(path: str | Path) -> np.ndarray:
         arr = np.asarray(img).astype(np.uint32)
         arr = (arr >> 8).astype(np.uint8) if arr.max(initial=0) > 255 else arr.astype(np.uint8)
         return np.repeat(arr[..., None], 3, axis=2)
-    return np.asarray(img.convert("RGBA" if has_alpha else "RGB"), dtype=np.uint8).copy()
+    mode = "RGBA" if has_alpha else "RGB"
+    return np.array(img if img.mode == mode else img.convert(mode), dtype=np.uint8)
 
 
 def load_mask(path: str | Path, threshold: int = 127) -> np.ndarray:
@@ -92,7 +93,8 @@ def parallel_map(fn: Callable[[T], R], items: Sequence[T], workers: int | None =
 
 def list_images(folder: Path) -> list[Path]:
     """Image files of a folder, sorted by name."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in IMAGE_SUFFIXES)
+    suffixes = {s.lower() for s in IMAGE_SUFFIXES}
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -106,18 +108,26 @@ def check_factor(factor: int) -> int:
 
 def downscale_area(img: np.ndarray, factor: int) -> np.ndarray:
     """Box (area) filter by an integer factor; the right/bottom remainder is cropped. Keeps the dtype
-    (integer outputs are rounded)."""
+    (integer outputs are rounded). Channels are filtered independently (no alpha premultiplication)."""
     factor = check_factor(factor)
     if factor == 1:
         return img
     h, w = img.shape[0] // factor, img.shape[1] // factor
     if h == 0 or w == 0:
         raise ValueError(f"image of size {img.shape[1]}x{img.shape[0]} is smaller than the factor {factor}")
+    if img.dtype == np.uint8 and img.ndim in (2, 3):  # PIL's C box filter: ~10x faster than numpy
+        box = (0, 0, w * factor, h * factor)
+        if img.ndim == 3 and img.shape[2] == 3:
+            return np.asarray(Image.fromarray(np.ascontiguousarray(img)).crop(box).reduce(factor)).copy()
+        bands = img[..., None] if img.ndim == 2 else img
+        out = [np.asarray(Image.fromarray(np.ascontiguousarray(bands[..., c])).crop(box).reduce(factor))
+               for c in range(bands.shape[2])]
+        return np.stack(out, axis=-1).reshape(h, w, *img.shape[2:])
     x = img[: h * factor, : w * factor].astype(np.float32)
     x = x.reshape(h, factor, w, factor, *img.shape[2:]).mean(axis=(1, 3))
     if np.issubdtype(img.dtype, np.integer):
         info = np.iinfo(img.dtype)
-        return np.clip(np.rint(x), info.min, info.max).astype(img.dtype)
+        return np.clip(np.floor(x + 0.5), info.min, info.max).astype(img.dtype)  # round half up, as PIL
     return x.astype(img.dtype)
 
 
@@ -158,18 +168,23 @@ def resize_scene(scene: SceneData, factor: int) -> SceneData:
     )
 
 
-def composite(rgba: np.ndarray, background: Sequence[float]) -> np.ndarray:
-    """RGBA (uint8 or float in [0,1]) over a constant background in [0,1]; float32 RGB in [0,1]."""
-    x = rgba.astype(np.float32)
-    if np.issubdtype(rgba.dtype, np.integer):
-        x /= 255.0
-    alpha = x[..., 3:4]
-    return x[..., :3] * alpha + np.asarray(background, np.float32) * (1.0 - alpha)
-
-
-def to_uint8(x: np.ndarray) -> np.ndarray:
-    """Float image in [0,1] -> uint8 (rounded)."""
-    return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
+def composite_downscaled(rgba: np.ndarray, background: Sequence[float],
+                         factor: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """An RGBA uint8 image composited over ``background`` (RGB in [0,1]) and area-downscaled by ``factor``:
+    ``(rgb uint8 (h,w,3), alpha float32 (h,w) in [0,1])``. Equals compositing at full resolution and then
+    area filtering (done on premultiplied colour, in C, for speed; rounding within 1/255)."""
+    factor = check_factor(factor)
+    bg = np.asarray(background, np.float32) * 255.0
+    if factor == 1:
+        a = rgba[..., 3:4].astype(np.float32)
+        rgb = rgba[..., :3] * (a / 255.0) + bg * (1.0 - a / 255.0)
+        return np.clip(np.rint(rgb), 0, 255).astype(np.uint8), rgba[..., 3].astype(np.float32) / 255.0
+    h, w = rgba.shape[0] // factor, rgba.shape[1] // factor
+    small = np.asarray(Image.fromarray(np.ascontiguousarray(rgba)).convert("RGBa")
+                       .crop((0, 0, w * factor, h * factor)).reduce(factor), np.float32)
+    a = small[..., 3:4]
+    rgb = small[..., :3] + bg * (1.0 - a / 255.0)
+    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8), small[..., 3] / 255.0
 
 
 # ----------------------------------------------------------------------------------------------
@@ -277,7 +292,8 @@ def camera_centres(world_to_camera: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 # Initial point clouds for formats without one
 # ----------------------------------------------------------------------------------------------
-def random_points_in_box(n: int, lo: Iterable[float], hi: Iterable[float], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def random_points_in_box(n: int, lo: Iterable[float], hi: Iterable[float],
+                         seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``n`` uniform points in the axis-aligned box ``[lo, hi]`` with uniform random colours (seeded)."""
     rng = np.random.default_rng(seed)
     lo_a, hi_a = np.asarray(list(lo), np.float64), np.asarray(list(hi), np.float64)

@@ -10,9 +10,9 @@ from typing import Sequence
 
 import numpy as np
 
-from stages.lib.readers.images import (IMAGE_SUFFIXES, check_factor, check_intrinsics, check_pose, composite,
-                                       downscale_area, invert_rigid, load_image, parallel_map, pinhole,
-                                       random_points_in_box, scale_intrinsics, select_views, to_uint8)
+from stages.lib.readers.images import (IMAGE_SUFFIXES, check_factor, check_intrinsics, check_pose,
+                                       composite_downscaled, downscale_area, invert_rigid, load_image, parallel_map,
+                                       pinhole, random_points_in_box, scale_intrinsics, select_views)
 from stages.lib.scene import SceneData, SceneError
 
 # OpenGL / Blender camera axes (x right, y up, z backward) -> OpenCV (x right, y down, z forward).
@@ -108,9 +108,8 @@ def read_nerf_json(path: str | Path, *, background: Sequence[float] = (1.0, 1.0,
         K = pinhole(fx, fy, w / 2 if cx is None else cx, h / 2 if cy is None else cy)
         check_intrinsics(K, f"{jpath}: frame {i}")
         if img.shape[2] == 4:
-            rgb = downscale_area(composite(img, background), factor)
-            alpha = downscale_area(img[..., 3].astype(np.float32) / 255.0, factor)
-            return to_uint8(rgb), alpha > 0.5, scale_intrinsics(K, 1 / factor)
+            rgb, alpha = composite_downscaled(img, background, factor)
+            return rgb, alpha > 0.5, scale_intrinsics(K, 1 / factor)
         return downscale_area(img, factor), None, scale_intrinsics(K, 1 / factor)
 
     loaded = parallel_map(load, frames)
