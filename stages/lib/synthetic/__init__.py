@@ -1,8 +1,9 @@
 """Deterministic synthetic indoor scenes with exact ground truth (depth, instance and semantic maps, labelled points).
 
-A box room (floor, ceiling, four walls) with furniture from the ScanNet vocabulary built from analytic
-primitives and procedural textures, ray cast in PyTorch (CPU or GPU) from orbit or forward-facing cameras.
-The ceiling is not a ScanNet-19 category: its semantic label is -1 (its instance id is still set).
+A closed box room (floor, ceiling, four walls) holding furniture from the ScanNet-19 vocabulary, built from analytic
+primitives with procedural textures and ray cast in PyTorch (CPU or GPU) from orbit or forward-facing cameras.
+Instance ids: 0 floor, 1 ceiling, 2-5 walls, then one per furniture object. The ceiling is not a ScanNet-19 class:
+its semantic label is -1 (as ScanNet's "ceiling" is ignored by the 19-class evaluation); every other pixel has a class.
 """
 
 from __future__ import annotations
@@ -19,15 +20,23 @@ from stages.lib.semantic_metrics import SCANNET19
 from stages.lib.synthetic.cameras import forward_facing, orbit
 from stages.lib.synthetic.layout import place_objects
 from stages.lib.synthetic.raycast import NUM_ROOM_SURFACES, cast, pixel_rays
-from stages.lib.synthetic.shading import shade
+from stages.lib.synthetic.shading import instance_colours, shade
 
 __all__ = ["SCANNET19", "SyntheticConfig", "make_scene"]
 MIN_OBJECTS = 8
+ROOM_CATEGORIES = ["floor", None, "wall", "wall", "wall", "wall"]  # None: the ceiling, semantic label -1
+# Independent random streams, so that e.g. the number of views does not change the layout or the colours.
+LAYOUT_STREAM, COLOUR_STREAM, POINTS_STREAM = 0, 1, 2
 
 
 @dataclass
 class SyntheticConfig:
-    """The knobs of a synthetic scene; everything else follows from ``seed``."""
+    """The knobs of a synthetic scene; layout and colours follow from ``seed``, cameras from the trajectory.
+
+    ``fov_deg`` is the horizontal field of view; pixels are square. Every ``test_every``-th view (from view 0)
+    is a test view. ``num_points`` pixels of the train views (spread evenly over them, at most all of their pixels)
+    are back-projected into the initial point cloud. About 13 objects fit into the room; more raise ``ValueError``.
+    """
 
     seed: int = 0
     num_objects: int = 10
@@ -41,54 +50,68 @@ class SyntheticConfig:
     device: str = "cpu"
 
 
-def room_categories(num_objects: int, objects) -> list[int]:
-    """Semantic id per instance: floor, ceiling (-1), four walls, then the furniture."""
-    ids = [SCANNET19.index("floor"), -1] + [SCANNET19.index("wall")] * 4
-    return ids + [SCANNET19.index(o.category) for o in objects]
+def intrinsics(cfg: SyntheticConfig) -> np.ndarray:
+    """Pinhole K from the horizontal field of view, principal point at the image centre."""
+    focal = 0.5 * cfg.width / math.tan(math.radians(cfg.fov_deg) / 2)
+    return np.array([[focal, 0, cfg.width / 2], [0, focal, cfg.height / 2], [0, 0, 1]], dtype=np.float32)
 
 
-def make_scene(cfg: SyntheticConfig) -> SceneData:
-    """Generate the scene described by ``cfg``."""
+def _check(cfg: SyntheticConfig) -> None:
     if cfg.num_objects < MIN_OBJECTS:
         raise ValueError(f"num_objects must be >= {MIN_OBJECTS}, got {cfg.num_objects}")
     if cfg.trajectory not in ("orbit", "forward"):
         raise ValueError(f"trajectory must be 'orbit' or 'forward', got {cfg.trajectory!r}")
-    rng = np.random.default_rng(cfg.seed)
-    objects = place_objects(cfg.num_objects, cfg.seed)
-    categories = np.array(room_categories(cfg.num_objects, objects), dtype=np.int32)
-    w2c = (orbit if cfg.trajectory == "orbit" else forward_facing)(cfg.num_views, rng).astype(np.float32)
-    focal = 0.5 * cfg.width / math.tan(math.radians(cfg.fov_deg) / 2)
-    K = np.array([[focal, 0, cfg.width / 2], [0, focal, cfg.height / 2], [0, 0, 1]], dtype=np.float32)
+    if cfg.test_every < 2 or cfg.num_views < 2:
+        raise ValueError(f"need num_views >= 2 and test_every >= 2 for a train/test split, got {cfg}")
+
+
+def _sample_pixels(num_points: int, train: np.ndarray, pixels: int, rng: np.random.Generator) -> dict[int, np.ndarray]:
+    """Pixel indices per train view, spreading ``num_points`` evenly over the train views."""
+    counts = np.full(len(train), num_points // len(train))
+    counts[: num_points % len(train)] += 1
+    return {int(v): np.sort(rng.choice(pixels, size=min(int(n), pixels), replace=False)) for v, n in zip(train, counts)}
+
+
+def make_scene(cfg: SyntheticConfig) -> SceneData:
+    """Generate the scene described by ``cfg`` (validated)."""
+    _check(cfg)
+    objects = place_objects(cfg.num_objects, np.random.default_rng([cfg.seed, LAYOUT_STREAM]))
+    room = [-1 if c is None else SCANNET19.index(c) for c in ROOM_CATEGORIES]
+    categories = np.array(room + [SCANNET19.index(o.category) for o in objects], dtype=np.int32)
     device = torch.device(cfg.device)
-    palette = torch.from_numpy(rng.uniform(0.15, 0.9, (len(categories), 3))).float().to(device)
+    colours = instance_colours(len(categories), NUM_ROOM_SURFACES, np.random.default_rng([cfg.seed, COLOUR_STREAM]))
+    colours_t = torch.from_numpy(colours).float().to(device)
+    w2c = (orbit if cfg.trajectory == "orbit" else forward_facing)(cfg.num_views).astype(np.float32)
+    K = intrinsics(cfg)
+    K_t = torch.from_numpy(K).to(device)
 
     v, h, w = cfg.num_views, cfg.height, cfg.width
+    is_test = np.arange(v) % cfg.test_every == 0
+    picks = _sample_pixels(cfg.num_points, np.where(~is_test)[0], h * w,
+                           np.random.default_rng([cfg.seed, POINTS_STREAM]))
     images = np.zeros((v, h, w, 3), np.uint8)
     depth = np.zeros((v, h, w), np.float32)
     instance = np.zeros((v, h, w), np.int32)
-    points: list[np.ndarray] = []
-    is_test = np.arange(v) % cfg.test_every == 0
-    for i in tqdm(range(v), desc="synthetic views", disable=v < 50):
-        o, d = pixel_rays(torch.from_numpy(w2c[i]).to(device), torch.from_numpy(K).to(device), w, h)
+    cloud: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # xyz, rgb, instance of the sampled pixels
+    for i in tqdm(range(v), desc="synthetic views", unit="view"):
+        o, d = pixel_rays(torch.from_numpy(w2c[i]).to(device), K_t, w, h)
         t, inst, normal = cast(o, d, objects)
         hit = o + t[:, None] * d
-        rgb = shade(hit, normal, inst, palette, d)
-        images[i] = (rgb.clamp(0, 1) * 255).round().byte().reshape(h, w, 3).cpu().numpy()
+        rgb = shade(hit, normal, inst, colours_t, d, NUM_ROOM_SURFACES)
+        images[i] = (rgb * 255).round().byte().reshape(h, w, 3).cpu().numpy()
         depth[i] = t.reshape(h, w).cpu().numpy()
         instance[i] = inst.reshape(h, w).cpu().numpy()
-        if not is_test[i]:
-            points.append(np.concatenate([hit.cpu().numpy(), images[i].reshape(-1, 3),
-                                          instance[i].reshape(-1, 1)], axis=1))
-    cloud = np.concatenate(points)
-    cloud = cloud[rng.choice(len(cloud), size=min(cfg.num_points, len(cloud)), replace=False)]
-    point_instance = cloud[:, 6].astype(np.int32)
+        if i in picks:
+            p = picks[i]
+            cloud.append((hit[torch.from_numpy(p).to(device)].cpu().numpy(), images[i].reshape(-1, 3)[p],
+                          instance[i].reshape(-1)[p]))
+    points_xyz, points_rgb, points_instance = (np.concatenate(c) for c in zip(*cloud))
     return SceneData(
         images=images, intrinsics=np.repeat(K[None], v, 0), world_to_camera=w2c, is_test=is_test,
-        points_xyz=cloud[:, :3].astype(np.float32), points_rgb=cloud[:, 3:6].astype(np.uint8),
+        points_xyz=points_xyz, points_rgb=points_rgb,
         image_names=[f"view_{i:04d}" for i in range(v)], source=f"synthetic(seed={cfg.seed})",
         categories=list(SCANNET19), background=(0.0, 0.0, 0.0), depth=depth,
         gt_semantic=categories[instance], gt_instance=instance,
-        points_semantic=categories[point_instance], points_instance=point_instance,
-        extra_attrs={"synthetic_config": asdict(cfg), "instance_categories": categories.tolist(),
-                     "num_room_surfaces": NUM_ROOM_SURFACES},
+        points_semantic=categories[points_instance], points_instance=points_instance,
+        extra_attrs={"synthetic_config": asdict(cfg), "instance_categories": categories.tolist()},
     ).validate()

@@ -1,4 +1,4 @@
-"""Camera trajectories in the synthetic room (OpenCV convention, world y up)."""
+"""Camera trajectories in the synthetic room: world-to-camera poses (OpenCV axes; the world's y axis points up)."""
 
 from __future__ import annotations
 
@@ -6,41 +6,45 @@ import math
 
 import numpy as np
 
-from stages.lib.synthetic.layout import ROOM_HALF_Z
+from stages.lib.synthetic.layout import PLACEMENT_RADIUS, ROOM_HALF
+
+ORBIT_RADIUS = ROOM_HALF - 0.3  # at least 0.8 m outside every footprint
+ORBIT_HEIGHTS = (1.35, 1.85)  # two interleaved rings
+LOOK_AT = np.array([0.0, 0.45, 0.0])
 
 
-def look_at(eye: np.ndarray, target: np.ndarray, up: np.ndarray = np.array([0.0, 1.0, 0.0])) -> np.ndarray:
-    """World-to-camera matrix of a camera at ``eye`` looking at ``target`` (x right, y down, z forward)."""
-    forward = target - eye
-    forward = forward / np.linalg.norm(forward)
-    right = np.cross(forward, up)
-    right = right / np.linalg.norm(right)
-    down = np.cross(forward, right)
-    rot = np.stack([right, down, forward])
+def look_at(eye: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """World-to-camera matrix of a camera at ``eye`` looking at ``target`` with the world's up (+y) at the top."""
+    forward = (target - eye) / np.linalg.norm(target - eye)
+    right = np.cross(forward, [0.0, 1.0, 0.0])
+    right /= np.linalg.norm(right)
+    rot = np.stack([right, np.cross(forward, right), forward])  # rows: x right, y down, z forward
     w2c = np.eye(4)
     w2c[:3, :3], w2c[:3, 3] = rot, -rot @ eye
     return w2c
 
 
-def orbit(num_views: int, rng: np.random.Generator) -> np.ndarray:
-    """Cameras on a ring near the walls, looking across the room at varying targets and heights."""
+def orbit(num_views: int) -> np.ndarray:
+    """Views spread evenly over 360 degrees on two rings around the room centre, tilted down towards it."""
     poses = []
     for i in range(num_views):
         a = 2 * math.pi * i / num_views
-        eye = np.array([2.8 * math.cos(a), 1.5 + 0.3 * math.sin(3 * a), 2.8 * math.sin(a)])
-        target = np.array([0.0, 0.5, 0.0]) + rng.uniform(-0.5, 0.5, 3) * np.array([1, 0.3, 1])
-        poses.append(look_at(eye, target))
+        eye = np.array([ORBIT_RADIUS * math.cos(a), ORBIT_HEIGHTS[i % 2], ORBIT_RADIUS * math.sin(a)])
+        poses.append(look_at(eye, LOOK_AT))
     return np.stack(poses)
 
 
-def forward_facing(num_views: int, rng: np.random.Generator) -> np.ndarray:
-    """LLFF-like cameras on a small grid near one wall, all looking across the room."""
-    cols = max(1, int(math.ceil(math.sqrt(num_views))))
+def forward_facing(num_views: int) -> np.ndarray:
+    """LLFF-like: parallel cameras on a small grid in a plane near the z = -ROOM_HALF wall, looking across the room."""
+    cols = math.ceil(math.sqrt(num_views))
+    rows = math.ceil(num_views / cols)
+    step = min(0.25, 1.2 / max(cols - 1, 1))
+    z = -ROOM_HALF + 0.3
+    rot = look_at(np.array([0.0, 1.5, z]), np.array([0.0, 0.5, 1.0]))[:3, :3]
     poses = []
     for i in range(num_views):
-        x = (i % cols - (cols - 1) / 2) * 0.25
-        y = 1.4 + (i // cols - (num_views // cols) / 2) * 0.12
-        eye = np.array([x, y, -ROOM_HALF_Z + 0.3])
-        target = np.array([x * 0.3, 0.6, 1.0]) + rng.uniform(-0.05, 0.05, 3)
-        poses.append(look_at(eye, target))
+        eye = np.array([(i % cols - (cols - 1) / 2) * step, 1.5 + (i // cols - (rows - 1) / 2) * 0.6 * step, z])
+        w2c = np.eye(4)
+        w2c[:3, :3], w2c[:3, 3] = rot, -rot @ eye
+        poses.append(w2c)
     return np.stack(poses)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -31,7 +32,8 @@ class Cylinder:
 
 
 def _yaw_matrix(yaw: float, like: Tensor) -> Tensor:
-    c, s = torch.cos(torch.tensor(yaw)), torch.sin(torch.tensor(yaw))
+    """Rotation by ``yaw`` about +y, mapping the box frame to the world (x' = c x + s z, z' = -s x + c z)."""
+    c, s = math.cos(yaw), math.sin(yaw)
     return torch.tensor([[c, 0, s], [0, 1, 0], [-s, 0, c]], dtype=like.dtype, device=like.device)
 
 
@@ -74,9 +76,12 @@ def intersect_cylinder(o: Tensor, d: Tensor, cyl: Cylinder) -> tuple[Tensor, Ten
     return t, normal
 
 
-def intersect_room(o: Tensor, d: Tensor, half_x: float, height: float, half_z: float) -> tuple[Tensor, Tensor]:
-    """Rays from inside the room box: distance to the first wall and which surface (0 floor, 1 ceiling, 2-5 walls)."""
-    planes = [(1, 0.0), (1, height), (0, -half_x), (0, half_x), (2, -half_z), (2, half_z)]
+def intersect_room(o: Tensor, d: Tensor, half: float, height: float) -> tuple[Tensor, Tensor]:
+    """Rays from inside the room [-half, half] x [0, height] x [-half, half]: exit distance and surface hit.
+
+    Surfaces: 0 floor, 1 ceiling, 2 wall x=-half, 3 wall x=+half, 4 wall z=-half, 5 wall z=+half.
+    """
+    planes = [(1, 0.0), (1, height), (0, -half), (0, half), (2, -half), (2, half)]
     ts = []
     for axis, value in planes:
         da = d[:, axis]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from stages.lib.synthetic.layout import ROOM_HALF_X, ROOM_HALF_Z, ROOM_HEIGHT, SceneObject
+from stages.lib.synthetic.furniture import SceneObject
+from stages.lib.synthetic.layout import ROOM_HALF, ROOM_HEIGHT
 from stages.lib.synthetic.primitives import Box, intersect_box, intersect_cylinder, intersect_room
 
 NUM_ROOM_SURFACES = 6  # instance ids 0..5: floor, ceiling, 4 walls; furniture follows
@@ -24,7 +25,7 @@ def pixel_rays(w2c: Tensor, K: Tensor, width: int, height: int) -> tuple[Tensor,
 
 def cast(o: Tensor, d: Tensor, objects: list[SceneObject]) -> tuple[Tensor, Tensor, Tensor]:
     """Nearest hit per ray: t (= z-depth), instance id, world normal."""
-    t, surface = intersect_room(o, d, ROOM_HALF_X, ROOM_HEIGHT, ROOM_HALF_Z)
+    t, surface = intersect_room(o, d, ROOM_HALF, ROOM_HEIGHT)
     instance = surface.clone()
     room_normals = torch.tensor([[0, 1, 0], [0, -1, 0], [1, 0, 0], [-1, 0, 0], [0, 0, 1], [0, 0, -1]],
                                 dtype=o.dtype, device=o.device)
