@@ -29,6 +29,8 @@ import zarr
 from zarr.codecs import BloscCodec, BloscShuffle
 
 CONTRACT_VERSION = 1
+# Snakemake drops a .snakemake_timestamp file into directory outputs; zarr warns about it on listing.
+warnings.filterwarnings("ignore", message=".*snakemake_timestamp.*")
 _COMPLETE = "complete"
 
 
@@ -145,9 +147,7 @@ def open_group(path: str | Path) -> zarr.Group:
     if not path.exists():
         raise StoreError(f"{path}: store does not exist")
     try:
-        with warnings.catch_warnings():  # Snakemake drops a .snakemake_timestamp file into directory outputs
-            warnings.filterwarnings("ignore", message=".*snakemake_timestamp.*")
-            return zarr.open_group(str(path), mode="r")
+        return zarr.open_group(str(path), mode="r")
     except Exception as exc:  # zarr raises several types for a broken group
         raise StoreError(f"{path}: not a readable Zarr group ({exc})") from exc
 
