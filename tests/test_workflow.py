@@ -34,6 +34,10 @@ def test_dag_runs_to_report(finished_run):
     assert (results / "logs/synthetic/tiny_room/train_gs/tiny.log").read_text().count("device: cpu") == 1
     assert not (results / "synthetic/tiny_room/train_gs/tiny.checkpoint.pt").exists()
     assert planned_jobs(results) == {}, "a finished DAG must have nothing left to do"
+    html = results / "report.html"
+    snakemake(results, "--report", str(html))
+    text = html.read_text(errors="replace")
+    assert "mean-colour baseline" in text and "tiny_room" in text  # captions rendered into the report
 
 
 def test_parameter_change_reruns_only_that_stage_and_dependants(finished_run, tmp_path):
