@@ -1,6 +1,7 @@
 # Config validation, scene table, stage parameters and resources: every input function lives here.
 import json
 import shlex
+from types import SimpleNamespace
 
 from snakemake.utils import validate
 
@@ -33,6 +34,27 @@ def stage_params(stage, wildcards):
     variant = getattr(wildcards, "variant", None)
     base = config["stages"][stage]["variants"][variant] if variant else config["stages"][stage]
     return json.dumps(deep_merge(base, scene_entry(wildcards).get("overrides", {}).get(stage, {})), sort_keys=True)
+
+
+def ingest_params(dataset, scene):
+    """The ingest stage's parameters for one scene (reader, path, options with overrides)."""
+    entry = SCENES[(dataset, scene)]
+    return {"reader": entry["reader"], "path": entry.get("path"),
+            "options": deep_merge(entry.get("options", {}), entry.get("overrides", {}).get("ingest", {}))}
+
+
+def upstream_params(dataset, scene, variant=None):
+    """Upstream stages' parameters as JSON, listed in downstream ``params:``.
+
+    A failed or cancelled job's outputs are deleted, and Snakemake does not rerun a job whose outputs
+    exist only because an input went missing: carrying the lineage keeps every dependant stale until
+    the changed upstream stage has finished.
+    """
+    lineage = {"ingest": ingest_params(dataset, scene)}
+    if variant is not None:
+        w = SimpleNamespace(dataset=dataset, scene=scene, variant=variant)
+        lineage["train_gs"] = json.loads(stage_params("train_gs", w))
+    return json.dumps(lineage, sort_keys=True)
 
 
 def res(stage, key):

@@ -8,6 +8,8 @@ rule evaluate_render:
         table=f"{RESULTS}/{{dataset}}/{{scene}}/evaluate_render/{{variant}}.csv",
         preview=report(f"{RESULTS}/{{dataset}}/{{scene}}/evaluate_render/{{variant}}.png",
                        caption="../report/render_preview.rst", category="Novel views"),
+    params:
+        upstream=lambda w: upstream_params(w.dataset, w.scene, w.variant),
     log:
         f"{RESULTS}/logs/{{dataset}}/{{scene}}/evaluate_render/{{variant}}.log",
     conda:

@@ -5,7 +5,7 @@ rule ingest:
     params:
         reader=lambda w: scene_entry(w)["reader"],
         path_arg=lambda w: f"--path {shlex.quote(scene_entry(w)['path'])}" if scene_entry(w).get("path") else "",
-        options=lambda w: json.dumps(deep_merge(scene_entry(w).get("options", {}), scene_entry(w).get("overrides", {}).get("ingest", {})), sort_keys=True),
+        options=lambda w: json.dumps(ingest_params(w.dataset, w.scene)["options"], sort_keys=True),
     log:
         f"{RESULTS}/logs/{{dataset}}/{{scene}}/ingest.log",
     benchmark:

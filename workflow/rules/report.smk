@@ -10,6 +10,8 @@ rule report:
         md=report(f"{RESULTS}/report/report.md", caption="../report/report_md.rst", category="Report"),
         render_csv=f"{RESULTS}/report/render_metrics.csv",
         render_plot=report(f"{RESULTS}/report/render_psnr.png", caption="../report/render_psnr.rst", category="Report"),
+    params:
+        upstream=lambda w: [upstream_params(d, s, v) for (d, s) in SCENES for v in method_variants("train_gs")],
     log:
         f"{RESULTS}/logs/report.log",
     conda:
