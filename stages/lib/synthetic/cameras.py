@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from stages.lib.synthetic.layout import PLACEMENT_RADIUS, ROOM_HALF
+from stages.lib.synthetic.layout import ROOM_HALF
 
 ORBIT_RADIUS = ROOM_HALF - 0.3  # at least 0.8 m outside every footprint
 ORBIT_HEIGHTS = (1.35, 1.85)  # two interleaved rings
