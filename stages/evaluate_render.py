@@ -17,10 +17,9 @@ from stages.lib.scene import SceneData, load_scene
 from stages.lib.store import read_store, write_store
 
 
-def mean_colour_psnr(train_images: np.ndarray, target: torch.Tensor) -> float:
+def mean_colour_psnr(mean_colour: torch.Tensor, target: torch.Tensor) -> float:
     """PSNR of predicting every pixel as the mean train colour: the floor any model must beat."""
-    mean = torch.from_numpy(train_images.reshape(-1, 3).mean(0) / 255.0).float()
-    return float(psnr(mean.expand_as(target), target))
+    return float(psnr(mean_colour.expand_as(target), target))
 
 
 def evaluate_test_views(scene: SceneData, params: dict[str, torch.Tensor], sh_degree: int, device: torch.device,
@@ -28,7 +27,7 @@ def evaluate_test_views(scene: SceneData, params: dict[str, torch.Tensor], sh_de
     """Per-test-view PSNR / SSIM / mean-colour baseline, and ground-truth-over-render preview strips."""
     test_ids = np.where(scene.is_test)[0]
     bg = torch.tensor(scene.background, dtype=torch.float32, device=device)[None]
-    train_images = scene.images[~scene.is_test]
+    mean_colour = torch.from_numpy(scene.images[~scene.is_test].reshape(-1, 3).mean(0) / 255.0).float()
     rows, previews = [], []
     with torch.no_grad():
         for i in test_ids:
@@ -38,7 +37,7 @@ def evaluate_test_views(scene: SceneData, params: dict[str, torch.Tensor], sh_de
             pred = out[0].clamp(0, 1).cpu()
             target = torch.from_numpy(scene.images[i]).float() / 255.0
             rows.append({"view": int(i), "psnr": float(psnr(pred, target)), "ssim": float(ssim(pred, target)),
-                         "baseline_psnr": mean_colour_psnr(train_images, target)})
+                         "baseline_psnr": mean_colour_psnr(mean_colour, target)})
             if len(previews) < num_previews:
                 previews.append(np.concatenate([scene.images[i], (pred.numpy() * 255).astype(np.uint8)], axis=0))
     return pd.DataFrame(rows), previews
