@@ -38,3 +38,32 @@ def test_interrupted_training_resumes_from_last_checkpoint(scene, tmp_path):
               on_step=lambda step, trainer: seen.append(step))
     assert seen[0] == 1, "a checkpoint written for other parameters is ignored"
 
+
+
+def test_periodic_opacity_reset_fires_while_densifying(scene):
+    """3DGS resets every opacity to 2 x prune_opa every reset_every steps (gsplat 1.5.3's own check never fires)."""
+    cfg = GSTrainConfig.from_dict({"iterations": 31, "sh_degree": 0, "checkpoint_every": 0,
+                                   "densify": {"refine_start_iter": 5, "refine_stop_iter": 25, "reset_every": 15,
+                                               "refine_every": 100}})
+    assert [s for s in range(40) if cfg.densify.is_opacity_reset_step(s)] == [15]
+    max_opacity = {}
+    train_rgb(scene, cfg, torch.device("cpu"), progress=False,
+              on_step=lambda step, t: max_opacity.__setitem__(step, torch.sigmoid(t.params["opacities"]).max().item()))
+    reset_value = 2 * cfg.densify.prune_opa
+    assert max_opacity[15] > 0.05, "no reset before step 15"
+    assert max_opacity[16] == pytest.approx(reset_value, rel=1e-3), "all opacities clamped at the reset"
+
+
+def test_white_background_adds_the_reset_at_densification_start(scene):
+    from dataclasses import replace
+
+    white = replace(scene, background=(1.0, 1.0, 1.0))
+    cfg = GSTrainConfig.from_dict({"iterations": 12, "sh_degree": 0, "checkpoint_every": 0,
+                                   "densify": {"refine_start_iter": 10, "refine_stop_iter": 11, "reset_every": 0}})
+    seen = {}
+    for name, sc in (("black", scene), ("white", white)):
+        train_rgb(sc, cfg, torch.device("cpu"), progress=False,
+                  on_step=lambda step, t, name=name: seen.setdefault(name, {}).__setitem__(
+                      step, torch.sigmoid(t.params["opacities"]).max().item()))
+    assert seen["white"][11] == pytest.approx(2 * cfg.densify.prune_opa, rel=1e-3)
+    assert seen["black"][11] > 0.05

@@ -22,9 +22,9 @@ def snakemake(results: Path, *args: str, configfile: Path = REPO / "tests/config
     return proc
 
 
-def planned_jobs(results: Path, configfile: Path = REPO / "tests/config/tiny.yaml") -> dict[str, int]:
+def planned_jobs(results: Path, configfile: Path = REPO / "tests/config/tiny.yaml", *targets: str) -> dict[str, int]:
     """Jobs a dry run would execute, per rule (parsed from Snakemake's job-stats table)."""
-    out = snakemake(results, "--dry-run", "--quiet", "rules", configfile=configfile).stdout
+    out = snakemake(results, *targets, "--dry-run", "--quiet", "rules", configfile=configfile).stdout
     counts: dict[str, int] = {}
     for line in out.splitlines():
         parts = line.split()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -44,7 +44,16 @@ class DensifyConfig:
     reset_every: int = 3000
     refine_every: int = 100
     absgrad: bool = False
-    opacity_reset_at: tuple[int, ...] = ()  # extra resets; 3DGS adds one at refine_start_iter on white backgrounds
+    opacity_reset_at: tuple[int, ...] = ()  # extra resets; train_rgb adds refine_start_iter on white backgrounds
+
+    def is_opacity_reset_step(self, step: int) -> bool:
+        """3DGS opacity reset schedule: every ``reset_every`` steps while densifying, plus the extra steps.
+
+        Applied by ``GaussianTrainer`` itself: gsplat 1.5.3's DefaultStrategy tests ``step % reset_every == 0 &
+        step > 0``, which Python parses as ``... == (0 & step) > 0``, so its own periodic reset never fires.
+        """
+        periodic = self.reset_every > 0 and 0 < step < self.refine_stop_iter and step % self.reset_every == 0
+        return periodic or step in self.opacity_reset_at
 
 
 @dataclass
@@ -94,11 +103,12 @@ class GaussianTrainer:
                            for k in self.params if lrs.get(k, 0.0) > 0}
         self.strategy = None
         self.strategy_state: dict[str, Any] = {}
-        self.extra_opacity_resets = set(densify.opacity_reset_at) if densify is not None else set()
+        self.densify = densify
         if densify is not None and densify.enabled:
             from gsplat.strategy import DefaultStrategy
 
             knobs = {k: v for k, v in asdict(densify).items() if k not in ("enabled", "opacity_reset_at")}
+            knobs["reset_every"] = 2**62  # resets are scheduled here (DensifyConfig.is_opacity_reset_step)
             self.strategy = DefaultStrategy(**knobs)
             self.strategy.check_sanity(self.params, self.optimizers)
             self.strategy_state = self.strategy.initialize_state(scene_scale=extent)
@@ -115,7 +125,7 @@ class GaussianTrainer:
         if self.strategy is not None:
             self.strategy.step_post_backward(self.params, self.optimizers, self.strategy_state, self.step, info,
                                              packed=False)
-            if self.step in self.extra_opacity_resets:
+            if self.densify.is_opacity_reset_step(self.step):
                 from gsplat.strategy.ops import reset_opa
 
                 reset_opa(self.params, self.optimizers, self.strategy_state, value=self.strategy.prune_opa * 2.0)
@@ -176,12 +186,15 @@ def train_rgb(scene: SceneData, cfg: GSTrainConfig, device: torch.device, checkp
     """
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    extent = scene_extent(scene.world_to_camera)
+    extent = scene_extent(scene.world_to_camera[~scene.is_test])
     init = init_from_points(scene.points_xyz, scene.points_rgb, cfg.sh_degree, cfg.init_opacity, cfg.init_scale,
                             cfg.seed)
     lrs = {"means": cfg.lr_means * extent, "quats": cfg.lr_quats, "scales": cfg.lr_scales,
            "opacities": cfg.lr_opacities, "sh0": cfg.lr_sh0, "shN": cfg.lr_shN}
-    trainer = GaussianTrainer(init, lrs, cfg.densify, extent, device)
+    densify = cfg.densify
+    if min(scene.background) >= 0.99:  # 3DGS also resets opacity when densification starts on white backgrounds
+        densify = replace(densify, opacity_reset_at=(*densify.opacity_reset_at, densify.refine_start_iter))
+    trainer = GaussianTrainer(init, lrs, densify, extent, device)
     if checkpoint is not None:
         trainer.try_resume(checkpoint, fingerprint)
 

@@ -128,6 +128,95 @@ RENDER_METRICS = register(
 )
 
 
+# 2D priors. Masks of one view and level are numbered 0..n-1 in that view's label map; the mask
+# table lists every mask once (M rows) and every per-mask array downstream is aligned with it.
+MASKS = register(
+    _spec(
+        "masks",
+        "Per-view, per-level non-overlapping label maps plus the mask table; written by the masks stage.",
+        ("levels", "source", "oracle"),
+        labels=ArraySpec("int32", ("V", "L", "H", "W"), (1, None, None, None), doc="mask id per level, -1 none"),
+        mask_view=ArraySpec("int32", ("M",)),
+        mask_level=ArraySpec("int32", ("M",), doc="index into attrs['levels']"),
+        mask_id=ArraySpec("int32", ("M",), doc="the mask's value in labels[view, level]"),
+        mask_area=ArraySpec("int32", ("M",), doc="pixels of the mask (before painting, for list mode)"),
+        mask_bbox=ArraySpec("float32", ("M", 4), doc="x, y, w, h in pixels"),
+        mask_pred_iou=ArraySpec("float32", ("M",), doc="SAM predicted IoU (1 for oracle masks)"),
+        mask_stability=ArraySpec("float32", ("M",), doc="SAM stability score (1 for oracle masks)"),
+        mask_pixels=ArraySpec("bool", ("M", "H", "W"), (16, None, None), False,
+                              "every mask in full, overlaps kept (list mode, e.g. SAGA)"),
+    )
+)
+
+TRACKS = register(
+    _spec(
+        "tracks",
+        "Cross-view track id per mask (-1 unmatched); written by the track stage.",
+        ("source", "oracle", "num_tracks"),
+        track_id=ArraySpec("int32", ("M",), doc="aligned with the masks table"),
+        propagated=ArraySpec("int32", ("V", "L", "H", "W"), (1, None, None, None), False,
+                             "propagated track label maps per level, -1 none"),
+    )
+)
+
+FEATURES = register(
+    _spec(
+        "features",
+        "Per-mask language embeddings and the vocabulary's text embeddings; written by the features stage.",
+        ("source", "oracle", "vocabulary", "templates", "alpha"),
+        mask_features=ArraySpec("float16", ("M", "E"), (4096, None), doc="fused, L2-normalised"),
+        crop_features=ArraySpec("float16", ("M", "E"), (4096, None), doc="masked square crop embedding"),
+        context_features=ArraySpec("float16", ("M", "E"), (4096, None), False,
+                                   "dense image feature pooled inside the mask"),
+        text_features=ArraySpec("float16", ("C", "E"), doc="one per vocabulary entry, L2-normalised"),
+    )
+)
+
+# Method stages (feature fields, codebooks, association, semantic evaluation).
+FEATURE_GAUSSIANS = register(
+    _spec(
+        "feature_gaussians",
+        "Gaussians with a per-Gaussian low-dimensional feature; written by feature-field training.",
+        ("sh_degree", "background", "iterations", "feature_dim"),
+        **dict(GAUSSIANS.arrays),
+        features=ArraySpec("float32", ("N", "D")),
+    )
+)
+
+CODEBOOK = register(
+    _spec(
+        "codebook",
+        "Cluster centres and per-Gaussian cluster ids (two-level or flat); written by the codebook stage.",
+        ("k_coarse", "k_fine"),
+        coarse_centres=ArraySpec("float32", ("K1", "Q")),
+        fine_centres=ArraySpec("float32", ("K", "D"), doc="leaf codebook, K = k_coarse * k_fine rows"),
+        coarse_id=ArraySpec("int32", ("N",)),
+        leaf_id=ArraySpec("int32", ("N",), doc="instance id of every Gaussian, -1 none"),
+    )
+)
+
+ASSOCIATION = register(
+    _spec(
+        "association",
+        "A language feature per 3D instance fused from its associated 2D masks; written by association.",
+        ("vocabulary",),
+        instance_language=ArraySpec("float16", ("K", "E"), doc="L2-normalised; zero rows for unseen instances"),
+        instance_views=ArraySpec("int32", ("K",), doc="number of views with an associated mask"),
+        instance_label=ArraySpec("int32", ("K",), doc="argmax vocabulary entry, -1 unseen"),
+        text_features=ArraySpec("float16", ("C", "E")),
+    )
+)
+
+SEMANTIC_METRICS = register(
+    _spec(
+        "semantic_metrics",
+        "3D (ScanNet protocol) and 2D (LERF protocol) segmentation metrics; written by evaluate_semantic.",
+        ("categories", "miou_3d", "macc_3d", "miou_2d"),
+        confusion_3d=ArraySpec("int64", ("C", "C1"), doc="rows GT, columns prediction, last column unlabelled"),
+        query_iou_2d=ArraySpec("float32", ("Qn",), doc="per text query, mean over annotated views"),
+    )
+)
+
 # ----------------------------------------------------------------------------------------------
 # Provenance and fingerprints
 # ----------------------------------------------------------------------------------------------

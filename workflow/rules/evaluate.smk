@@ -9,7 +9,7 @@ rule evaluate_render:
         preview=report(f"{RESULTS}/{{dataset}}/{{scene}}/evaluate_render/{{variant}}.png",
                        caption="../report/render_preview.rst", category="Novel views"),
     params:
-        upstream=lambda w: upstream_params(w.dataset, w.scene, w.variant),
+        upstream=lambda w: upstream_params(w.dataset, w.scene, ("train_gs", w.variant)),
     log:
         f"{RESULTS}/logs/{{dataset}}/{{scene}}/evaluate_render/{{variant}}.log",
     conda:

@@ -11,7 +11,7 @@ rule report:
         render_csv=f"{RESULTS}/report/render_metrics.csv",
         render_plot=report(f"{RESULTS}/report/render_psnr.png", caption="../report/render_psnr.rst", category="Report"),
     params:
-        upstream=lambda w: [upstream_params(d, s, v) for (d, s) in SCENES for v in method_variants("train_gs")],
+        upstream=lambda w: [upstream_params(d, s, ("train_gs", v)) for (d, s) in SCENES for v in method_variants("train_gs")],
     log:
         f"{RESULTS}/logs/report.log",
     conda:

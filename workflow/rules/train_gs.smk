@@ -7,7 +7,7 @@ rule train_gs:
         ply=f"{RESULTS}/{{dataset}}/{{scene}}/train_gs/{{variant}}.ply",
     params:
         json=lambda w: stage_params("train_gs", w),
-        upstream=lambda w: upstream_params(w.dataset, w.scene),
+        upstream=stage_upstream("train_gs"),
     log:
         f"{RESULTS}/logs/{{dataset}}/{{scene}}/train_gs/{{variant}}.log",
     benchmark:

@@ -1,0 +1,23 @@
+rule associate:
+    """3D-2D association: a language feature for every 3D instance."""
+    input:
+        unpack(stage_inputs("associate")),
+    output:
+        store=directory(f"{RESULTS}/{{dataset}}/{{scene}}/associate/{{variant}}.zarr"),
+    params:
+        json=lambda w: stage_params("associate", w),
+        upstream=stage_upstream("associate"),
+    log:
+        f"{RESULTS}/logs/{{dataset}}/{{scene}}/associate/{{variant}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{dataset}}/{{scene}}/associate/{{variant}}.tsv"
+    conda:
+        "../../envs/pipeline.yaml"
+    threads: res("associate", "threads")
+    resources:
+        mem_mb=res("associate", "mem_mb"),
+        runtime=res("associate", "runtime"),
+        gpu=res("associate", "gpu"),
+    shell:
+        "python -m stages.associate --scene {input.scene} --gaussians {input.gaussians} --codebook {input.codebook} --masks {input.masks} --features {input.features} --out {output.store} "
+        "--params {params.json:q} &> {log}"

@@ -1,0 +1,23 @@
+rule features:
+    """Language embedding per mask and text embeddings of the vocabulary (open_clip, or the oracle)."""
+    input:
+        unpack(stage_inputs("features")),
+    output:
+        store=directory(f"{RESULTS}/{{dataset}}/{{scene}}/features/{{variant}}.zarr"),
+    params:
+        json=lambda w: stage_params("features", w),
+        upstream=stage_upstream("features"),
+    log:
+        f"{RESULTS}/logs/{{dataset}}/{{scene}}/features/{{variant}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{dataset}}/{{scene}}/features/{{variant}}.tsv"
+    conda:
+        "../../envs/pipeline.yaml"
+    threads: res("features", "threads")
+    resources:
+        mem_mb=res("features", "mem_mb"),
+        runtime=res("features", "runtime"),
+        gpu=res("features", "gpu"),
+    shell:
+        "python -m stages.features --scene {input.scene} --masks {input.masks} --out {output.store} --weights-dir {WEIGHTS_DIR:q} "
+        "--params {params.json:q} &> {log}"

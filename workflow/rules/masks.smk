@@ -1,0 +1,23 @@
+rule masks:
+    """2D masks per view at the levels a method needs (SAM, or the ground-truth oracle)."""
+    input:
+        unpack(stage_inputs("masks")),
+    output:
+        store=directory(f"{RESULTS}/{{dataset}}/{{scene}}/masks/{{variant}}.zarr"),
+    params:
+        json=lambda w: stage_params("masks", w),
+        upstream=stage_upstream("masks"),
+    log:
+        f"{RESULTS}/logs/{{dataset}}/{{scene}}/masks/{{variant}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{dataset}}/{{scene}}/masks/{{variant}}.tsv"
+    conda:
+        "../../envs/pipeline.yaml"
+    threads: res("masks", "threads")
+    resources:
+        mem_mb=res("masks", "mem_mb"),
+        runtime=res("masks", "runtime"),
+        gpu=res("masks", "gpu"),
+    shell:
+        "python -m stages.masks --scene {input.scene} --out {output.store} --weights-dir {WEIGHTS_DIR:q} "
+        "--params {params.json:q} &> {log}"
