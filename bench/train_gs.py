@@ -18,7 +18,12 @@ import torch
 
 from stages.evaluate_render import evaluate_test_views
 from stages.ingest import load_source
-from stages.lib.gs_trainer import GaussianTrainer, GSTrainConfig, render_params, train_rgb
+from stages.lib.gs_trainer import (
+    GaussianTrainer,
+    GSTrainConfig,
+    render_params,
+    train_rgb,
+)
 
 
 def backend_parity(scene, params, sh_degree: int, device: torch.device) -> float:

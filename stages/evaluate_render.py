@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,6 +14,7 @@ from stages.lib.gs_trainer import render_params
 from stages.lib.image_metrics import psnr, ssim
 from stages.lib.scene import SceneData, load_scene
 from stages.lib.store import read_store, write_store
+from stages.lib.tables import write_csv_atomic
 
 
 def mean_colour_psnr(mean_colour: torch.Tensor, target: torch.Tensor) -> float:
@@ -60,17 +60,11 @@ def main(args: argparse.Namespace) -> None:
     table.insert(0, "dataset", scene_attrs["dataset"])
     table["num_gaussians"] = int(params["means"].shape[0])
     table["train_seconds"] = float(attrs.get("train_seconds", float("nan")))
-    _write_atomic_csv(table, Path(args.table))
+    write_csv_atomic(table, args.table)
     if args.preview:
         from PIL import Image
 
         Image.fromarray(np.concatenate(previews, axis=1)).save(args.preview)
-
-
-def _write_atomic_csv(table: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    table.to_csv(tmp, index=False)
-    tmp.replace(path)
 
 
 def parser() -> argparse.ArgumentParser:

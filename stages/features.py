@@ -4,7 +4,8 @@ vocabulary's text embeddings, from open_clip or from the oracle embedding space.
 Parameters (``--params`` JSON):
   source: "clip" | "oracle"; vocabulary: "scene" (the scene's categories) or a list of names
   templates: prompt templates, "{}" = the name; alpha: crop/context fusion weight (0 = crop only; OpenInsGaussian 0.4)
-  crop_size: 224; clip: {model: weights registry name, random_weights: false, batch_size: 256}
+  crop_size: 224; clip: {model: weights registry name, random_weights: false, tiny: false (random-weight tests
+    only: a shrunken tower of the same family), batch_size: 256}
   oracle: {dim: 512, context_stride: 16}; corruption: FeatureCorruption fields (oracle only); seed.
 """
 
@@ -74,7 +75,8 @@ def clip_features(scene: SceneData, masks: MaskSet, vocab: list[str], params: di
     name = cfg.get("model", "clip_convnext_base")
     random_weights = bool(cfg.get("random_weights", False))
     checkpoint = None if random_weights else resolve_checkpoint(name, weights_dir)
-    model = build_clip(load_registry()[name].arch, checkpoint, device, random_weights=random_weights)
+    model = build_clip(load_registry()[name].arch, checkpoint, device, random_weights=random_weights,
+                       tiny=bool(cfg.get("tiny", False)))
     size = int(params.get("crop_size", 224))
     crops, contexts = [], []
     for view in tqdm(range(scene.num_views), desc="clip features", unit="view", mininterval=5):

@@ -53,7 +53,11 @@ def oracle_view_masks(scene: SceneData, params: dict[str, Any]) -> Iterator[list
 
 def sam_view_masks(scene: SceneData, params: dict[str, Any], weights_dir: str | None, device) -> Iterator[list[Mask]]:
     """SAM masks of every view: level-resolved (three multimask outputs) or, with keep_all, automatic masks."""
-    from stages.lib.models.sam_masks import build_sam, generate_level_masks, generate_masks
+    from stages.lib.models.sam_masks import (
+        build_sam,
+        generate_level_masks,
+        generate_masks,
+    )
     from stages.lib.weights import load_registry, resolve_checkpoint
 
     sam_cfg = dict(params.get("sam", {}))

@@ -41,6 +41,52 @@ def plot_psnr(summary: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
+def load_semantic(tables: list[str]) -> pd.DataFrame:
+    """evaluate_semantic tables given as ``method=path``, with a ``method`` column."""
+    frames = []
+    for item in tables:
+        method, _, path = item.partition("=")
+        if not path:
+            raise ValueError(f"--semantic-tables entries are method=path, got {item!r}")
+        frames.append(pd.read_csv(path).assign(method=method))
+    return pd.concat(frames, ignore_index=True)
+
+
+def with_mean_rows(table: pd.DataFrame, values: list[str]) -> pd.DataFrame:
+    """Per-scene rows followed by one mean row per method."""
+    means = table.groupby("method", as_index=False)[values].mean().assign(dataset="mean", scene="")
+    return pd.concat([table, means], ignore_index=True)[["method", "dataset", "scene", *values]]
+
+
+def scannet_table(semantic: pd.DataFrame) -> pd.DataFrame:
+    """Supplement Table 2 layout: one row per method and scene, mIoU / mAcc for the 19, 15 and 10 class subsets."""
+    rows = semantic[semantic["protocol"] == "scannet_3d"]
+    wide = rows.pivot_table(index=["method", "dataset", "scene"], columns="subset", values=["mIoU", "mAcc"])
+    wide.columns = [f"{subset.split()[0]} {metric}" for metric, subset in wide.columns]
+    order = [f"{n} {m}" for n in ("19", "15", "10") for m in ("mIoU", "mAcc") if f"{n} {m}" in wide.columns]
+    return with_mean_rows(wide.reset_index(), order)
+
+
+def lerf_table(semantic: pd.DataFrame) -> pd.DataFrame:
+    """Supplement Table 3 layout: one row per method and scene, mIoU and mAcc@0.25 / @0.5 over the text queries."""
+    rows = semantic[(semantic["protocol"] == "lerf_2d") & (semantic["subset"] == "mean")]
+    return with_mean_rows(rows[["method", "dataset", "scene", "mIoU", "mAcc@0.25", "mAcc@0.5"]], ["mIoU", "mAcc@0.25", "mAcc@0.5"])
+
+
+def plot_semantic(scannet: pd.DataFrame, lerf: pd.DataFrame, path: Path) -> None:
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    for ax, table, column, title in ((axes[0], scannet, "19 mIoU", "3D mIoU, 19 classes (%)"),
+                                     (axes[1], lerf, "mIoU", "2D text-query mIoU (%)")):
+        rows = table[table["dataset"] != "mean"]
+        ax.bar(range(len(rows)), rows[column], color="tab:blue")
+        ax.set_xticks(range(len(rows)), [f"{r.method}\n{r.scene}" for r in rows.itertuples()], fontsize=8)
+        ax.set_title(title, fontsize=10)
+        ax.set_ylim(0, 100)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main(args: argparse.Namespace) -> None:
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -50,12 +96,29 @@ def main(args: argparse.Namespace) -> None:
     plot_psnr(summary, out / "render_psnr.png")
     lines = ["# Benchmark report", "", "## Novel-view synthesis (held-out views)", "",
              summary.to_markdown(index=False, floatfmt=".3f"), "", "![PSNR per scene](render_psnr.png)", ""]
+    if args.semantic_tables:
+        semantic = load_semantic(args.semantic_tables)
+        semantic.to_csv(out / "semantic_metrics.csv", index=False)
+        scannet, lerf = scannet_table(semantic), lerf_table(semantic)
+        plot_semantic(scannet, lerf, out / "semantic_miou.png")
+        lines += ["## Open-vocabulary 3D segmentation (ScanNet protocol, nearest-Gaussian labels, %)", "",
+                  scannet.to_markdown(index=False, floatfmt=".2f"), "",
+                  "## Open-vocabulary text queries on test views (LERF protocol, %)", "",
+                  lerf.to_markdown(index=False, floatfmt=".2f"), "",
+                  "![Segmentation per method and scene](semantic_miou.png)", "", *prior_notes(args.semantic_notes)]
     (out / "report.md").write_text("\n".join(lines))
+
+
+def prior_notes(notes: list[str]) -> list[str]:
+    """One line per method saying which 2D priors it ran on (oracle or models), so no table is misread."""
+    return [f"- {n}" for n in notes] + ([""] if notes else [])
 
 
 def parser() -> argparse.ArgumentParser:
     p = stage_parser("report", __doc__)
     p.add_argument("--render-tables", nargs="+", required=True, help="per-view CSV tables of evaluate_render")
+    p.add_argument("--semantic-tables", nargs="*", default=[], help="method=path of evaluate_semantic CSV tables")
+    p.add_argument("--semantic-notes", nargs="*", default=[], help="per-method notes on the 2D priors used")
     p.add_argument("--out-dir", required=True)
     return p
 

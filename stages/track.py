@@ -3,7 +3,7 @@
 Parameters (``--params`` JSON):
   source: "sam2" | "oracle"; levels: masks levels to track (default: all of the masks store)
   min_iou: 0.5 (CCL-LGS); reseed_after: 0 (off; see stages.lib.tracking); reseed_min_area: 16
-  sam2: {model: weights registry name, random_weights: false}
+  sam2: {model: weights registry name, random_weights: false, image_size: null (the model's 1024)}
   corruption: TrackCorruption fields (oracle only); seed.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from stages.lib.cli import pick_device, run_stage, stage_parser
-from stages.lib.mask_levels import LEVELS, LevelFilter, select_levels
+from stages.lib.mask_levels import LevelFilter, select_levels
 from stages.lib.mask_store import MaskSet, load_masks
 from stages.lib.oracle.masks import clean_masks
 from stages.lib.oracle.pieces import instance_axes, require_ground_truth
@@ -52,7 +52,8 @@ def sam2_propagator(scene: SceneData, params: dict[str, Any], weights_dir: str |
     name = cfg.get("model", "sam2.1_hiera_large")
     random_weights = bool(cfg.get("random_weights", False))
     checkpoint = None if random_weights else resolve_checkpoint(name, weights_dir)
-    predictor = build_sam2_video(load_registry()[name].arch, checkpoint, device, random_weights=random_weights)
+    predictor = build_sam2_video(load_registry()[name].arch, checkpoint, device, random_weights=random_weights,
+                                 image_size=cfg.get("image_size"))
 
     def propagate(seed_frame: int, seeds: dict[int, np.ndarray]) -> np.ndarray:
         out = np.full((scene.num_views, scene.height, scene.width), -1, np.int32)

@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import logging
 import time
 from pathlib import Path
 
+from stages.lib.checkpoints import checkpoint_path, run_fingerprint
 from stages.lib.cli import pick_device, run_stage, stage_parser
 from stages.lib.gaussians import export_ply, save_gaussians
 from stages.lib.gs_trainer import GSTrainConfig, train_rgb
 from stages.lib.scene import load_scene
-from stages.lib.store import store_fingerprint
 
 log = logging.getLogger(__name__)
-
-
-def checkpoint_path(out: Path) -> Path:
-    """Periodic checkpoints live beside the output store and survive an interrupted run."""
-    return out.with_name(out.name.removesuffix(".zarr") + ".checkpoint.pt")
 
 
 def main(args: argparse.Namespace) -> None:
@@ -28,8 +21,7 @@ def main(args: argparse.Namespace) -> None:
     device = pick_device(args.device)
     scene = load_scene(args.scene)
     out = Path(args.out)
-    fingerprint = hashlib.sha256(json.dumps([args.params, store_fingerprint(args.scene)], sort_keys=True)
-                                 .encode()).hexdigest()[:16]
+    fingerprint = run_fingerprint(args.params, {"scene": args.scene})
     ckpt = checkpoint_path(out)
     ckpt.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()

@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from stages.lib.crops import fuse_crop_context, masked_square_crop, pool_in_masks, square_box
+from stages.lib.crops import (
+    fuse_crop_context,
+    masked_square_crop,
+    pool_in_masks,
+    square_box,
+)
 
 
 def test_square_box_is_centred_on_the_mask_box():
@@ -50,3 +55,13 @@ def test_fusion_known_answer():
     assert torch.allclose(fuse_crop_context(crop, ctx, 0.4), expected)
     with pytest.raises(ValueError):
         fuse_crop_context(crop, ctx, 1.5)
+
+
+def test_pool_in_masks_equals_upsampling_then_averaging():
+    g = torch.Generator().manual_seed(0)
+    dense = torch.randn(3, 4, 16, generator=g)
+    masks = torch.rand(5, 24, 32, generator=g) > 0.6
+    up = torch.nn.functional.interpolate(dense.permute(2, 0, 1)[None], size=(24, 32), mode="bilinear",
+                                         align_corners=False)[0]
+    direct = torch.stack([up[:, m].mean(1) for m in masks])
+    assert torch.allclose(pool_in_masks(dense, masks), torch.nn.functional.normalize(direct, dim=-1), atol=1e-5)

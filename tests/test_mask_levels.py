@@ -2,7 +2,14 @@
 
 import numpy as np
 
-from stages.lib.mask_levels import LEVELS, LevelFilter, Mask, filter_redundant, paint_label_map, select_levels
+from stages.lib.mask_levels import (
+    LEVELS,
+    LevelFilter,
+    Mask,
+    filter_redundant,
+    paint_label_map,
+    select_levels,
+)
 
 
 def box(y0, y1, x0, x1, shape=(10, 10)):

@@ -4,8 +4,11 @@ import pytest
 import torch
 
 from stages.lib.association import association_scores, best_mask_per_instance, masks_iou
-from stages.lib.instance_losses import (inter_mask_contrastive_loss, intra_mask_smoothing_loss,
-                                        pseudo_gt_feature_loss)
+from stages.lib.instance_losses import (
+    inter_mask_contrastive_loss,
+    intra_mask_smoothing_loss,
+    pseudo_gt_feature_loss,
+)
 from stages.lib.kmeans import kmeans, two_level_codebook
 
 

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 
-from stages.lib.mask_levels import LEVELS
 from stages.lib.oracle import embedding
 from stages.lib.oracle.masks import MaskCorruption, clean_masks, corrupt_masks
 from stages.lib.oracle.pieces import instance_axes, piece_ids

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 import yaml
+from workflow_runner import REPO, planned_jobs, snakemake
 
 from stages.lib.mask_store import load_masks
 from stages.lib.store import read_store
-from workflow_runner import REPO, planned_jobs, snakemake
 
 SCENE = "synthetic/tiny_room"
 TARGETS = [f"{SCENE}/masks/ccl_oracle.zarr", f"{SCENE}/track/ccl_oracle.zarr",

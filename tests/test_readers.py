@@ -13,7 +13,13 @@ import pytest
 from PIL import Image
 
 from stages.lib.readers import READERS, read_scene, reader_options
-from stages.lib.readers.images import (downscale_area, downscale_nearest, load_image, resize_scene, select_views)
+from stages.lib.readers.images import (
+    downscale_area,
+    downscale_nearest,
+    load_image,
+    resize_scene,
+    select_views,
+)
 from stages.lib.scene import SceneData, SceneError, load_scene
 from stages.lib.semantic_metrics import SCANNET19
 from stages.lib.store import read_store

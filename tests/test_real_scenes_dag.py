@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from workflow_runner import REPO, snakemake
 
 from stages.lib.store import read_store
-from workflow_runner import REPO, snakemake
 
 SHARED = Path(os.environ.get("OVGS_SHARED_DATA", REPO.parent / "shared" / "data"))
 

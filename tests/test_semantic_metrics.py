@@ -3,8 +3,14 @@
 import numpy as np
 import pytest
 
-from stages.lib.semantic_metrics import (SCANNET_SUBSETS, confusion_matrix, lerf_query_metrics, mask_iou, miou_macc,
-                                         subset_labels)
+from stages.lib.semantic_metrics import (
+    SCANNET_SUBSETS,
+    confusion_matrix,
+    lerf_query_metrics,
+    mask_iou,
+    miou_macc,
+    subset_labels,
+)
 
 
 def test_confusion_matrix_and_miou_by_hand():

@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 import zarr
 
-from stages.lib.store import STORES, StoreError, read_store, store_fingerprint, write_store
+from stages.lib.store import (
+    STORES,
+    StoreError,
+    read_store,
+    store_fingerprint,
+    write_store,
+)
 
 
 def write_metrics(path, n=3, params=None):

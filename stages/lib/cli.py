@@ -7,11 +7,13 @@ import json
 import logging
 import os
 import sys
-from typing import Any, Callable
+from dataclasses import fields
+from typing import Any, Callable, Mapping, TypeVar
 
 import torch
 
 log = logging.getLogger("stages")
+Config = TypeVar("Config")
 
 
 def stage_parser(stage: str, doc: str | None) -> argparse.ArgumentParser:
@@ -39,9 +41,17 @@ def pick_device(requested: str = "auto") -> torch.device:
     return torch.device(requested)
 
 
+def config_from_params(cls: type[Config], params: Mapping[str, Any]) -> Config:
+    """A config dataclass from a stage's JSON params; unknown keys are an error naming them."""
+    unknown = set(params) - {f.name for f in fields(cls)}
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} params {sorted(unknown)}")
+    return cls(**params)
+
+
 def run_stage(main: Callable[[argparse.Namespace], Any], parser: argparse.ArgumentParser,
               argv: list[str] | None = None) -> None:
-    """Parse arguments, configure logging and run ``main``; known input errors exit with a clear message."""
+    """Parse arguments, configure logging and run ``main``; input and parameter errors exit with a clear message."""
     from stages.lib.scene import SceneError
     from stages.lib.store import StoreError
 
@@ -50,6 +60,6 @@ def run_stage(main: Callable[[argparse.Namespace], Any], parser: argparse.Argume
     log.info("%s %s", parser.prog, json.dumps(args.params, sort_keys=True))
     try:
         main(args)
-    except (SceneError, StoreError, FileNotFoundError) as exc:
+    except (SceneError, StoreError, FileNotFoundError, ValueError) as exc:
         log.error("%s", exc)
         sys.exit(f"error: {exc}")

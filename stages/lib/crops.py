@@ -38,12 +38,23 @@ def masked_square_crop(image: np.ndarray, mask: np.ndarray, size: int = 224) -> 
 
 
 def pool_in_masks(dense: Tensor, masks: Tensor) -> Tensor:
-    """Context feature of each mask: the dense feature map [h,w,E], upsampled to the masks' [M,H,W], averaged inside."""
-    up = F.interpolate(dense.permute(2, 0, 1)[None].float(), size=masks.shape[-2:], mode="bilinear",
-                       align_corners=False)[0]
-    weights = masks.flatten(1).float()
-    pooled = weights @ up.flatten(1).T / weights.sum(1, keepdim=True).clamp_min(1)
-    return F.normalize(pooled, dim=-1)
+    """Context feature of each mask: the dense feature map [h,w,E], bilinearly upsampled to the masks' [M,H,W]
+    and averaged inside each mask, L2-normalised.
+
+    Computed without materialising the [E,H,W] upsampled map: upsampling is linear, so the mean inside a mask
+    equals the mask pulled back onto the coarse grid (the adjoint of upsampling, one vector-Jacobian product
+    for all masks) times the dense features.
+    """
+    h, w = dense.shape[:2]
+    m = masks.float()[:, None]
+
+    def upsample(x: Tensor) -> Tensor:
+        return F.interpolate(x, size=masks.shape[-2:], mode="bilinear", align_corners=False)
+
+    _, pull_back = torch.func.vjp(upsample, torch.zeros(masks.shape[0], 1, h, w))
+    (cell_weights,) = pull_back(m)
+    pooled = cell_weights.flatten(1) @ dense.reshape(h * w, -1).float()
+    return F.normalize(pooled / m.flatten(1).sum(1, keepdim=True).clamp_min(1), dim=-1)
 
 
 def fuse_crop_context(crop: Tensor, context: Tensor, alpha: float) -> Tensor:

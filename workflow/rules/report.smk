@@ -2,16 +2,46 @@ def render_tables(wildcards):
     return [f"{scene_dir(d, s)}/evaluate_render/{v}.csv" for (d, s) in SCENES for v in method_variants("train_gs")]
 
 
+def semantic_methods():
+    """(method, evaluate_semantic variant) of every run method that evaluates segmentation."""
+    return [(m, config["methods"][m]["evaluate_semantic"]) for m in config["run_methods"]
+            if "evaluate_semantic" in config["methods"][m]]
+
+
+def semantic_tables(wildcards):
+    return [f"{scene_dir(d, s)}/evaluate_semantic/{v}.csv" for (d, s) in SCENES for _, v in semantic_methods()]
+
+
+def semantic_table_args():
+    return " ".join(f"{m}={scene_dir(d, s)}/evaluate_semantic/{v}.csv"
+                    for (d, s) in SCENES for m, v in semantic_methods())
+
+
+def prior_notes():
+    """Per method: where its 2D priors come from (oracle or which model), quoted for the shell."""
+    notes = []
+    for method, _ in semantic_methods():
+        recipe = config["methods"][method]
+        parts = [f"{stage} {recipe[stage]} ({variant_config(stage, recipe[stage]).get('source', 'oracle')})"
+                 for stage in ("masks", "track", "features") if stage in recipe]
+        notes.append(shlex.quote(f"{method}: 2D priors " + ", ".join(parts)))
+    return " ".join(notes)
+
+
 rule report:
     """Aggregate all scenes and methods into Markdown, CSV and plots."""
     input:
         render_tables=render_tables,
+        semantic_tables=semantic_tables,
     output:
         md=report(f"{RESULTS}/report/report.md", caption="../report/report_md.rst", category="Report"),
         render_csv=f"{RESULTS}/report/render_metrics.csv",
         render_plot=report(f"{RESULTS}/report/render_psnr.png", caption="../report/render_psnr.rst", category="Report"),
     params:
-        upstream=lambda w: [upstream_params(d, s, ("train_gs", v)) for (d, s) in SCENES for v in method_variants("train_gs")],
+        semantic=semantic_table_args(),
+        notes=prior_notes(),
+        upstream=lambda w: [upstream_params(d, s, ("train_gs", v)) for (d, s) in SCENES for v in method_variants("train_gs")]
+        + [upstream_params(d, s, ("evaluate_semantic", v)) for (d, s) in SCENES for _, v in semantic_methods()],
     log:
         f"{RESULTS}/logs/report.log",
     conda:
@@ -22,4 +52,5 @@ rule report:
         runtime=res("report", "runtime"),
         gpu=res("report", "gpu"),
     shell:
-        "python -m stages.report --render-tables {input.render_tables} --out-dir {RESULTS}/report &> {log}"
+        "python -m stages.report --render-tables {input.render_tables} --semantic-tables {params.semantic} "
+        "--semantic-notes {params.notes} --out-dir {RESULTS}/report &> {log}"

@@ -7,9 +7,20 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.lib.readers.images import (check_factor, check_intrinsics, check_pose, downscale_area, every_nth_test,
-                                       load_image, parallel_map, pinhole, random_points_in_box, camera_centres,
-                                       scale_intrinsics, select_views)
+from stages.lib.readers.images import (
+    camera_centres,
+    check_factor,
+    check_intrinsics,
+    check_pose,
+    downscale_area,
+    every_nth_test,
+    load_image,
+    parallel_map,
+    pinhole,
+    random_points_in_box,
+    scale_intrinsics,
+    select_views,
+)
 from stages.lib.scene import SceneData, SceneError
 
 # Models whose projection is a pinhole once their distortion parameters are zero.

@@ -8,9 +8,22 @@ from pathlib import Path
 import numpy as np
 from scipy.linalg import rq
 
-from stages.lib.readers.images import (check_factor, check_intrinsics, check_pose, colour_points, downscale_area,
-                                       downscale_nearest, every_nth_test, list_images, load_image, load_mask,
-                                       parallel_map, random_points_in_sphere, scale_intrinsics, select_views)
+from stages.lib.readers.images import (
+    check_factor,
+    check_intrinsics,
+    check_pose,
+    colour_points,
+    downscale_area,
+    downscale_nearest,
+    every_nth_test,
+    list_images,
+    load_image,
+    load_mask,
+    parallel_map,
+    random_points_in_sphere,
+    scale_intrinsics,
+    select_views,
+)
 from stages.lib.scene import SceneData, SceneError
 
 

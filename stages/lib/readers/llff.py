@@ -6,9 +6,20 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.lib.readers.images import (check_factor, check_intrinsics, check_pose, downscale_area, every_nth_test,
-                                       invert_rigid, list_images, load_image, parallel_map, pinhole,
-                                       scale_intrinsics, select_views)
+from stages.lib.readers.images import (
+    check_factor,
+    check_intrinsics,
+    check_pose,
+    downscale_area,
+    every_nth_test,
+    invert_rigid,
+    list_images,
+    load_image,
+    parallel_map,
+    pinhole,
+    scale_intrinsics,
+    select_views,
+)
 from stages.lib.scene import SceneData, SceneError
 
 

@@ -10,9 +10,21 @@ from typing import Sequence
 
 import numpy as np
 
-from stages.lib.readers.images import (IMAGE_SUFFIXES, check_factor, check_intrinsics, check_pose,
-                                       composite_downscaled, downscale_area, invert_rigid, load_image, parallel_map,
-                                       pinhole, random_points_in_box, scale_intrinsics, select_views)
+from stages.lib.readers.images import (
+    IMAGE_SUFFIXES,
+    check_factor,
+    check_intrinsics,
+    check_pose,
+    composite_downscaled,
+    downscale_area,
+    invert_rigid,
+    load_image,
+    parallel_map,
+    pinhole,
+    random_points_in_box,
+    scale_intrinsics,
+    select_views,
+)
 from stages.lib.scene import SceneData, SceneError
 
 # OpenGL / Blender camera axes (x right, y up, z backward) -> OpenCV (x right, y down, z forward).

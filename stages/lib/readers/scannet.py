@@ -8,9 +8,20 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.lib.readers.images import (check_factor, check_intrinsics, check_pose, downscale_area, downscale_nearest,
-                                       every_nth_test, invert_rigid, load_depth_png, load_image, parallel_map,
-                                       scale_intrinsics, select_views)
+from stages.lib.readers.images import (
+    check_factor,
+    check_intrinsics,
+    check_pose,
+    downscale_area,
+    downscale_nearest,
+    every_nth_test,
+    invert_rigid,
+    load_depth_png,
+    load_image,
+    parallel_map,
+    scale_intrinsics,
+    select_views,
+)
 from stages.lib.scene import SceneData, SceneError
 from stages.lib.semantic_metrics import SCANNET19
 

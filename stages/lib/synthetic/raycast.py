@@ -7,7 +7,12 @@ from torch import Tensor
 
 from stages.lib.synthetic.furniture import SceneObject
 from stages.lib.synthetic.layout import ROOM_HALF, ROOM_HEIGHT
-from stages.lib.synthetic.primitives import Box, intersect_box, intersect_cylinder, intersect_room
+from stages.lib.synthetic.primitives import (
+    Box,
+    intersect_box,
+    intersect_cylinder,
+    intersect_room,
+)
 
 NUM_ROOM_SURFACES = 6  # instance ids 0..5: floor, ceiling, 4 walls; furniture follows
 

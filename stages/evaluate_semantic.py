@@ -1,0 +1,177 @@
+"""Semantic evaluation stage (OpenInsGaussian supplement B.4): ScanNet 3D protocol and LERF 2D protocol.
+
+3D: every ground-truth point (``points_semantic``, -1 ignored) takes the label of its nearest Gaussian, a Gaussian's
+label being its instance's argmax over the text features of the evaluated class subset (19 / 15 / 10 ScanNet
+classes); mIoU and mAcc over the classes present. 2D: every category present in the test views' ground truth is a
+text query; its selection is rendered on every test view that shows it and compared with the ground-truth category
+mask; a query's IoU is the mean over those views; mIoU and mAcc@0.25 / @0.5 over the queries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy.spatial import cKDTree
+from tqdm import tqdm
+
+from stages.lib.cli import config_from_params, pick_device, run_stage, stage_parser
+from stages.lib.instance_language import Cameras, label_instances
+from stages.lib.query import Query, RenderHow, SelectMode
+from stages.lib.semantic_metrics import (
+    SCANNET_SUBSETS,
+    confusion_matrix,
+    lerf_query_metrics,
+    mask_iou,
+    miou_macc,
+    subset_labels,
+)
+from stages.lib.store import Store, StoreError, read_store, write_store
+from stages.lib.tables import write_csv_atomic
+
+log = logging.getLogger(__name__)
+PERCENT = 100.0
+
+
+@dataclass
+class SemanticEvalConfig:
+    """How the 2D queries select and render (see ``Query.render_selection``)."""
+
+    query_mode: SelectMode = "vocabulary"
+    threshold: float = 0.25
+    how: RenderHow = "visible"
+    alpha_threshold: float = 0.5
+
+
+# ----------------------------------------------------------------------------------------------
+# ScanNet protocol (3D)
+# ----------------------------------------------------------------------------------------------
+def point_predictions(points: np.ndarray, means: np.ndarray, gaussian_label: np.ndarray) -> np.ndarray:
+    """Label of every point = label of its nearest Gaussian (cKDTree)."""
+    _, nearest = cKDTree(means).query(points, k=1)
+    return gaussian_label[nearest]
+
+
+def subset_gaussian_labels(query: Query, subset: list[str]) -> np.ndarray:
+    """Per Gaussian: index into ``subset`` of its instance's argmax over the subset's text features; -1 none.
+
+    Subset classes missing from the vocabulary cannot be predicted (their IoU is 0 if present).
+    """
+    known = [name for name in subset if name in query.vocabulary]
+    if len(known) < len(subset):
+        log.warning("classes %s are not in the vocabulary", sorted(set(subset) - set(known)))
+    text = query.text_features[[query.vocabulary.index(n) for n in known]]
+    best = label_instances(query.language, text).cpu().numpy()
+    instance_label = np.array([subset.index(n) for n in known] + [-1])[best]  # best = -1 picks the trailing -1
+    leaf = query.leaf_id.cpu().numpy()
+    return np.where(leaf >= 0, instance_label[leaf.clip(0)], -1)
+
+
+def scannet_3d(query: Query, means: np.ndarray, points: np.ndarray, points_semantic: np.ndarray,
+               categories: list[str]) -> dict[int, np.ndarray]:
+    """Confusion matrix [C, C+1] per ScanNet class subset (19 / 15 / 10)."""
+    out = {}
+    for size, subset in SCANNET_SUBSETS.items():
+        pred = point_predictions(points, means, subset_gaussian_labels(query, subset))
+        gt = subset_labels(points_semantic, categories, subset)
+        out[size] = confusion_matrix(gt, pred, len(subset))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# LERF protocol (2D)
+# ----------------------------------------------------------------------------------------------
+def lerf_2d(query: Query, cams: Cameras, gt_semantic: np.ndarray, categories: list[str],
+            cfg: SemanticEvalConfig) -> dict[str, float]:
+    """IoU per text query (each category present in the test views), mean over the views that show it."""
+    present = [int(c) for c in np.unique(gt_semantic) if c >= 0]
+    result = {}
+    for c in tqdm(present, desc="text queries", unit="query"):
+        with torch.no_grad():
+            sel = query.render_selection(categories[c], cams, cfg.query_mode, cfg.threshold, cfg.how,
+                                         cfg.alpha_threshold).cpu().numpy()
+        gt = gt_semantic == c
+        shown = gt.any(axis=(1, 2))
+        result[categories[c]] = float(np.mean([mask_iou(p, g) for p, g in zip(sel[shown], gt[shown])]))
+    return result
+
+
+# ----------------------------------------------------------------------------------------------
+# Tables and the stage
+# ----------------------------------------------------------------------------------------------
+def metrics_table(confusions: dict[int, np.ndarray], query_iou: dict[str, float],
+                  lerf: dict[str, float]) -> pd.DataFrame:
+    """Rows per class subset (supplement Table 2 columns: mIoU, mAcc) and per text query plus their mean
+    (Table 3 columns: mIoU, mAcc@0.25, mAcc@0.5), in percent."""
+    rows = []
+    for size, cm in confusions.items():
+        miou, macc, _, _ = miou_macc(cm)
+        rows.append({"protocol": "scannet_3d", "subset": f"{size} classes", "query": "",
+                     "mIoU": miou * PERCENT, "mAcc": macc * PERCENT})
+    for text, iou in query_iou.items():
+        one = lerf_query_metrics(np.array([iou]))
+        rows.append({"protocol": "lerf_2d", "subset": "query", "query": text, "mIoU": iou * PERCENT,
+                     **{k: v * PERCENT for k, v in one.items() if k.startswith("mAcc@")}})
+    rows.append({"protocol": "lerf_2d", "subset": "mean", "query": "",
+                 **{k: v * PERCENT for k, v in lerf.items()}})
+    return pd.DataFrame(rows).round(2)
+
+
+def check_inputs(scene: Store, association: Store) -> None:
+    """The scene needs 3D and 2D ground truth, and every scene category must be a vocabulary entry (a query)."""
+    for name in ("points_semantic", "gt_semantic"):
+        if name not in scene:
+            raise StoreError(f"{scene.path}: no {name!r} ground truth to evaluate against")
+    missing = sorted(set(scene.attrs["categories"]) - set(association.attrs["vocabulary"]))
+    if missing:
+        raise StoreError(f"{association.path}: the vocabulary lacks the scene categories {missing}")
+
+
+def main(args: argparse.Namespace) -> None:
+    cfg = config_from_params(SemanticEvalConfig, args.params)
+    device = pick_device(args.device)
+    scene = read_store("scene", args.scene)
+    check_inputs(scene, read_store("association", args.association))
+    query = Query.load(args.association, args.codebook, args.gaussians, device=device)
+    categories = list(scene.attrs["categories"])
+    means = query.gaussians.means.cpu().numpy()
+    confusions = scannet_3d(query, means, scene.load("points_xyz"), scene.load("points_semantic"), categories)
+    test = np.nonzero(scene.load("is_test"))[0]
+    gt = np.stack([scene["gt_semantic"][int(v)] for v in test])
+    query_iou = lerf_2d(query, Cameras.from_scene(scene, test, device), gt, categories, cfg)
+    lerf = lerf_query_metrics(np.array(list(query_iou.values())))
+    table = metrics_table(confusions, query_iou, lerf)
+    subsets = {str(size): {"mIoU": m, "mAcc": a} for size, (m, a, _, _) in
+               ((s, miou_macc(cm)) for s, cm in confusions.items())}
+    inputs = {"scene": args.scene, "gaussians": args.gaussians, "codebook": args.codebook,
+              "association": args.association}
+    with write_store("semantic_metrics", args.out, "evaluate_semantic", args.params, inputs) as w:
+        w.write("confusion_3d", confusions[19].astype(np.int64))
+        w.write("query_iou_2d", np.array(list(query_iou.values()), dtype=np.float32))
+        w.attrs.update(categories=SCANNET_SUBSETS[19], miou_3d=subsets["19"]["mIoU"], macc_3d=subsets["19"]["mAcc"],
+                       miou_2d=lerf["mIoU"], lerf_2d=lerf, subsets_3d=subsets, queries=list(query_iou))
+    scene_attrs = scene.attrs
+    table.insert(0, "scene", scene_attrs["scene"])
+    table.insert(0, "dataset", scene_attrs["dataset"])
+    write_csv_atomic(table, Path(args.table))
+    log.info("3D mIoU (19 classes) %.2f, 2D mIoU %.2f", subsets["19"]["mIoU"] * PERCENT, lerf["mIoU"] * PERCENT)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = stage_parser("evaluate_semantic", __doc__)
+    p.add_argument("--scene", required=True, help="scene store with points_semantic and gt_semantic")
+    p.add_argument("--gaussians", required=True, help="feature_gaussians store")
+    p.add_argument("--codebook", required=True, help="codebook store")
+    p.add_argument("--association", required=True, help="association store")
+    p.add_argument("--out", required=True, help="output semantic_metrics store (.zarr)")
+    p.add_argument("--table", required=True, help="CSV table: one row per class subset and per text query")
+    return p
+
+
+if __name__ == "__main__":
+    run_stage(main, parser())

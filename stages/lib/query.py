@@ -1,0 +1,183 @@
+"""Open-vocabulary text queries of 3D instances: codebook search by cosine similarity, rendered selections.
+
+Every 3D instance k (codebook leaf) carries a fused language feature l_k (``association`` store). A text query t is
+embedded (the stored vocabulary's text features, else an encoder callable such as open_clip's ``encode_text``)
+and compared with every instance, r_k = cos(l_k, t). The selection is a handful of tensor ops on the query's
+device: an instance mask over K followed by one gather over the N Gaussians' leaf ids.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from stages.lib.instance_language import (
+    Cameras,
+    InstanceGaussians,
+    load_instance_gaussians,
+    render_channels,
+)
+from stages.lib.store import StoreError, read_store
+
+TextEncoder = Callable[[list[str]], Tensor]
+SelectMode = Literal["argmax", "threshold", "vocabulary"]
+RenderHow = Literal["visible", "alone"]
+
+
+class QueryError(KeyError):
+    """A text that is neither in the stored vocabulary nor embeddable (no encoder given)."""
+
+
+class Query:
+    """Text queries over the instances of one scene.
+
+    ``language`` [K,E] (zero rows: instances never associated), ``text_features`` [C,E] of ``vocabulary``,
+    ``leaf_id`` [N] (-1: no instance); ``gaussians`` are needed only for rendering.
+    """
+
+    def __init__(self, language: Tensor, text_features: Tensor, vocabulary: list[str], leaf_id: Tensor,
+                 gaussians: InstanceGaussians | None = None, encoder: TextEncoder | None = None) -> None:
+        norm = torch.nn.functional.normalize
+        self.language = norm(language.float(), dim=-1)
+        self.text_features = norm(text_features.float(), dim=-1).to(self.language.device)
+        self.vocabulary = list(vocabulary)
+        self.leaf_id = leaf_id.long().to(self.language.device)
+        self.gaussians = gaussians
+        self.encoder = encoder
+        self.seen = language.float().abs().sum(-1) > 0
+        # Best vocabulary similarity per instance, for the "vocabulary" mode.
+        sims = torch.cat([self.language @ self.text_features.T, self.language.new_full((len(language), 1), -1.0)], 1)
+        self._vocab_best = sims.amax(-1)
+        self._index = {name.strip().lower(): i for i, name in enumerate(self.vocabulary)}
+        self._cache: dict[str, Tensor] = {}
+
+    @classmethod
+    def load(cls, association: str | Path, codebook: str | Path, gaussians: str | Path | None = None,
+             encoder: TextEncoder | None = None, device: str | torch.device = "cpu") -> "Query":
+        """Build from an ``association`` and a ``codebook`` store (+ ``feature_gaussians`` for rendering)."""
+        assoc = read_store("association", association)
+        cb = read_store("codebook", codebook)
+        if assoc.sizes["K"] != cb.sizes["K"]:
+            raise StoreError(f"{association}: {assoc.sizes['K']} instances but the codebook {codebook} has "
+                             f"{cb.sizes['K']} leaves")
+        g = load_instance_gaussians(gaussians, codebook, device)[0] if gaussians is not None else None
+        return cls(torch.from_numpy(assoc.load("instance_language")).to(device),
+                   torch.from_numpy(assoc.load("text_features")), list(assoc.attrs["vocabulary"]),
+                   torch.from_numpy(cb.load("leaf_id")), g, encoder)
+
+    @property
+    def device(self) -> torch.device:
+        return self.language.device
+
+    def text_embedding(self, text: str) -> Tensor:
+        """Unit text embedding [E]: the stored vocabulary entry (case-insensitive), else the encoder's."""
+        key = text.strip().lower()
+        if key in self._index:
+            return self.text_features[self._index[key]]
+        if key not in self._cache:
+            if self.encoder is None:
+                raise QueryError(f"{text!r} is not in the stored vocabulary and no text encoder was given")
+            emb = self.encoder([text])[0].float().to(self.device)
+            self._cache[key] = torch.nn.functional.normalize(emb, dim=-1)
+        return self._cache[key]
+
+    def relevance(self, text: str) -> Tensor:
+        """r_k = cos(l_k, t) per instance [K]; -1 (the least possible) for unseen instances."""
+        r = self.language @ self.text_embedding(text)
+        return torch.where(self.seen, r, torch.full_like(r, -1.0))
+
+    def select_instances(self, text: str, mode: SelectMode = "argmax", threshold: float = 0.25) -> Tensor:
+        """Boolean [K] instance selection.
+
+        argmax: the single most relevant instance (codebook search); threshold: every instance with r_k >= threshold;
+        vocabulary: every instance for which the query matches at least as well as every vocabulary entry
+        (for a vocabulary word: the instances whose argmax label it is).
+        """
+        r = self.relevance(text)
+        if mode == "argmax":
+            return torch.zeros_like(self.seen).scatter(0, r.argmax()[None], True) & self.seen
+        if mode == "threshold":
+            return self.seen & (r >= threshold)
+        if mode == "vocabulary":
+            return self.seen & (r >= self._vocab_best - 1e-6)
+        raise ValueError(f"unknown selection mode {mode!r}")
+
+    def gaussian_mask(self, instances: Tensor) -> Tensor:
+        """Boolean [N]: the Gaussians of the selected instances (one gather; leaf -1 is never selected)."""
+        lut = torch.cat([instances.new_zeros(1), instances])
+        return lut[self.leaf_id + 1]
+
+    def select(self, text: str, mode: SelectMode = "argmax", threshold: float = 0.25) -> tuple[Tensor, Tensor]:
+        """(selected instance ids, boolean Gaussian mask [N])."""
+        chosen = self.select_instances(text, mode, threshold)
+        return chosen.nonzero()[:, 0], self.gaussian_mask(chosen)
+
+    def _gaussians(self) -> InstanceGaussians:
+        if self.gaussians is None:
+            raise ValueError("rendering needs the Gaussians: build the Query with a feature_gaussians store")
+        return self.gaussians
+
+    def render_selection(self, text: str, cams: Cameras, mode: SelectMode = "argmax", threshold: float = 0.25,
+                         how: RenderHow = "visible", alpha_threshold: float = 0.5) -> Tensor:
+        """Boolean [C,H,W] selection masks, one per camera.
+
+        visible (default): all Gaussians are rendered with a selection channel s_g in {0,1}; a pixel is selected if
+        sum_g s_g a_g T_g >= alpha_threshold, i.e. the selected Gaussians are visible there (occlusion respected).
+        alone: only the selected Gaussians are rendered and their alpha is binarised (the full footprint, seen
+        through any occluder), as pi(M^i) in the association.
+        """
+        g = self._gaussians()
+        _, mask = self.select(text, mode, threshold)
+        if how == "alone":
+            _, alpha = render_channels(g.take(mask), g.means.new_zeros(int(mask.sum()), 1), cams)
+            return alpha >= alpha_threshold
+        if how == "visible":
+            out, _ = render_channels(g, mask[:, None].float(), cams)
+            return out[..., 0] >= alpha_threshold
+        raise ValueError(f"unknown rendering {how!r}")
+
+    def relevance_map(self, text: str, cams: Cameras) -> Tensor:
+        """Float [C,H,W]: the rendered per-Gaussian relevance r_{leaf(g)} (3DGS compositing; 0 on empty pixels,
+        Gaussians without an instance count as -1)."""
+        g = self._gaussians()
+        r = self.relevance(text)
+        per_gaussian = torch.where(self.leaf_id >= 0, r[self.leaf_id.clamp_min(0)], torch.full_like(r[:1], -1.0))
+        return render_channels(g, per_gaussian[:, None], cams)[0][..., 0]
+
+
+def random_query(n_gaussians: int, n_instances: int, dim: int, device: str | torch.device,
+                 vocabulary_size: int = 20, seed: int = 0) -> Query:
+    """A query over random unit language features and random leaf ids (benchmarks)."""
+    gen = torch.Generator().manual_seed(seed)
+    language = torch.randn(n_instances, dim, generator=gen)
+    text = torch.randn(vocabulary_size, dim, generator=gen)
+    leaf = torch.randint(-1, n_instances, (n_gaussians,), generator=gen)
+    return Query(language.to(device), text.to(device), [f"class{i}" for i in range(vocabulary_size)], leaf.to(device))
+
+
+def bench_query_latency(n_gaussians: int = 1_000_000, n_instances: int = 640, dim: int = 512,
+                        device: str | torch.device = "cuda", repeats: int = 200, warmup: int = 20) -> dict[str, float]:
+    """Wall-clock latency of ``Query.select`` (argmax and threshold modes) in milliseconds, synchronised.
+
+    Reports the median and 95th percentile per mode; the text is a vocabulary entry (as at evaluation time).
+    """
+    q = random_query(n_gaussians, n_instances, dim, device)
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
+    result: dict[str, float] = {"n_gaussians": n_gaussians, "n_instances": n_instances, "dim": dim}
+    for mode in ("argmax", "threshold"):
+        times = []
+        for i in range(warmup + repeats):
+            sync()
+            t0 = time.perf_counter()
+            q.select(q.vocabulary[i % len(q.vocabulary)], mode, threshold=0.05)
+            sync()
+            times.append(time.perf_counter() - t0)
+        ms = np.array(times[warmup:]) * 1e3
+        result[f"{mode}_median_ms"] = float(np.median(ms))
+        result[f"{mode}_p95_ms"] = float(np.percentile(ms, 95))
+    return result

@@ -1,0 +1,281 @@
+"""Association (supplement A.4): fusion weights, Eq. 8 on label maps, rendering alone, and an oracle scene.
+
+The oracle scene places one opaque Gaussian at every ground-truth point, gives it a one-hot feature of its GT
+instance (leaf id = GT instance), takes the GT instance maps as masks and one-hot category vectors as their CLIP
+features; association must then recover every visible instance's category.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from stages.associate import main as associate_main
+from stages.associate import parser as associate_parser
+from stages.lib.association import association_scores
+from stages.lib.gaussians import init_from_points
+from stages.lib.instance_language import (
+    AssociationConfig,
+    Cameras,
+    InstanceGaussians,
+    associate_instances,
+    fuse_language,
+    fusion_weights,
+    instance_visibility,
+    label_map_scores,
+    load_instance_gaussians,
+    mask_means_from_labels,
+    render_alpha,
+)
+from stages.lib.scene import SceneData
+from stages.lib.semantic_metrics import SCANNET19
+from stages.lib.store import read_store, write_store
+from stages.lib.synthetic import SyntheticConfig, make_scene
+
+REPO = Path(__file__).resolve().parents[1]
+CEILING_DIM = len(SCANNET19)  # mask features of the unlabelled ceiling point along a non-vocabulary axis
+
+
+# ----------------------------------------------------------------------------------------------
+# Oracle stores built from a synthetic scene's ground truth (shared with the query / evaluation tests)
+# ----------------------------------------------------------------------------------------------
+def oracle_scene() -> SceneData:
+    return make_scene(SyntheticConfig(seed=0, num_views=8, width=32, height=24, test_every=4, num_points=3000))
+
+
+def instance_codes(num_instances: int) -> np.ndarray:
+    """Scaled one-hot instance features: two instances differ by exactly 1 in mean absolute value (Eq. 8's L1)."""
+    return np.eye(num_instances, dtype=np.float32) * num_instances / 2
+
+
+def write_oracle_gaussians(scene: SceneData, path: Path, leaf: np.ndarray, num_instances: int) -> None:
+    """One Gaussian per GT point (half the 3-NN scale, opacity 0.95), feature = the code of its GT instance."""
+    p = init_from_points(scene.points_xyz, scene.points_rgb, sh_degree=0, init_scale=0.5)
+    p["opacities"] = torch.logit(torch.full_like(p["opacities"], 0.95))
+    with write_store("feature_gaussians", path, "test", {}) as w:
+        for key, value in p.items():
+            w.write(key, value.float().numpy())
+        w.write("features", instance_codes(num_instances)[leaf])
+        w.attrs.update(sh_degree=0, background=[0, 0, 0], iterations=0, feature_dim=num_instances)
+
+
+def write_oracle_codebook(path: Path, leaf: np.ndarray, num_instances: int) -> None:
+    with write_store("codebook", path, "test", {}) as w:
+        w.write("coarse_centres", np.zeros((1, 3), np.float32))
+        w.write("fine_centres", instance_codes(num_instances))
+        w.write("coarse_id", np.zeros(len(leaf), np.int32))
+        w.write("leaf_id", leaf.astype(np.int32))
+        w.attrs.update(k_coarse=1, k_fine=num_instances)
+
+
+def write_oracle_masks_features(scene: SceneData, masks_path: Path, features_path: Path) -> None:
+    """GT instance maps renumbered 0..n-1 per view (one level); mask features = one-hot GT category."""
+    labels = np.full((scene.num_views, 1, scene.height, scene.width), -1, np.int32)
+    table: list[tuple[int, int, int, int]] = []  # view, mask id, instance, area
+    for v in range(scene.num_views):
+        ids, inverse, counts = np.unique(scene.gt_instance[v], return_inverse=True, return_counts=True)
+        labels[v, 0] = inverse.reshape(scene.height, scene.width)
+        table += [(v, j, int(i), int(n)) for j, (i, n) in enumerate(zip(ids, counts))]
+    view, mid, inst, area = (np.array(c) for c in zip(*table))
+    category = np.array(scene.extra_attrs["instance_categories"])[inst]
+    feats = np.eye(CEILING_DIM + 1, dtype=np.float16)[np.where(category < 0, CEILING_DIM, category)]
+    m = len(view)
+    with write_store("masks", masks_path, "test", {}) as w:
+        w.write("labels", labels)
+        w.write("mask_view", view.astype(np.int32))
+        w.write("mask_level", np.zeros(m, np.int32))
+        w.write("mask_id", mid.astype(np.int32))
+        w.write("mask_area", area.astype(np.int32))
+        w.write("mask_bbox", np.zeros((m, 4), np.float32))
+        w.write("mask_pred_iou", np.ones(m, np.float32))
+        w.write("mask_stability", np.ones(m, np.float32))
+        w.attrs.update(levels=["instance"], source="ground truth", oracle=True)
+    with write_store("features", features_path, "test", {}) as w:
+        w.write("mask_features", feats)
+        w.write("crop_features", feats)
+        w.write("text_features", np.eye(len(SCANNET19), CEILING_DIM + 1, dtype=np.float16))
+        w.attrs.update(source="ground truth", oracle=True, vocabulary=list(SCANNET19), templates=[], alpha=1.0)
+
+
+def write_oracle_association(path: Path, instance_categories: np.ndarray) -> None:
+    """Instance language = one-hot GT category (the ceiling, -1, left unseen), as association ideally gives."""
+    seen = instance_categories >= 0
+    language = np.zeros((len(instance_categories), CEILING_DIM + 1), np.float16)
+    language[np.nonzero(seen)[0], instance_categories[seen]] = 1
+    with write_store("association", path, "test", {}) as w:
+        w.write("instance_language", language)
+        w.write("instance_views", seen.astype(np.int32))
+        w.write("instance_label", np.where(seen, instance_categories, -1).astype(np.int32))
+        w.write("text_features", np.eye(len(SCANNET19), CEILING_DIM + 1, dtype=np.float16))
+        w.attrs.update(vocabulary=list(SCANNET19))
+
+
+def build_oracle(root: Path) -> dict[str, Path]:
+    """Scene, feature_gaussians, codebook, masks and features stores of the oracle construction."""
+    scene = oracle_scene()
+    paths = {k: root / f"{k}.zarr" for k in ("scene", "gaussians", "codebook", "masks", "features")}
+    scene.write(paths["scene"], "test", {}, "synthetic", "oracle", "synthetic")
+    leaf = scene.points_instance
+    k = len(scene.extra_attrs["instance_categories"])
+    write_oracle_gaussians(scene, paths["gaussians"], leaf, k)
+    write_oracle_codebook(paths["codebook"], leaf, k)
+    write_oracle_masks_features(scene, paths["masks"], paths["features"])
+    return paths
+
+
+def stage_args(paths: dict[str, Path], out: Path, params: str = "{}") -> list[str]:
+    return ["--scene", str(paths["scene"]), "--gaussians", str(paths["gaussians"]), "--codebook",
+            str(paths["codebook"]), "--masks", str(paths["masks"]), "--features", str(paths["features"]),
+            "--out", str(out), "--params", params, "--device", "cpu"]
+
+
+def run_cli(module: str, args: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.fixture(scope="module")
+def oracle(tmp_path_factory) -> dict[str, Path]:
+    paths = build_oracle(tmp_path_factory.mktemp("oracle"))
+    paths["association"] = paths["scene"].parent / "association.zarr"
+    associate_main(associate_parser().parse_args(stage_args(paths, paths["association"])))
+    return paths
+
+
+# ----------------------------------------------------------------------------------------------
+# Fusion weights
+# ----------------------------------------------------------------------------------------------
+def test_fusion_weights_favour_agreeing_views_and_tau_zero_is_the_mean():
+    f = torch.tensor([[1.0, 0.0, 0.0], [0.9, 0.1, 0.0], [0.0, 0.0, 1.0]])
+    group = torch.zeros(3, dtype=torch.long)
+    w = fusion_weights(f, group, 1, tau=5.0)
+    assert w.sum().item() == pytest.approx(1.0)
+    assert w[2] < w[0] and w[2] < w[1], "the disagreeing view gets the lowest weight"
+    # agreement a_v = mean over the other views of cos(f_v, f_u): by hand
+    c01 = float(torch.nn.functional.cosine_similarity(f[0], f[1], dim=0))
+    c12 = float(torch.nn.functional.cosine_similarity(f[1], f[2], dim=0))
+    a = torch.tensor([(c01 + 0.0) / 2, (c01 + c12) / 2, (0.0 + c12) / 2])
+    assert torch.allclose(w, torch.softmax(5.0 * a, 0), atol=1e-6)
+    assert torch.allclose(fusion_weights(f, group, 1, tau=0.0), torch.full((3,), 1 / 3))
+    fused, views = fuse_language(f, group, 1, tau=0.0)
+    unit = torch.nn.functional.normalize(f, dim=-1)
+    assert torch.allclose(fused[0], torch.nn.functional.normalize(unit.mean(0), dim=0), atol=1e-6)
+    assert views.tolist() == [3]
+
+
+def test_fusion_weights_per_instance_with_scores_and_unseen_rows():
+    f = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [1.0, 0.0]])
+    group = torch.tensor([0, 0, 2, 0])
+    scores = torch.tensor([0.2, 0.6, 0.5, 0.2])
+    w = fusion_weights(f, group, 3, tau=0.0, scores=scores)
+    assert w[group == 0].tolist() == pytest.approx([0.2, 0.6, 0.2])  # tau = 0: proportional to the score
+    assert w[2].item() == pytest.approx(1.0), "an instance seen once takes its only view"
+    fused, views = fuse_language(f, group, 3, tau=0.0, scores=scores)
+    assert views.tolist() == [3, 0, 1]
+    assert fused[1].abs().sum() == 0, "unseen instance: zero row"
+    assert fused[0].norm().item() == pytest.approx(1.0)
+
+
+# ----------------------------------------------------------------------------------------------
+# Eq. 8 on label maps == the dense reference; rendering alone
+# ----------------------------------------------------------------------------------------------
+def test_label_map_scores_equal_dense_eq8():
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.randint(-1, 5, (2, 6, 7), generator=gen)
+    fmap = torch.rand(2, 6, 7, 3, generator=gen)
+    alone = torch.rand(2, 6, 7, generator=gen) > 0.5
+    feat = torch.rand(3, generator=gen)
+    means, areas = mask_means_from_labels(fmap, labels, 5)
+    fast = label_map_scores(alone, feat, labels, means, areas)
+    for v in range(2):
+        dense = torch.stack([labels[v] == j for j in range(5)])
+        ref = association_scores(alone[v][None], feat[None], dense, fmap[v])[0]
+        assert torch.allclose(fast[v], ref, atol=1e-6)
+
+
+def two_gaussians_on_axis() -> tuple[InstanceGaussians, Cameras]:
+    """Instance 0: an opaque wide Gaussian in front; instance 1: a smaller one behind it, on the optical axis."""
+    g = InstanceGaussians(means=torch.tensor([[0.0, 0.0, 2.0], [0.0, 0.0, 5.0]]),
+                          quats=torch.tensor([[1.0, 0, 0, 0]] * 2), scales=torch.tensor([[0.5] * 3, [0.3] * 3]),
+                          opacities=torch.tensor([0.99, 0.99]), features=torch.eye(2), leaf_id=torch.tensor([0, 1]),
+                          num_instances=2)
+    K = torch.tensor([[[40.0, 0, 16], [0, 40.0, 12], [0, 0, 1]]])
+    return g, Cameras(torch.eye(4)[None], K, 32, 24)
+
+
+def test_rendering_alone_gives_the_occluded_instance_its_full_footprint():
+    g, cams = two_gaussians_on_axis()
+    back_alone = render_alpha(g.take(torch.tensor([1])), cams)[0] > 0.5
+    # footprint of the back Gaussian by hand: opacity * exp(-d^2 / (2 var)) > 0.5, var = (f s / z)^2 + 0.3
+    var = (40 * 0.3 / 5) ** 2 + 0.3
+    ys, xs = torch.meshgrid(torch.arange(24) + 0.5, torch.arange(32) + 0.5, indexing="ij")
+    d2 = (xs - 16) ** 2 + (ys - 12) ** 2
+    expected = 0.99 * torch.exp(-0.5 * d2 / var) > 0.5
+    assert back_alone.sum() > 0 and torch.equal(back_alone, expected)
+    full = render_alpha(g, cams)[0]
+    assert full[12, 16] > 0.99, "rendered together, the front Gaussian hides the back one"
+
+
+def test_visibility_skips_instances_behind_or_beside_the_camera():
+    g, cams = two_gaussians_on_axis()
+    assert instance_visibility(g, cams)[:, 0].tolist() == [True, True]
+    g.means = torch.tensor([[0.0, 0.0, -2.0], [30.0, 0.0, 5.0]])  # behind the camera; far outside the image
+    assert instance_visibility(g, cams)[:, 0].tolist() == [False, False]
+    g.means = torch.tensor([[0.0, 0.0, -2.0], [3.0, 0.0, 5.0]])  # 8 px outside the image, radius 7.2 px
+    assert instance_visibility(g, cams)[:, 0].tolist() == [False, False]
+    g.means[1, 0] = 2.5  # 4 px outside the image: its 3-sigma disc reaches in
+    assert instance_visibility(g, cams)[:, 0].tolist() == [False, True]
+
+
+# ----------------------------------------------------------------------------------------------
+# The oracle scene
+# ----------------------------------------------------------------------------------------------
+def test_association_recovers_every_visible_instance_category(oracle):
+    assoc = read_store("association", oracle["association"])
+    scene = read_store("scene", oracle["scene"])
+    categories = np.array(scene.attrs["instance_categories"])
+    with_points = np.unique(scene.load("points_instance"))
+    views = assoc.load("instance_views")
+    labels = assoc.load("instance_label")
+    labelled = with_points[categories[with_points] >= 0]
+    assert (views[with_points] > 0).all(), "every instance with Gaussians is associated in some view"
+    assert (labels[labelled] == categories[labelled]).all()
+    assert assoc.attrs["vocabulary"] == list(SCANNET19)
+    assert assoc.load("instance_language").dtype == np.float16
+
+
+def test_camera_batching_does_not_change_the_association(oracle):
+    g, centres = load_instance_gaussians(oracle["gaussians"], oracle["codebook"])
+    scene = read_store("scene", oracle["scene"])
+    train = np.nonzero(~scene.load("is_test"))[0][:3]
+    labels = torch.from_numpy(np.stack([read_store("masks", oracle["masks"])["labels"][int(v), 0] for v in train]))
+    cams = Cameras.from_scene(scene, train)
+    a1 = associate_instances(g, centres, cams, labels, AssociationConfig(view_batch=1), progress=False)
+    a3 = associate_instances(g, centres, cams, labels, AssociationConfig(view_batch=3), progress=False)
+    def triples(a):
+        return sorted(zip(a.instance.tolist(), a.view.tolist(), a.mask.tolist()))
+
+    assert len(a3.instance) > 0 and triples(a1) == triples(a3)
+    gt = scene.load("gt_instance")[train]
+    for k, v in zip(a3.instance.tolist(), a3.view.tolist()):
+        assert (gt[v] == k).any(), "an instance is only associated in views that show it"
+
+
+def test_associate_cli_and_a_mismatched_codebook(oracle, tmp_path):
+    out = tmp_path / "association.zarr"
+    res = run_cli("stages.associate", stage_args(oracle, out, '{"tau": 0.0, "score_weighted": false}'))
+    assert res.returncode == 0, res.stderr
+    assert read_store("association", out).attrs["tau"] == 0.0
+    ref = read_store("association", oracle["association"]).load("instance_label")
+    assert (read_store("association", out).load("instance_label") == ref).all()
+
+    bad = tmp_path / "bad_codebook.zarr"
+    write_oracle_codebook(bad, np.zeros(10, np.int64), 3)
+    res = run_cli("stages.associate", stage_args({**oracle, "codebook": bad}, tmp_path / "never.zarr"))
+    assert res.returncode != 0
+    assert str(bad) in res.stderr and "Gaussians" in res.stderr
+    assert not (tmp_path / "never.zarr").exists()
+    assert not list(tmp_path.glob("never.zarr.partial*"))

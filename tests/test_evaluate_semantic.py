@@ -1,0 +1,107 @@
+"""Semantic evaluation (supplement B.4): nearest-Gaussian 3D labels per class subset, 2D text queries, the stage."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from test_associate import build_oracle, run_cli, stage_args
+
+from stages.associate import main as associate_main
+from stages.associate import parser as associate_parser
+from stages.evaluate_semantic import main as evaluate_main
+from stages.evaluate_semantic import parser as evaluate_parser
+from stages.evaluate_semantic import point_predictions, subset_gaussian_labels
+from stages.lib.query import Query
+from stages.lib.semantic_metrics import SCANNET19
+from stages.lib.store import read_store, write_store
+
+
+def test_points_take_the_label_of_their_nearest_gaussian():
+    means = np.array([[0.0, 0, 0], [1, 0, 0], [5, 5, 5]])
+    points = np.array([[0.1, 0, 0], [0.9, 0.2, 0], [4, 4, 4], [0.4, 0, 0]])
+    assert point_predictions(points, means, np.array([7, 3, -1])).tolist() == [7, 3, -1, 7]
+
+
+def test_instance_labels_are_the_argmax_within_each_class_subset():
+    e = np.eye(len(SCANNET19), dtype=np.float32)
+    # instance 0 is most like "picture" (not among the 10 classes), then "wall"; instance 1 is unseen
+    language = torch.from_numpy(np.stack([e[10] + 0.5 * e[0], np.zeros(len(SCANNET19), np.float32)]))
+    q = Query(language, torch.from_numpy(e), list(SCANNET19), torch.tensor([0, 0, 1, -1]))
+    assert subset_gaussian_labels(q, SCANNET19).tolist() == [10, 10, -1, -1]
+    assert subset_gaussian_labels(q, ["wall", "floor", "bed"]).tolist() == [0, 0, -1, -1]
+    assert subset_gaussian_labels(q, ["floor", "sink"]).tolist() == [0, 0, -1, -1], "argmax among the subset"
+
+
+def evaluate(paths: dict[str, Path], association: Path, out: Path) -> tuple[dict, pd.DataFrame]:
+    table = out.with_suffix(".csv")
+    evaluate_main(evaluate_parser().parse_args(eval_args(paths, association, out, table)))
+    return read_store("semantic_metrics", out).attrs, pd.read_csv(table)
+
+
+def eval_args(paths: dict[str, Path], association: Path, out: Path, table: Path) -> list[str]:
+    return ["--scene", str(paths["scene"]), "--gaussians", str(paths["gaussians"]), "--codebook",
+            str(paths["codebook"]), "--association", str(association), "--out", str(out), "--table", str(table),
+            "--device", "cpu"]
+
+
+def shuffled_association(src: Path, dst: Path, seed: int = 0) -> None:
+    """The association with its instances' language features (and labels) permuted among the instances."""
+    a = read_store("association", src)
+    perm = np.random.default_rng(seed).permutation(a.sizes["K"])
+    with write_store("association", dst, "test", {}) as w:
+        for name in ("instance_language", "instance_views", "instance_label"):
+            w.write(name, a.load(name)[perm])
+        w.write("text_features", a.load("text_features"))
+        w.attrs.update(vocabulary=a.attrs["vocabulary"])
+
+
+@pytest.fixture(scope="module")
+def oracle(tmp_path_factory) -> dict[str, Path]:
+    paths = build_oracle(tmp_path_factory.mktemp("oracle"))
+    paths["association"] = paths["scene"].parent / "association.zarr"
+    associate_main(associate_parser().parse_args(stage_args(paths, paths["association"])))
+    return paths
+
+
+def test_oracle_gives_perfect_3d_scores_and_shuffled_labels_do_not(oracle, tmp_path):
+    attrs, table = evaluate(oracle, oracle["association"], tmp_path / "oracle.zarr")
+    for size in ("19", "15", "10"):
+        assert attrs["subsets_3d"][size]["mIoU"] == 1.0 and attrs["subsets_3d"][size]["mAcc"] == 1.0
+    assert attrs["miou_3d"] == 1.0
+    assert attrs["miou_2d"] > 0.3, "rendered oracle selections overlap the GT category masks"
+    assert set(table["protocol"]) == {"scannet_3d", "lerf_2d"}
+    assert list(table.columns) == ["dataset", "scene", "protocol", "subset", "query", "mIoU", "mAcc", "mAcc@0.25",
+                                   "mAcc@0.5"]
+    assert table.loc[table["subset"] == "19 classes", "mIoU"].item() == 100.0
+    metrics = read_store("semantic_metrics", tmp_path / "oracle.zarr")
+    assert len(metrics.load("query_iou_2d")) == len(attrs["queries"])
+    assert metrics.load("confusion_3d").shape == (19, 20)
+
+    shuffled = tmp_path / "shuffled_association.zarr"
+    shuffled_association(oracle["association"], shuffled)
+    bad, _ = evaluate(oracle, shuffled, tmp_path / "shuffled.zarr")
+    print(f"oracle 3D mIoU 1.0, 2D mIoU {attrs['miou_2d']:.3f}; shuffled 3D mIoU {bad['miou_3d']:.3f}, "
+          f"2D mIoU {bad['miou_2d']:.3f}")
+    assert bad["miou_3d"] < 0.5 and bad["miou_2d"] < attrs["miou_2d"]
+
+
+def test_evaluate_cli_and_a_scene_without_ground_truth(oracle, tmp_path):
+    out, table = tmp_path / "metrics.zarr", tmp_path / "metrics.csv"
+    res = run_cli("stages.evaluate_semantic", eval_args(oracle, oracle["association"], out, table))
+    assert res.returncode == 0, res.stderr
+    assert read_store("semantic_metrics", out).attrs["miou_3d"] == 1.0
+    assert pd.read_csv(table)["dataset"].eq("synthetic").all()
+
+    bare = tmp_path / "bare_scene.zarr"
+    scene = read_store("scene", oracle["scene"])
+    with write_store("scene", bare, "test", {}) as w:
+        for name in ("images", "intrinsics", "world_to_camera", "is_test", "points_xyz", "points_rgb"):
+            w.write(name, scene.load(name))
+        w.attrs.update({k: scene.attrs[k] for k in ("dataset", "scene", "reader", "image_names", "categories",
+                                                      "background")})
+    res = run_cli("stages.evaluate_semantic", eval_args({**oracle, "scene": bare}, oracle["association"],
+                                                        tmp_path / "never.zarr", tmp_path / "never.csv"))
+    assert res.returncode != 0 and str(bare) in res.stderr and "points_semantic" in res.stderr
+    assert not (tmp_path / "never.zarr").exists() and not (tmp_path / "never.csv").exists()

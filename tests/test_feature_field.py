@@ -1,0 +1,242 @@
+"""The shared feature-field trainer and the train_features stage on a tiny synthetic room (CPU).
+
+Masks are the ground-truth instance maps, so a working trainer must make the rendered features separate
+instances; frozen geometry must stay bitwise unchanged; an interrupted stage resumes from its checkpoint.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from stages import train_features
+from stages.lib.cli import run_stage
+from stages.lib.feature_field import (
+    GEOMETRY_KEYS,
+    FeatureFieldConfig,
+    ViewCameras,
+    label_masks,
+    train_feature_field,
+)
+from stages.lib.feature_objectives import OpenInsInstanceObjective
+from stages.lib.gaussians import PARAM_KEYS, init_from_points, save_gaussians
+from stages.lib.scene import SceneData
+from stages.lib.store import read_store, write_store
+from stages.lib.synthetic import SyntheticConfig, make_scene
+
+REPO = Path(__file__).resolve().parents[1]
+CPU = torch.device("cpu")
+TRAIN = {"iterations": 40, "lr_features": 0.02, "seed": 0}
+
+
+# ------------------------------------------------------------------------------------------------
+# Helpers shared with test_codebook_stage.py
+# ------------------------------------------------------------------------------------------------
+def tiny_scene() -> SceneData:
+    return make_scene(SyntheticConfig(num_views=8, width=32, height=24, num_points=1500, num_objects=8))
+
+
+def point_gaussians(scene: SceneData) -> dict[str, torch.Tensor]:
+    """One Gaussian per scene point (so Gaussian i has the GT instance ``points_instance[i]``)."""
+    return init_from_points(scene.points_xyz, scene.points_rgb, sh_degree=0, init_opacity=0.5)
+
+
+def write_inputs(tmp: Path, scene: SceneData, gaussians: dict[str, torch.Tensor]) -> dict[str, Path]:
+    """Scene, gaussians and GT-instance masks stores under ``tmp``."""
+    paths = {"scene": tmp / "scene.zarr", "gaussians": tmp / "gaussians.zarr", "masks": tmp / "masks.zarr"}
+    scene.write(paths["scene"], "test", {}, dataset="synthetic", scene="tiny", reader="synthetic")
+    save_gaussians(paths["gaussians"], gaussians, "test", {}, {},
+                   {"sh_degree": 0, "background": [0.0, 0.0, 0.0], "iterations": 0})
+    write_gt_masks(paths["masks"], scene.gt_instance)
+    return paths
+
+
+def write_gt_masks(path: Path, instance: np.ndarray) -> None:
+    """A ``masks`` store with one level "whole": per view, the GT instances renumbered 0..n-1, and the mask table."""
+    labels = np.full((instance.shape[0], 1, *instance.shape[1:]), -1, np.int32)
+    table: dict[str, list] = {k: [] for k in ("mask_view", "mask_id", "mask_area", "mask_bbox")}
+    for v, inst in enumerate(instance):
+        ids, local = np.unique(inst, return_inverse=True)
+        labels[v, 0] = local.reshape(inst.shape)
+        for m in range(len(ids)):
+            ys, xs = np.nonzero(labels[v, 0] == m)
+            table["mask_view"].append(v)
+            table["mask_id"].append(m)
+            table["mask_area"].append(len(xs))
+            table["mask_bbox"].append([xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1])
+    m = len(table["mask_view"])
+    with write_store("masks", path, "test", {}) as w:
+        w.write("labels", labels)
+        for key in ("mask_view", "mask_id", "mask_area"):
+            w.write(key, np.asarray(table[key], np.int32))
+        w.write("mask_level", np.zeros(m, np.int32))
+        w.write("mask_bbox", np.asarray(table["mask_bbox"], np.float32))
+        w.write("mask_pred_iou", np.ones(m, np.float32))
+        w.write("mask_stability", np.ones(m, np.float32))
+        w.attrs.update(levels=["whole"], source="ground truth", oracle=True)
+
+
+def instance_separation(scene: SceneData, params: dict, features: torch.Tensor) -> float:
+    """Mean over views of (mean distance between GT instances' mean rendered features) / (within-instance spread)."""
+    with torch.no_grad():
+        rendered, _ = ViewCameras(scene, CPU).render(params, features, range(scene.num_views))
+    ratios = []
+    for v in range(scene.num_views):
+        masks = label_masks(torch.from_numpy(scene.gt_instance[v]))
+        flat, weights = rendered[v].reshape(-1, features.shape[1]), masks.flatten(1).float()
+        means = weights @ flat / weights.sum(1, keepdim=True)
+        spread = (weights * torch.cdist(means, flat)).sum() / weights.sum()
+        ratios.append((torch.pdist(means).mean() / spread).item())
+    return float(np.mean(ratios))
+
+
+# ------------------------------------------------------------------------------------------------
+# Fixtures
+# ------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def scene():
+    return tiny_scene()
+
+
+@pytest.fixture(scope="module")
+def gaussians(scene):
+    return point_gaussians(scene)
+
+
+@pytest.fixture(scope="module")
+def inputs(scene, gaussians, tmp_path_factory):
+    return write_inputs(tmp_path_factory.mktemp("inputs"), scene, gaussians)
+
+
+@pytest.fixture(scope="module")
+def trained(scene, gaussians):
+    cfg = FeatureFieldConfig(**TRAIN)
+    return train_feature_field(gaussians, scene, scene.gt_instance, OpenInsInstanceObjective(), cfg, CPU,
+                               progress=False)
+
+
+# ------------------------------------------------------------------------------------------------
+# The trainer
+# ------------------------------------------------------------------------------------------------
+def test_trained_features_separate_instances(scene, gaussians, trained):
+    start = torch.rand((len(gaussians["means"]), 6), generator=torch.Generator().manual_seed(TRAIN["seed"]))
+    before = instance_separation(scene, gaussians, start)
+    after = instance_separation(scene, trained, trained["features"])
+    print(f"instance separation (between / within): untrained {before:.2f}, trained {after:.2f}")
+    assert before < 1.2, "random features do not separate instances"
+    assert after > 1.8 and after > 1.7 * before
+
+
+def test_frozen_geometry_is_bitwise_unchanged(scene, gaussians, trained):
+    fresh = point_gaussians(scene)
+    for key in PARAM_KEYS:
+        assert torch.equal(trained[key], fresh[key]) and torch.equal(gaussians[key], fresh[key]), key
+    assert trained["features"].shape == (len(gaussians["means"]), 6)
+
+
+def test_optimised_geometry_moves_and_colours_stay(scene, gaussians):
+    cfg = FeatureFieldConfig(iterations=3, lr_features=0.02, geometry="optimise", densify_stop_iter=100,
+                             views_per_step=2)
+    out = train_feature_field(gaussians, scene, scene.gt_instance, OpenInsInstanceObjective(), cfg, CPU,
+                              progress=False)
+    fresh = point_gaussians(scene)
+    assert all(not torch.equal(out[k], fresh[k]) for k in GEOMETRY_KEYS)
+    assert all(torch.equal(out[k], fresh[k]) and torch.equal(gaussians[k], fresh[k]) for k in ("sh0", "shN")), \
+        "colours untouched, inputs not updated in place"
+
+
+def test_label_masks_drops_unlabelled_and_small_masks():
+    labels = torch.tensor([[0, 0, 1], [-1, 2, 2]])
+    masks = label_masks(labels, min_pixels=2)
+    assert masks.shape == (2, 2, 3)
+    assert masks[0].sum() == 2 and masks[1].sum() == 2 and not masks[:, 1, 0].any()
+
+
+def test_config_rejects_unknown_keys_and_modes():
+    with pytest.raises(ValueError, match="unknown feature-field parameters"):
+        FeatureFieldConfig.from_dict({"iterationz": 3})
+    with pytest.raises(ValueError, match="geometry"):
+        FeatureFieldConfig(geometry="thaw")
+
+
+# ------------------------------------------------------------------------------------------------
+# The stage
+# ------------------------------------------------------------------------------------------------
+def stage_args(inputs: dict[str, Path], out: Path, params: str) -> list[str]:
+    return ["--scene", str(inputs["scene"]), "--gaussians", str(inputs["gaussians"]), "--masks",
+            str(inputs["masks"]), "--out", str(out), "--params", params, "--device", "cpu"]
+
+
+def test_stage_cli_writes_a_feature_gaussians_store(inputs, gaussians, tmp_path):
+    out = tmp_path / "features.zarr"
+    params = '{"iterations": 4, "lr_features": 0.02, "feature_dim": 5, "level": "whole", ' \
+             '"objective": "openins_instance", "objective_params": {"w_smooth": 0.1}}'
+    done = subprocess.run([sys.executable, "-m", "stages.train_features", *stage_args(inputs, out, params)],
+                          check=False, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    store = read_store("feature_gaussians", out)
+    assert store.sizes["N"] == len(gaussians["means"]) and store.sizes["D"] == 5
+    assert {k: store.attrs[k] for k in ("sh_degree", "iterations", "feature_dim", "level", "objective")} == \
+        {"sh_degree": 0, "iterations": 4, "feature_dim": 5, "level": "whole", "objective": "openins_instance"}
+    gs = read_store("gaussians", inputs["gaussians"])
+    for key in PARAM_KEYS:
+        assert np.array_equal(store.load(key), gs.load(key)), f"frozen {key} changed"
+    assert np.isfinite(store.load("features")).all()
+    assert not list(tmp_path.glob("*.checkpoint.pt")) and not list(tmp_path.glob("*.partial-*"))
+
+
+def test_stage_rejects_masks_of_another_size(inputs, scene, tmp_path):
+    masks = tmp_path / "masks_small.zarr"
+    write_gt_masks(masks, scene.gt_instance[:, :-2])
+    out = tmp_path / "features.zarr"
+    args = stage_args({**inputs, "masks": masks}, out, '{"iterations": 2}')
+    with pytest.raises(SystemExit) as exc:
+        run_stage(train_features.main, train_features.parser(), args)
+    assert "labels cover 8 views of 22x32 pixels but the scene" in str(exc.value.code)
+    assert not out.exists() and not list(tmp_path.glob("features.zarr*"))
+
+
+def test_stage_rejects_an_unknown_level(inputs, tmp_path):
+    out = tmp_path / "features.zarr"
+    with pytest.raises(SystemExit) as exc:
+        run_stage(train_features.main, train_features.parser(), stage_args(inputs, out, '{"level": "part"}'))
+    assert "no mask level 'part'" in str(exc.value.code) and not out.exists()
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_interrupted_stage_resumes_to_the_uninterrupted_result(inputs, tmp_path, monkeypatch):
+    params = '{"iterations": 12, "checkpoint_every": 5, "lr_features": 0.02}'
+    trainer_fn = train_features.train_feature_field
+    seen: list[int] = []
+
+    def with_hook(hook):
+        monkeypatch.setattr(train_features, "train_feature_field",
+                            lambda *a, **kw: trainer_fn(*a, **kw, progress=False, on_step=hook))
+
+    def interrupt_at_8(step, trainer):
+        if step == 8:
+            raise Interrupt
+
+    out = tmp_path / "resumed.zarr"
+    with_hook(interrupt_at_8)
+    with pytest.raises(Interrupt):
+        run_stage(train_features.main, train_features.parser(), stage_args(inputs, out, params))
+    ckpt = tmp_path / "resumed.checkpoint.pt"
+    assert not out.exists() and torch.load(ckpt, weights_only=False)["step"] == 5
+    with_hook(lambda step, trainer: seen.append(step))
+    run_stage(train_features.main, train_features.parser(), stage_args(inputs, out, params))
+    assert seen == list(range(6, 13)), "resumed after the step-5 checkpoint"
+    assert not ckpt.exists()
+
+    straight = tmp_path / "straight.zarr"
+    run_stage(train_features.main, train_features.parser(), stage_args(inputs, straight, params))
+    diff = np.abs(read_store("feature_gaussians", out).load("features")
+                  - read_store("feature_gaussians", straight).load("features"))
+    # Equal up to the CPU backward's float non-determinism (Adam can amplify it where a gradient is ~0).
+    assert np.quantile(diff, 0.99) < 1e-5, np.quantile(diff, [0.5, 0.99, 1.0])
