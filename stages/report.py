@@ -55,6 +55,7 @@ def load_semantic(tables: list[str]) -> pd.DataFrame:
 def with_mean_rows(table: pd.DataFrame, values: list[str]) -> pd.DataFrame:
     """Per-scene rows followed by one mean row per method."""
     means = table.groupby("method", as_index=False)[values].mean().assign(dataset="mean", scene="")
+    table = table.sort_values(["method", "dataset", "scene"])
     return pd.concat([table, means], ignore_index=True)[["method", "dataset", "scene", *values]]
 
 
