@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from stages.lib.cli import pick_device, run_stage, stage_parser
+from stages.lib.cli import config_from_params, pick_device, run_stage, stage_parser
 from stages.lib.feature_field import load_feature_gaussians
-from stages.lib.kmeans import TwoLevelCodebook, normalise_xyz, two_level_codebook
+from stages.lib.kmeans import two_level_codebook
 from stages.lib.store import write_store
 
 log = logging.getLogger(__name__)
@@ -41,14 +39,6 @@ class CodebookConfig:
         if self.k_coarse < 1 or self.k_fine < 1 or self.xyz_weight <= 0:
             raise ValueError(f"k_coarse and k_fine must be >= 1 and xyz_weight > 0: {self}")
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> CodebookConfig:
-        unknown = sorted(set(d) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown codebook parameters {unknown}; known: {[f.name for f in fields(cls)]}")
-        return cls(**d)
-
-
 @dataclass
 class CodebookResult:
     """Store-ready codebook: coarse centres in the Eq. 5 space, leaf centres in feature space, ids per Gaussian."""
@@ -59,34 +49,19 @@ class CodebookResult:
     leaf_id: Tensor         # [N], -1 unassigned
 
 
-def coarse_space(xyz: Tensor, features: Tensor, xyz_weight: float) -> Tensor:
-    """The Eq. 5 clustering space [xyz_weight * normalised xyz, feature]."""
-    return torch.cat([xyz_weight * normalise_xyz(xyz), features], dim=1)
-
-
 def build_codebook(xyz: Tensor, features: Tensor, keep: Tensor, cfg: CodebookConfig) -> CodebookResult:
-    """Run Eq. 5-6 on the kept Gaussians.
-
-    ``two_level_codebook`` clusters [normalised xyz, f]; k-means is invariant to a uniform scaling of its input,
-    so clustering [normalised xyz, f / w] and scaling the leaf centres back by w is the same as clustering
-    [w * normalised xyz, f].
-    """
-    w = cfg.xyz_weight
-    cb: TwoLevelCodebook = two_level_codebook(xyz[keep], features[keep] / w, cfg.k_coarse, cfg.k_fine, cfg.iters,
-                                              cfg.seed)
-    space = coarse_space(xyz[keep], features[keep], w)
-    sums = torch.zeros(cfg.k_coarse, space.shape[1], device=space.device).index_add_(0, cb.coarse, space)
-    counts = torch.bincount(cb.coarse, minlength=cfg.k_coarse).clamp_min(1)[:, None]
+    """Run Eq. 5-6 on the kept Gaussians; the others get id -1."""
+    cb = two_level_codebook(xyz[keep], features[keep], cfg.k_coarse, cfg.k_fine, cfg.iters, cfg.seed, cfg.xyz_weight)
     n = len(xyz)
     coarse_id = torch.full((n,), -1, dtype=torch.long, device=xyz.device)
     leaf_id = torch.full((n,), -1, dtype=torch.long, device=xyz.device)
     coarse_id[keep], leaf_id[keep] = cb.coarse, cb.fine
-    return CodebookResult(coarse_centres=sums / counts, fine_centres=cb.codebook * w, coarse_id=coarse_id,
+    return CodebookResult(coarse_centres=cb.coarse_centres, fine_centres=cb.codebook, coarse_id=coarse_id,
                           leaf_id=leaf_id)
 
 
 def main(args: argparse.Namespace) -> None:
-    cfg = CodebookConfig.from_dict(args.params)
+    cfg = config_from_params(CodebookConfig, args.params, "codebook")
     device = pick_device(args.device)
     params, _ = load_feature_gaussians(args.gaussians, device)
     keep = torch.sigmoid(params["opacities"]) >= cfg.min_opacity

@@ -26,6 +26,7 @@ from stages.lib.oracle import embedding as oracle
 from stages.lib.oracle.pieces import require_ground_truth
 from stages.lib.scene import SceneData, load_scene
 from stages.lib.store import write_store
+from stages.lib.weights import ModelChoice
 
 log = logging.getLogger(__name__)
 DEFAULT_TEMPLATES = ["a {} in a scene", "a photo of a {}.", "there is a {} in the scene"]
@@ -66,16 +67,16 @@ def oracle_features(scene: SceneData, masks: MaskSet, vocab: list[str], params: 
     return torch.from_numpy(crop), torch.from_numpy(context), oracle.encode_names(vocab, dim)
 
 
+def clip_model(params: dict[str, Any]) -> ModelChoice:
+    return ModelChoice.from_params(params.get("clip", {}), "clip_convnext_base")
+
+
 def clip_features(scene: SceneData, masks: MaskSet, vocab: list[str], params: dict[str, Any], weights_dir, device):
     """Masked square crops through open_clip, dense features pooled in the masks, templated text embeddings."""
     from stages.lib.models.clip_features import build_clip
-    from stages.lib.weights import load_registry, resolve_checkpoint
-
     cfg = params.get("clip", {})
-    name = cfg.get("model", "clip_convnext_base")
-    random_weights = bool(cfg.get("random_weights", False))
-    checkpoint = None if random_weights else resolve_checkpoint(name, weights_dir)
-    model = build_clip(load_registry()[name].arch, checkpoint, device, random_weights=random_weights,
+    choice = clip_model(params)
+    model = build_clip(choice.arch, choice.checkpoint(weights_dir), device, random_weights=choice.random_weights,
                        tiny=bool(cfg.get("tiny", False)))
     size = int(params.get("crop_size", 224))
     crops, contexts = [], []
@@ -109,9 +110,7 @@ def main(args: argparse.Namespace) -> None:
         attrs = {"oracle": True, "corruption": params.get("corruption", {})}
     elif source == "clip":
         crop, context, text = clip_features(scene, masks, vocab, params, args.weights_dir, pick_device(args.device))
-        cfg = params.get("clip", {})
-        attrs = {"oracle": False, "model": cfg.get("model", "clip_convnext_base"),
-                 "random_weights": bool(cfg.get("random_weights", False))}
+        attrs = {"oracle": False, **clip_model(params).attrs()}
     else:
         raise ValueError(f"features source must be 'clip' or 'oracle', got {source!r}")
     fused = fuse_crop_context(crop, context, alpha)

@@ -26,6 +26,7 @@ from stages.lib.mask_store import write_masks
 from stages.lib.oracle.masks import MaskCorruption, clean_masks, corrupt_masks
 from stages.lib.oracle.pieces import instance_axes, require_ground_truth
 from stages.lib.scene import SceneData, load_scene
+from stages.lib.weights import ModelChoice
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,10 @@ def oracle_view_masks(scene: SceneData, params: dict[str, Any]) -> Iterator[list
         yield [m for level in needed for m in corrupt_masks(clean_masks(scene, view, level, axes), corruption, rng)]
 
 
+def sam_model(params: dict[str, Any]) -> ModelChoice:
+    return ModelChoice.from_params(params.get("sam", {}), "sam_vit_h")
+
+
 def sam_view_masks(scene: SceneData, params: dict[str, Any], weights_dir: str | None, device) -> Iterator[list[Mask]]:
     """SAM masks of every view: level-resolved (three multimask outputs) or, with keep_all, automatic masks."""
     from stages.lib.models.sam_masks import (
@@ -58,14 +63,9 @@ def sam_view_masks(scene: SceneData, params: dict[str, Any], weights_dir: str | 
         generate_level_masks,
         generate_masks,
     )
-    from stages.lib.weights import load_registry, resolve_checkpoint
-
-    sam_cfg = dict(params.get("sam", {}))
-    name = sam_cfg.pop("model", "sam_vit_h")
-    random_weights = bool(sam_cfg.pop("random_weights", False))
-    spec = load_registry()[name]
-    checkpoint = None if random_weights else resolve_checkpoint(name, weights_dir)
-    sam = build_sam(spec.arch, checkpoint, device, random_weights=random_weights)
+    sam_cfg = {k: v for k, v in params.get("sam", {}).items() if k not in ("model", "random_weights")}
+    model = sam_model(params)
+    sam = build_sam(model.arch, model.checkpoint(weights_dir), device, random_weights=model.random_weights)
     generate = generate_masks if params.get("keep_all") else generate_level_masks
     for view in range(scene.num_views):
         yield [Mask(r.segmentation, r.predicted_iou, r.stability_score, r.level) for r in
@@ -84,9 +84,7 @@ def main(args: argparse.Namespace) -> None:
         attrs = {"source": "oracle", "oracle": True, "corruption": params.get("corruption", {})}
     elif source == "sam":
         raw = sam_view_masks(scene, params, args.weights_dir, pick_device(args.device))
-        sam = params.get("sam", {})
-        attrs = {"source": "sam", "oracle": False, "model": sam.get("model", "sam_vit_h"),
-                 "random_weights": bool(sam.get("random_weights", False))}
+        attrs = {"source": "sam", "oracle": False, **sam_model(params).attrs()}
     else:
         raise ValueError(f"masks source must be 'sam' or 'oracle', got {source!r}")
     per_view = (select_levels(m, levels, rule, keep_all) for m in tqdm(raw, total=scene.num_views, desc="masks",

@@ -35,9 +35,10 @@ def clip_text_encoder(name: str, weights_dir: str | None, device: torch.device):
     share a space with the instances' language features.
     """
     from stages.lib.models.clip_features import build_clip
-    from stages.lib.weights import load_registry, resolve_checkpoint
+    from stages.lib.weights import ModelChoice
 
-    return build_clip(load_registry()[name].arch, resolve_checkpoint(name, weights_dir), device).encode_text
+    model = ModelChoice(name)
+    return build_clip(model.arch, model.checkpoint(weights_dir), device).encode_text
 
 
 def main(args: argparse.Namespace) -> None:

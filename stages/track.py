@@ -24,6 +24,7 @@ from stages.lib.oracle.tracks import TrackCorruption, oracle_propagator
 from stages.lib.scene import SceneData, load_scene
 from stages.lib.store import write_store
 from stages.lib.tracking import Propagator, TrackConfig, track_label_maps
+from stages.lib.weights import ModelChoice
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +44,16 @@ def clean_level_maps(scene: SceneData, masks: MaskSet, level: str) -> np.ndarray
     return out
 
 
+def sam2_model(params: dict[str, Any]) -> ModelChoice:
+    return ModelChoice.from_params(params.get("sam2", {}), "sam2.1_hiera_large")
+
+
 def sam2_propagator(scene: SceneData, params: dict[str, Any], weights_dir: str | None, device) -> Propagator:
     """SAM2 video propagation over the scene's views in order."""
     from stages.lib.models.sam2_tracker import build_sam2_video, propagate_masks
-    from stages.lib.weights import load_registry, resolve_checkpoint
-
     cfg = params.get("sam2", {})
-    name = cfg.get("model", "sam2.1_hiera_large")
-    random_weights = bool(cfg.get("random_weights", False))
-    checkpoint = None if random_weights else resolve_checkpoint(name, weights_dir)
-    predictor = build_sam2_video(load_registry()[name].arch, checkpoint, device, random_weights=random_weights,
+    model = sam2_model(params)
+    predictor = build_sam2_video(model.arch, model.checkpoint(weights_dir), device, random_weights=model.random_weights,
                                  image_size=cfg.get("image_size"))
 
     def propagate(seed_frame: int, seeds: dict[int, np.ndarray]) -> np.ndarray:
@@ -91,6 +92,8 @@ def main(args: argparse.Namespace) -> None:
     with write_store("tracks", args.out, "track", params, {"scene": args.scene, "masks": args.masks}) as w:
         w.write("track_id", track_id)
         w.write("propagated", propagated)
+        if source == "sam2":
+            w.attrs.update(sam2_model(params).attrs())
         w.attrs.update(source=source, oracle=source == "oracle", num_tracks=int(np.unique(track_id[track_id >= 0]).size),
                        levels=list(levels), matched_fraction=float((track_id >= 0).mean()) if track_id.size else 0.0)
     log.info("tracked %d of %d masks into %d tracks", int((track_id >= 0).sum()), masks.num_masks,

@@ -94,3 +94,17 @@ def test_eq8_prefers_the_feature_consistent_mask_under_occlusion():
     assert scores[0].tolist() == pytest.approx([0.75 / 3, 0.5])
     assert best_mask_per_instance(scores).tolist() == [1]
     assert best_mask_per_instance(scores * 0).tolist() == [-1]
+
+
+def test_coarse_level_weighs_position_by_xyz_weight():
+    """Eq. 5 space [w * normalised xyz, f]: a large w splits by position, a tiny w by feature."""
+    torch.manual_seed(2)
+    xyz = torch.cat([torch.zeros(40, 3), torch.ones(40, 3)]) + 0.01 * torch.randn(80, 3)
+    feats = torch.tensor([[1.0, 0.0], [0.0, 1.0]]).repeat(40, 1) * 0.5  # alternating feature groups
+    by_position = two_level_codebook(xyz, feats, k1=2, k2=1, seed=0, xyz_weight=100.0)
+    assert by_position.coarse[:40].unique().numel() == 1 and by_position.coarse[0] != by_position.coarse[40]
+    by_feature = two_level_codebook(xyz, feats, k1=2, k2=1, seed=0, xyz_weight=1e-3)
+    assert (by_feature.coarse[0::2] == by_feature.coarse[0]).all() and by_feature.coarse[0] != by_feature.coarse[1]
+    space = torch.cat([1e-3 * (xyz - xyz.min(0).values) / (xyz.max(0).values - xyz.min(0).values).max(), feats], 1)
+    for c in range(2):
+        assert torch.allclose(by_feature.coarse_centres[c], space[by_feature.coarse == c].mean(0), atol=1e-6)

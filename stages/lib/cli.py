@@ -41,11 +41,12 @@ def pick_device(requested: str = "auto") -> torch.device:
     return torch.device(requested)
 
 
-def config_from_params(cls: type[Config], params: Mapping[str, Any]) -> Config:
-    """A config dataclass from a stage's JSON params; unknown keys are an error naming them."""
-    unknown = set(params) - {f.name for f in fields(cls)}
+def config_from_params(cls: type[Config], params: Mapping[str, Any], what: str | None = None) -> Config:
+    """A config dataclass from a stage's JSON params; unknown keys are an error naming them (and ``what``)."""
+    known = {f.name for f in fields(cls)}
+    unknown = set(params) - known
     if unknown:
-        raise ValueError(f"unknown {cls.__name__} params {sorted(unknown)}")
+        raise ValueError(f"unknown {what or cls.__name__} parameters {sorted(unknown)}; known: {sorted(known)}")
     return cls(**params)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from stages.lib.cli import config_from_params
 from stages.lib.gaussians import PARAM_KEYS, activated
 from stages.lib.gs_trainer import (
     DensifyConfig,
@@ -83,11 +84,7 @@ class FeatureFieldConfig:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> FeatureFieldConfig:
         """Build from stage parameters, rejecting unknown keys by name."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown feature-field parameters {unknown}; known: {sorted(known)}")
-        return cls(**d)
+        return config_from_params(cls, d, "feature-field")
 
 
 class ViewCameras:

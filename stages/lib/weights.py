@@ -241,3 +241,27 @@ def iter_specs(names: list[str] | None, registry: Mapping[str, WeightSpec]) -> I
     """The named entries (all when ``names`` is empty), failing on unknown names."""
     for name in names or list(registry):
         yield get_spec(name, registry)
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """The model block of a stage's parameters: a registry name, and random weights for tests and benches only."""
+
+    name: str
+    random_weights: bool = False
+
+    @classmethod
+    def from_params(cls, block: Mapping[str, Any], default: str) -> "ModelChoice":
+        return cls(str(block.get("model", default)), bool(block.get("random_weights", False)))
+
+    @property
+    def arch(self) -> str:
+        return get_spec(self.name).arch
+
+    def checkpoint(self, weights_dir: Path | str | None) -> Path | None:
+        """The verified checkpoint (``WeightsError`` before any work if missing or bad); None for random weights."""
+        return None if self.random_weights else resolve_checkpoint(self.name, weights_dir)
+
+    def attrs(self) -> dict[str, Any]:
+        """What the output store records about the model."""
+        return {"model": self.name, "random_weights": self.random_weights}

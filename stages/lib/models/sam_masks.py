@@ -15,7 +15,7 @@ path that does not exist still raises ``WeightsError`` with the fetch command.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -33,6 +33,7 @@ from segment_anything.utils.amg import (
 )
 from torchvision.ops import batched_nms
 
+from stages.lib.cli import config_from_params
 from stages.lib.weights import require_file
 
 log = logging.getLogger(__name__)
@@ -88,11 +89,7 @@ class MaskParams:
     @classmethod
     def from_dict(cls, params: Mapping[str, Any] | None) -> "MaskParams":
         """Build from a stage's JSON parameters; unknown keys are an error."""
-        params = dict(params or {})
-        unknown = set(params) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown SAM mask parameters: {sorted(unknown)}")
-        return cls(**params)
+        return config_from_params(cls, params or {}, "SAM mask")
 
 
 def _as_params(params: MaskParams | Mapping[str, Any] | None) -> MaskParams:
