@@ -32,12 +32,6 @@ def llff_to_opencv_c2w(mat34: np.ndarray) -> np.ndarray:
     return c2w
 
 
-def opencv_c2w_to_llff(c2w: np.ndarray) -> np.ndarray:
-    """Inverse of ``llff_to_opencv_c2w`` (3x4, LLFF axis order)."""
-    c2w = np.asarray(c2w, np.float64)
-    return np.stack([c2w[:3, 1], c2w[:3, 0], -c2w[:3, 2], c2w[:3, 3]], axis=1)
-
-
 def frustum_points(n: int, images: np.ndarray, intrinsics: np.ndarray, world_to_camera: np.ndarray,
                    near_far: np.ndarray, views: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``n`` random points inside the frusta of ``views`` between each view's near and far bound (uniform
