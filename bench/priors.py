@@ -135,7 +135,7 @@ def seed_masks(n: int, hw: tuple[int, int]) -> dict[int, np.ndarray]:
 
 def bench_sam2(sizes: Sizes, device: torch.device, rng: np.random.Generator) -> Iterator[Row]:
     """SAM2.1 video propagation frames/s (forward and backward pass from a seed frame, as the track stage runs)."""
-    from stages.lib.models.sam2_tracker import build_sam2_video, propagate_masks
+    from stages.lib.models.sam2_tracker import build_sam2_video, propagate_masks, propagate_staged, staged_video
 
     frames = np.stack([random_image(sizes.video_hw, rng) for _ in range(sizes.video_frames)])
     seeds = seed_masks(sizes.video_objects, sizes.video_hw)
@@ -144,9 +144,18 @@ def bench_sam2(sizes: Sizes, device: torch.device, rng: np.random.Generator) -> 
         predictor = build_sam2_video(registry[name].arch, None, device, random_weights=True,
                                      image_size=sizes.sam2_image_size)
         s = seconds_per_call(partial(propagate_masks, predictor, frames, seeds), device, sizes.iters, sizes.warmup)
-        note = (f"{sizes.video_frames} frames {sizes.video_hw[1]}x{sizes.video_hw[0]}, {sizes.video_objects} objects, "
-                f"model input {sizes.sam2_image_size or 1024}, incl. JPEG staging; {RANDOM_NOTE}")
-        yield name, "video_frames_per_s", sizes.video_frames / s, "frames/s", note
+        setup = (f"{sizes.video_frames} frames {sizes.video_hw[1]}x{sizes.video_hw[0]}, {sizes.video_objects} objects, "
+                 f"model input {sizes.sam2_image_size or 1024}, {'bf16' if device.type == 'cuda' else 'fp32'}")
+        yield (name, "video_frames_per_s", sizes.video_frames / s, "frames/s",
+               f"{setup}, incl. JPEG staging and frame loading (CPU); {RANDOM_NOTE}")
+        labels = np.full(frames.shape[:3], -1, dtype=np.int32)
+        with staged_video(predictor, frames) as state:
+            def propagate() -> None:
+                predictor.reset_state(state)
+                propagate_staged(predictor, state, seeds, 0, labels)
+            s = seconds_per_call(propagate, device, sizes.iters, sizes.warmup)
+        yield (name, "propagation_frames_per_s", sizes.video_frames / s, "frames/s",
+               f"{setup}, propagation only (frames already staged); {RANDOM_NOTE}")
 
 
 def bench_clip(sizes: Sizes, device: torch.device, rng: np.random.Generator) -> Iterator[Row]:
@@ -179,7 +188,7 @@ def append_row(out: Path, row: dict[str, object]) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     new = not out.exists() or out.stat().st_size == 0
     with open(out, "a", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=COLUMNS)
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS, lineterminator="\n")
         if new:
             writer.writeheader()
         writer.writerow(row)

@@ -11,7 +11,9 @@ from stages.lib.models.sam2_tracker import (
     image_size_overrides,
     label_map,
     propagate_masks,
+    propagate_staged,
     resolve_config,
+    staged_video,
 )
 
 V, H, W = 4, 64, 64
@@ -121,3 +123,19 @@ def test_random_weight_tiny_model_contract():
     labels = propagate_masks(predictor, random_frames(), seeds, seed_frame=1)
     assert labels.shape == (V, H, W) and labels.dtype == np.int32
     assert set(np.unique(labels)) <= {-1, 3, 9}
+
+
+def test_staged_video_reset_and_repropagated_matches_a_fresh_run():
+    """The bench times propagation alone by re-seeding one staged video; reset_state must leave no trace."""
+    torch.manual_seed(0)
+    predictor = build_sam2_video("sam2.1_hiera_tiny", None, "cpu", random_weights=True, image_size=128)
+    frames = random_frames(1)
+    first = {3: box_mask(8, 30, 8, 30), 9: box_mask(32, 60, 30, 62)}
+    second = {5: box_mask(0, 64, 0, 20)}
+    fresh = propagate_masks(predictor, frames, second)
+    with staged_video(predictor, frames) as state:
+        propagate_staged(predictor, state, first, 0, np.full((V, H, W), -1, dtype=np.int32))
+        predictor.reset_state(state)
+        again = propagate_staged(predictor, state, second, 0, np.full((V, H, W), -1, dtype=np.int32))
+    assert set(np.unique(again)) <= {-1, 5}
+    np.testing.assert_array_equal(again, fresh)

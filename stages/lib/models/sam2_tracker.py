@@ -11,6 +11,7 @@ import contextlib
 import logging
 import tempfile
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -109,6 +110,33 @@ def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
+@contextlib.contextmanager
+def staged_video(predictor: SAM2VideoPredictor, frames: np.ndarray) -> Iterator[dict]:
+    """SAM2 inference state for ``frames`` (uint8 [V,H,W,3]), staged through a temporary JPEG folder."""
+    with tempfile.TemporaryDirectory() as tmp, torch.inference_mode(), _autocast(predictor.device):
+        write_jpeg_frames(frames, Path(tmp))
+        yield predictor.init_state(tmp, offload_video_to_cpu=True)
+
+
+def propagate_staged(
+    predictor: SAM2VideoPredictor,
+    state: dict,
+    seed_masks: dict[int, np.ndarray],
+    seed_frame: int,
+    labels: np.ndarray,
+) -> np.ndarray:
+    """Add the seed masks to a fresh ``state`` and fill ``labels`` [V,H,W] forwards and backwards from ``seed_frame``."""
+    with torch.inference_mode(), _autocast(predictor.device):
+        for obj_id, mask in seed_masks.items():
+            predictor.add_new_mask(state, seed_frame, int(obj_id), np.asarray(mask, dtype=bool))
+        for reverse in (False, True):
+            for frame_idx, obj_ids, logits in predictor.propagate_in_video(
+                state, start_frame_idx=seed_frame, reverse=reverse
+            ):
+                labels[frame_idx] = label_map(list(obj_ids), logits)
+    return labels
+
+
 def propagate_masks(
     predictor: SAM2VideoPredictor,
     frames: np.ndarray,
@@ -124,14 +152,5 @@ def propagate_masks(
     labels = np.full(frames.shape[:3], -1, dtype=np.int32)
     if not seed_masks:
         return labels
-    with tempfile.TemporaryDirectory() as tmp, torch.inference_mode(), _autocast(predictor.device):
-        write_jpeg_frames(frames, Path(tmp))
-        state = predictor.init_state(tmp, offload_video_to_cpu=True)
-        for obj_id, mask in seed_masks.items():
-            predictor.add_new_mask(state, seed_frame, int(obj_id), np.asarray(mask, dtype=bool))
-        for reverse in (False, True):
-            for frame_idx, obj_ids, logits in predictor.propagate_in_video(
-                state, start_frame_idx=seed_frame, reverse=reverse
-            ):
-                labels[frame_idx] = label_map(list(obj_ids), logits)
-    return labels
+    with staged_video(predictor, frames) as state:
+        return propagate_staged(predictor, state, seed_masks, seed_frame, labels)
