@@ -5,22 +5,17 @@ instance (leaf id = GT instance), takes the GT instance maps as masks and one-ho
 features; association must then recover every visible instance's category.
 """
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from oracle_stores import associated_oracle, run_cli, stage_args, two_gaussians_on_axis, write_oracle_codebook
 
-from stages.associate import main as associate_main
-from stages.associate import parser as associate_parser
 from stages.lib.association import association_scores
-from stages.lib.gaussians import init_from_points
 from stages.lib.instance_language import (
     AssociationConfig,
     Cameras,
-    InstanceGaussians,
     associate_instances,
     fuse_language,
     fusion_weights,
@@ -30,119 +25,8 @@ from stages.lib.instance_language import (
     mask_means_from_labels,
     render_alpha,
 )
-from stages.lib.scene import SceneData
 from stages.lib.semantic_metrics import SCANNET19
-from stages.lib.store import read_store, write_store
-from stages.lib.synthetic import SyntheticConfig, make_scene
-
-REPO = Path(__file__).resolve().parents[1]
-CEILING_DIM = len(SCANNET19)  # mask features of the unlabelled ceiling point along a non-vocabulary axis
-
-
-# ----------------------------------------------------------------------------------------------
-# Oracle stores built from a synthetic scene's ground truth (shared with the query / evaluation tests)
-# ----------------------------------------------------------------------------------------------
-def oracle_scene() -> SceneData:
-    return make_scene(SyntheticConfig(seed=0, num_views=8, width=32, height=24, test_every=4, num_points=3000))
-
-
-def instance_codes(num_instances: int) -> np.ndarray:
-    """Scaled one-hot instance features: two instances differ by exactly 1 in mean absolute value (Eq. 8's L1)."""
-    return np.eye(num_instances, dtype=np.float32) * num_instances / 2
-
-
-def write_oracle_gaussians(scene: SceneData, path: Path, leaf: np.ndarray, num_instances: int) -> None:
-    """One Gaussian per GT point (half the 3-NN scale, opacity 0.95), feature = the code of its GT instance."""
-    p = init_from_points(scene.points_xyz, scene.points_rgb, sh_degree=0, init_scale=0.5)
-    p["opacities"] = torch.logit(torch.full_like(p["opacities"], 0.95))
-    with write_store("feature_gaussians", path, "test", {}) as w:
-        for key, value in p.items():
-            w.write(key, value.float().numpy())
-        w.write("features", instance_codes(num_instances)[leaf])
-        w.attrs.update(sh_degree=0, background=[0, 0, 0], iterations=0, feature_dim=num_instances)
-
-
-def write_oracle_codebook(path: Path, leaf: np.ndarray, num_instances: int) -> None:
-    with write_store("codebook", path, "test", {}) as w:
-        w.write("coarse_centres", np.zeros((1, 3), np.float32))
-        w.write("fine_centres", instance_codes(num_instances))
-        w.write("coarse_id", np.zeros(len(leaf), np.int32))
-        w.write("leaf_id", leaf.astype(np.int32))
-        w.attrs.update(k_coarse=1, k_fine=num_instances)
-
-
-def write_oracle_masks_features(scene: SceneData, masks_path: Path, features_path: Path) -> None:
-    """GT instance maps renumbered 0..n-1 per view (one level); mask features = one-hot GT category."""
-    labels = np.full((scene.num_views, 1, scene.height, scene.width), -1, np.int32)
-    table: list[tuple[int, int, int, int]] = []  # view, mask id, instance, area
-    for v in range(scene.num_views):
-        ids, inverse, counts = np.unique(scene.gt_instance[v], return_inverse=True, return_counts=True)
-        labels[v, 0] = inverse.reshape(scene.height, scene.width)
-        table += [(v, j, int(i), int(n)) for j, (i, n) in enumerate(zip(ids, counts))]
-    view, mid, inst, area = (np.array(c) for c in zip(*table))
-    category = np.array(scene.extra_attrs["instance_categories"])[inst]
-    feats = np.eye(CEILING_DIM + 1, dtype=np.float16)[np.where(category < 0, CEILING_DIM, category)]
-    m = len(view)
-    with write_store("masks", masks_path, "test", {}) as w:
-        w.write("labels", labels)
-        w.write("mask_view", view.astype(np.int32))
-        w.write("mask_level", np.zeros(m, np.int32))
-        w.write("mask_id", mid.astype(np.int32))
-        w.write("mask_area", area.astype(np.int32))
-        w.write("mask_bbox", np.zeros((m, 4), np.float32))
-        w.write("mask_pred_iou", np.ones(m, np.float32))
-        w.write("mask_stability", np.ones(m, np.float32))
-        w.attrs.update(levels=["instance"], source="ground truth", oracle=True)
-    with write_store("features", features_path, "test", {}) as w:
-        w.write("mask_features", feats)
-        w.write("crop_features", feats)
-        w.write("text_features", np.eye(len(SCANNET19), CEILING_DIM + 1, dtype=np.float16))
-        w.attrs.update(source="ground truth", oracle=True, vocabulary=list(SCANNET19), templates=[], alpha=1.0)
-
-
-def write_oracle_association(path: Path, instance_categories: np.ndarray) -> None:
-    """Instance language = one-hot GT category (the ceiling, -1, left unseen), as association ideally gives."""
-    seen = instance_categories >= 0
-    language = np.zeros((len(instance_categories), CEILING_DIM + 1), np.float16)
-    language[np.nonzero(seen)[0], instance_categories[seen]] = 1
-    with write_store("association", path, "test", {}) as w:
-        w.write("instance_language", language)
-        w.write("instance_views", seen.astype(np.int32))
-        w.write("instance_label", np.where(seen, instance_categories, -1).astype(np.int32))
-        w.write("text_features", np.eye(len(SCANNET19), CEILING_DIM + 1, dtype=np.float16))
-        w.attrs.update(vocabulary=list(SCANNET19))
-
-
-def build_oracle(root: Path) -> dict[str, Path]:
-    """Scene, feature_gaussians, codebook, masks and features stores of the oracle construction."""
-    scene = oracle_scene()
-    paths = {k: root / f"{k}.zarr" for k in ("scene", "gaussians", "codebook", "masks", "features")}
-    scene.write(paths["scene"], "test", {}, "synthetic", "oracle", "synthetic")
-    leaf = scene.points_instance
-    k = len(scene.extra_attrs["instance_categories"])
-    write_oracle_gaussians(scene, paths["gaussians"], leaf, k)
-    write_oracle_codebook(paths["codebook"], leaf, k)
-    write_oracle_masks_features(scene, paths["masks"], paths["features"])
-    return paths
-
-
-def stage_args(paths: dict[str, Path], out: Path, params: str = "{}") -> list[str]:
-    return ["--scene", str(paths["scene"]), "--gaussians", str(paths["gaussians"]), "--codebook",
-            str(paths["codebook"]), "--masks", str(paths["masks"]), "--features", str(paths["features"]),
-            "--out", str(out), "--params", params, "--device", "cpu"]
-
-
-def run_cli(module: str, args: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=300)
-
-
-@pytest.fixture(scope="module")
-def oracle(tmp_path_factory) -> dict[str, Path]:
-    paths = build_oracle(tmp_path_factory.mktemp("oracle"))
-    paths["association"] = paths["scene"].parent / "association.zarr"
-    associate_main(associate_parser().parse_args(stage_args(paths, paths["association"])))
-    return paths
+from stages.lib.store import read_store
 
 
 # ----------------------------------------------------------------------------------------------
@@ -196,16 +80,6 @@ def test_label_map_scores_equal_dense_eq8():
         assert torch.allclose(fast[v], ref, atol=1e-6)
 
 
-def two_gaussians_on_axis() -> tuple[InstanceGaussians, Cameras]:
-    """Instance 0: an opaque wide Gaussian in front; instance 1: a smaller one behind it, on the optical axis."""
-    g = InstanceGaussians(means=torch.tensor([[0.0, 0.0, 2.0], [0.0, 0.0, 5.0]]),
-                          quats=torch.tensor([[1.0, 0, 0, 0]] * 2), scales=torch.tensor([[0.5] * 3, [0.3] * 3]),
-                          opacities=torch.tensor([0.99, 0.99]), features=torch.eye(2), leaf_id=torch.tensor([0, 1]),
-                          num_instances=2)
-    K = torch.tensor([[[40.0, 0, 16], [0, 40.0, 12], [0, 0, 1]]])
-    return g, Cameras(torch.eye(4)[None], K, 32, 24)
-
-
 def test_rendering_alone_gives_the_occluded_instance_its_full_footprint():
     g, cams = two_gaussians_on_axis()
     back_alone = render_alpha(g.take(torch.tensor([1])), cams)[0] > 0.5
@@ -233,6 +107,11 @@ def test_visibility_skips_instances_behind_or_beside_the_camera():
 # ----------------------------------------------------------------------------------------------
 # The oracle scene
 # ----------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def oracle(tmp_path_factory) -> dict[str, Path]:
+    return associated_oracle(tmp_path_factory.mktemp("oracle"))
+
+
 def test_association_recovers_every_visible_instance_category(oracle):
     assoc = read_store("association", oracle["association"])
     scene = read_store("scene", oracle["scene"])

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_feature_field import CPU, REPO, point_gaussians, tiny_scene, write_inputs
+from oracle_stores import CPU, REPO, point_gaussians, tiny_scene, write_inputs
 
 from stages import codebook, pseudo_gt
 from stages.lib.cli import run_stage

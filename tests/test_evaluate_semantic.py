@@ -6,10 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from test_associate import build_oracle, run_cli, stage_args
+from oracle_stores import associated_oracle, run_cli
 
-from stages.associate import main as associate_main
-from stages.associate import parser as associate_parser
 from stages.evaluate_semantic import main as evaluate_main
 from stages.evaluate_semantic import parser as evaluate_parser
 from stages.evaluate_semantic import point_predictions, subset_gaussian_labels
@@ -59,10 +57,7 @@ def shuffled_association(src: Path, dst: Path, seed: int = 0) -> None:
 
 @pytest.fixture(scope="module")
 def oracle(tmp_path_factory) -> dict[str, Path]:
-    paths = build_oracle(tmp_path_factory.mktemp("oracle"))
-    paths["association"] = paths["scene"].parent / "association.zarr"
-    associate_main(associate_parser().parse_args(stage_args(paths, paths["association"])))
-    return paths
+    return associated_oracle(tmp_path_factory.mktemp("oracle"))
 
 
 def test_oracle_gives_perfect_3d_scores_and_shuffled_labels_do_not(oracle, tmp_path):

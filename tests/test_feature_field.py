@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from oracle_stores import CPU, REPO, point_gaussians, tiny_scene, write_gt_masks, write_inputs
 
 from stages import train_features
 from stages.lib.cli import run_stage
@@ -22,63 +23,16 @@ from stages.lib.feature_field import (
     train_feature_field,
 )
 from stages.lib.feature_objectives import OpenInsInstanceObjective
-from stages.lib.gaussians import PARAM_KEYS, init_from_points, save_gaussians
+from stages.lib.gaussians import PARAM_KEYS
 from stages.lib.scene import SceneData
-from stages.lib.store import read_store, write_store
-from stages.lib.synthetic import SyntheticConfig, make_scene
+from stages.lib.store import read_store
 
-REPO = Path(__file__).resolve().parents[1]
-CPU = torch.device("cpu")
 TRAIN = {"iterations": 40, "lr_features": 0.02, "seed": 0}
 
 
 # ------------------------------------------------------------------------------------------------
-# Helpers shared with test_codebook_stage.py
+# Helpers
 # ------------------------------------------------------------------------------------------------
-def tiny_scene() -> SceneData:
-    return make_scene(SyntheticConfig(num_views=8, width=32, height=24, num_points=1500, num_objects=8))
-
-
-def point_gaussians(scene: SceneData) -> dict[str, torch.Tensor]:
-    """One Gaussian per scene point (so Gaussian i has the GT instance ``points_instance[i]``)."""
-    return init_from_points(scene.points_xyz, scene.points_rgb, sh_degree=0, init_opacity=0.5)
-
-
-def write_inputs(tmp: Path, scene: SceneData, gaussians: dict[str, torch.Tensor]) -> dict[str, Path]:
-    """Scene, gaussians and GT-instance masks stores under ``tmp``."""
-    paths = {"scene": tmp / "scene.zarr", "gaussians": tmp / "gaussians.zarr", "masks": tmp / "masks.zarr"}
-    scene.write(paths["scene"], "test", {}, dataset="synthetic", scene="tiny", reader="synthetic")
-    save_gaussians(paths["gaussians"], gaussians, "test", {}, {},
-                   {"sh_degree": 0, "background": [0.0, 0.0, 0.0], "iterations": 0})
-    write_gt_masks(paths["masks"], scene.gt_instance)
-    return paths
-
-
-def write_gt_masks(path: Path, instance: np.ndarray) -> None:
-    """A ``masks`` store with one level "whole": per view, the GT instances renumbered 0..n-1, and the mask table."""
-    labels = np.full((instance.shape[0], 1, *instance.shape[1:]), -1, np.int32)
-    table: dict[str, list] = {k: [] for k in ("mask_view", "mask_id", "mask_area", "mask_bbox")}
-    for v, inst in enumerate(instance):
-        ids, local = np.unique(inst, return_inverse=True)
-        labels[v, 0] = local.reshape(inst.shape)
-        for m in range(len(ids)):
-            ys, xs = np.nonzero(labels[v, 0] == m)
-            table["mask_view"].append(v)
-            table["mask_id"].append(m)
-            table["mask_area"].append(len(xs))
-            table["mask_bbox"].append([xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1])
-    m = len(table["mask_view"])
-    with write_store("masks", path, "test", {}) as w:
-        w.write("labels", labels)
-        for key in ("mask_view", "mask_id", "mask_area"):
-            w.write(key, np.asarray(table[key], np.int32))
-        w.write("mask_level", np.zeros(m, np.int32))
-        w.write("mask_bbox", np.asarray(table["mask_bbox"], np.float32))
-        w.write("mask_pred_iou", np.ones(m, np.float32))
-        w.write("mask_stability", np.ones(m, np.float32))
-        w.attrs.update(levels=["whole"], source="ground truth", oracle=True)
-
-
 def instance_separation(scene: SceneData, params: dict, features: torch.Tensor) -> float:
     """Mean over views of (mean distance between GT instances' mean rendered features) / (within-instance spread)."""
     with torch.no_grad():

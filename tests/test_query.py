@@ -6,14 +6,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-from test_associate import (
+from oracle_stores import (
     build_oracle,
     run_cli,
     two_gaussians_on_axis,
     write_oracle_association,
     write_oracle_codebook,
 )
+from PIL import Image
 
 from stages.lib.instance_language import render_alpha
 from stages.lib.query import Query, QueryError, bench_query_latency
