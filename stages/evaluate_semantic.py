@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from stages.lib.cli import config_from_params, pick_device, run_stage, stage_parser
 from stages.lib.instance_language import Cameras, label_instances
-from stages.lib.query import Query, RenderHow, SelectMode
+from stages.lib.query import Query, SelectionConfig, SelectMode
 from stages.lib.semantic_metrics import (
     SCANNET_SUBSETS,
     confusion_matrix,
@@ -39,13 +39,10 @@ PERCENT = 100.0
 
 
 @dataclass
-class SemanticEvalConfig:
-    """How the 2D queries select and render (see ``Query.render_selection``)."""
+class SemanticEvalConfig(SelectionConfig):
+    """How the 2D queries select and render: by default each category selects the instances it labels."""
 
-    query_mode: SelectMode = "vocabulary"
-    threshold: float = 0.25
-    how: RenderHow = "visible"
-    alpha_threshold: float = 0.5
+    mode: SelectMode = "vocabulary"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -93,8 +90,7 @@ def lerf_2d(query: Query, cams: Cameras, gt_semantic: np.ndarray, categories: li
     result = {}
     for c in tqdm(present, desc="text queries", unit="query"):
         with torch.no_grad():
-            sel = query.render_selection(categories[c], cams, cfg.query_mode, cfg.threshold, cfg.how,
-                                         cfg.alpha_threshold).cpu().numpy()
+            sel = query.render_selection(categories[c], cams, **asdict(cfg)).cpu().numpy()
         gt = gt_semantic == c
         shown = gt.any(axis=(1, 2))
         result[categories[c]] = float(np.mean([mask_iou(p, g) for p, g in zip(sel[shown], gt[shown])]))

@@ -7,25 +7,15 @@ Example: python -m stages.query --association A.zarr --codebook C.zarr --gaussia
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import asdict
 
 import numpy as np
 import torch
 
 from stages.lib.cli import config_from_params, pick_device, run_stage, stage_parser
 from stages.lib.instance_language import Cameras
-from stages.lib.query import Query, QueryError, RenderHow, SelectMode
+from stages.lib.query import Query, QueryError, SelectionConfig
 from stages.lib.store import read_store
-
-
-@dataclass
-class QueryConfig:
-    """Selection and rendering knobs (see ``Query.select_instances`` and ``Query.render_selection``)."""
-
-    mode: SelectMode = "argmax"
-    threshold: float = 0.25
-    how: RenderHow = "visible"
-    alpha_threshold: float = 0.5
 
 
 def clip_text_encoder(name: str, weights_dir: str | None, device: torch.device):
@@ -42,7 +32,7 @@ def clip_text_encoder(name: str, weights_dir: str | None, device: torch.device):
 
 
 def main(args: argparse.Namespace) -> None:
-    cfg = config_from_params(QueryConfig, args.params)
+    cfg = config_from_params(SelectionConfig, args.params)
     device = pick_device(args.device)
     query = Query.load(args.association, args.codebook, args.gaussians, device=device,
                        encoder=clip_text_encoder(args.clip_model, args.weights_dir, device) if args.clip_model else None)
@@ -56,7 +46,7 @@ def main(args: argparse.Namespace) -> None:
             raise SystemExit("error: --out needs --scene (and --view) to render the selection")
         cams = Cameras.from_scene(read_store("scene", args.scene), np.array([args.view]), device)
         with torch.no_grad():
-            sel = query.render_selection(args.text, cams, cfg.mode, cfg.threshold, cfg.how, cfg.alpha_threshold)
+            sel = query.render_selection(args.text, cams, **asdict(cfg))
         from PIL import Image
 
         Image.fromarray(sel[0].cpu().numpy().astype(np.uint8) * 255).save(args.out)

@@ -23,7 +23,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from stages.lib.cli import config_from_params
-from stages.lib.gaussians import PARAM_KEYS, activated
+from stages.lib.gaussians import PARAM_KEYS, activated, save_gaussians
 from stages.lib.gs_trainer import (
     DensifyConfig,
     GaussianTrainer,
@@ -32,7 +32,7 @@ from stages.lib.gs_trainer import (
 )
 from stages.lib.render import render
 from stages.lib.scene import SceneData
-from stages.lib.store import read_store, write_store
+from stages.lib.store import read_store
 
 log = logging.getLogger(__name__)
 
@@ -218,11 +218,8 @@ def train_feature_field(gaussians_params: Mapping[str, Tensor], scene: SceneData
 def save_feature_gaussians(path: str | Path, params: Mapping[str, Tensor], stage: str, run_params: Mapping[str, Any],
                            inputs: Mapping[str, str | Path], attrs: Mapping[str, Any]) -> None:
     """Write a ``feature_gaussians`` store (Gaussian params plus ``features``) atomically."""
-    with write_store("feature_gaussians", path, stage, run_params, inputs) as w:
-        for key in FEATURE_PARAM_KEYS:
-            w.write(key, params[key].detach().cpu().float().numpy())
-        w.attrs.update(attrs)
-        w.attrs["feature_dim"] = int(params[FEATURE_KEY].shape[1])
+    save_gaussians(path, params, stage, run_params, inputs, {**attrs, "feature_dim": int(params[FEATURE_KEY].shape[1])},
+                   kind="feature_gaussians", keys=FEATURE_PARAM_KEYS)
 
 
 def load_feature_gaussians(path: str | Path, device: str | torch.device = "cpu"

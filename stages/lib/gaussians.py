@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -53,10 +53,11 @@ def activated(params: Mapping[str, Tensor]) -> dict[str, Tensor]:
 
 
 def save_gaussians(path: str | Path, params: Mapping[str, Tensor], stage: str, run_params: Mapping[str, Any],
-                   inputs: Mapping[str, str | Path], attrs: Mapping[str, Any]) -> None:
-    """Write a ``gaussians`` store atomically."""
-    with write_store("gaussians", path, stage, run_params, inputs) as w:
-        for key in PARAM_KEYS:
+                   inputs: Mapping[str, str | Path], attrs: Mapping[str, Any], kind: str = "gaussians",
+                   keys: Sequence[str] = PARAM_KEYS) -> None:
+    """Write a ``gaussians`` store (or another ``kind`` holding the parameters ``keys``) atomically."""
+    with write_store(kind, path, stage, run_params, inputs) as w:
+        for key in keys:
             w.write(key, params[key].detach().cpu().float().numpy())
         w.attrs.update(attrs)
 

@@ -9,6 +9,7 @@ device: an instance mask over K followed by one gather over the N Gaussians' lea
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal
 
@@ -27,6 +28,16 @@ from stages.lib.store import StoreError, read_store
 TextEncoder = Callable[[list[str]], Tensor]
 SelectMode = Literal["argmax", "threshold", "vocabulary"]
 RenderHow = Literal["visible", "alone"]
+
+
+@dataclass
+class SelectionConfig:
+    """Selection and rendering knobs of a text query (see :meth:`Query.select_instances`, :meth:`Query.render_selection`)."""
+
+    mode: SelectMode = "argmax"
+    threshold: float = 0.25
+    how: RenderHow = "visible"
+    alpha_threshold: float = 0.5
 
 
 class QueryError(KeyError):
