@@ -60,3 +60,13 @@ def lerf_query_metrics(ious: np.ndarray, thresholds: tuple[float, ...] = (0.25, 
     out = {"mIoU": float(ious.mean())}
     out.update({f"mAcc@{t}": float((ious > t).mean()) for t in thresholds})
     return out
+
+
+def localization_hit(relevance: np.ndarray, gt: np.ndarray) -> bool:
+    """LERF localization: the pixel of highest relevance [H,W] lies inside the tight box of the GT mask [H,W]
+    (first pixel in row-major order on ties; an empty GT mask is a miss)."""
+    ys, xs = np.nonzero(gt)
+    if ys.size == 0:
+        return False
+    y, x = np.unravel_index(int(np.argmax(relevance)), relevance.shape)
+    return bool(ys.min() <= y <= ys.max() and xs.min() <= x <= xs.max())
