@@ -90,7 +90,7 @@ def main() -> None:
         print(json.dumps(rows[-1]), flush=True)
         pd.DataFrame(rows).to_csv(args.out, mode="w", index=False)
     if args.query_latency:
-        from stages.lib.query import bench_query_latency
+        from stages.methods.openins.query import bench_query_latency
 
         lat = bench_query_latency(1_000_000, 640, 512, "cuda" if torch.cuda.is_available() else "cpu")
         rows.append({**base, "level": "", "stage": "query_latency", **lat})

@@ -21,8 +21,9 @@ from scipy.spatial import cKDTree
 from tqdm import tqdm
 
 from stages.lib.cli import config_from_params, pick_device, run_stage, stage_parser
-from stages.lib.instance_language import Cameras, label_instances
-from stages.lib.query import Query, SelectionConfig, SelectMode
+from stages.lib.instance_gaussians import Cameras
+from stages.lib.open_vocabulary import label_instances
+from stages.lib.selection import SelectionConfig, SelectMode
 from stages.lib.semantic_metrics import (
     SCANNET_SUBSETS,
     confusion_matrix,
@@ -33,6 +34,7 @@ from stages.lib.semantic_metrics import (
 )
 from stages.lib.store import Store, StoreError, read_store, write_store
 from stages.lib.tables import write_csv_atomic
+from stages.methods.openins.query import Query
 
 log = logging.getLogger(__name__)
 PERCENT = 100.0
@@ -131,6 +133,9 @@ def check_inputs(scene: Store, association: Store) -> None:
 def main(args: argparse.Namespace) -> None:
     cfg = config_from_params(SemanticEvalConfig, args.params)
     device = pick_device(args.device)
+    if args.codebook is None or args.association is None:
+        raise ValueError("evaluate_semantic: the codebook-search query needs --codebook and --association (name "
+                         "codebook and associate in the variant's after: block)")
     scene = read_store("scene", args.scene)
     check_inputs(scene, read_store("association", args.association))
     query = Query.load(args.association, args.codebook, args.gaussians, device=device)
@@ -144,8 +149,8 @@ def main(args: argparse.Namespace) -> None:
     table = metrics_table(confusions, query_iou, lerf)
     subsets = {str(size): {"mIoU": m, "mAcc": a} for size, (m, a, _, _) in
                ((s, miou_macc(cm)) for s, cm in confusions.items())}
-    inputs = {"scene": args.scene, "gaussians": args.gaussians, "codebook": args.codebook,
-              "association": args.association}
+    inputs = {name: getattr(args, name) for name in ("scene", "gaussians", "codebook", "association", "features")
+              if getattr(args, name) is not None}
     with write_store("semantic_metrics", args.out, "evaluate_semantic", args.params, inputs) as w:
         w.write("confusion_3d", confusions[19].astype(np.int64))
         w.write("query_iou_2d", np.array(list(query_iou.values()), dtype=np.float32))
@@ -162,8 +167,9 @@ def parser() -> argparse.ArgumentParser:
     p = stage_parser("evaluate_semantic", __doc__)
     p.add_argument("--scene", required=True, help="scene store with points_semantic and gt_semantic")
     p.add_argument("--gaussians", required=True, help="feature_gaussians store")
-    p.add_argument("--codebook", required=True, help="codebook store")
-    p.add_argument("--association", required=True, help="association store")
+    p.add_argument("--codebook", default=None, help="codebook store (after: codebook)")
+    p.add_argument("--association", default=None, help="association store (after: associate)")
+    p.add_argument("--features", default=None, help="features store (optional: after: features)")
     p.add_argument("--out", required=True, help="output semantic_metrics store (.zarr)")
     p.add_argument("--table", required=True, help="CSV table: one row per class subset and per text query")
     return p

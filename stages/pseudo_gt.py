@@ -2,8 +2,10 @@
 
 Every Gaussian's feature is replaced by its codebook leaf centre (unassigned Gaussians by zero); the rendering
 of these quantised features is the pseudo ground truth M^c of a view, and the continuous features are trained
-to reproduce it, |M^p - M^c|_1, with the geometry frozen. Parameters (JSON): the ``FeatureFieldConfig`` fields
-(``feature_dim`` comes from the input store and ``geometry`` is always ``frozen``).
+to reproduce it, |M^p - M^c|_1, with the geometry frozen. Parameters (JSON): ``objective`` (a registered
+``objective`` name, default ``openins_pseudo_gt``; its factory gets ``target``, the view -> M^c callable),
+``objective_params`` and the ``FeatureFieldConfig`` fields (``feature_dim`` comes from the input store and
+``geometry`` is always ``frozen``).
 """
 
 from __future__ import annotations
@@ -27,11 +29,12 @@ from stages.lib.feature_field import (
     save_feature_gaussians,
     train_feature_field,
 )
-from stages.lib.feature_objectives import PseudoGTObjective
 from stages.lib.scene import SceneData, load_scene
 from stages.lib.store import StoreError, read_store
+from stages.methods import lookup
 
 log = logging.getLogger(__name__)
+OBJECTIVE_KEYS = ("objective", "objective_params")
 
 
 def quantised_features(path: str | Path, num_gaussians: int, feature_dim: int, device: torch.device) -> Tensor:
@@ -71,9 +74,11 @@ def main(args: argparse.Namespace) -> None:
     scene = load_scene(args.scene)
     params, attrs = load_feature_gaussians(args.gaussians, device)
     features = params["features"]
-    cfg = config(args.params, features.shape[1])
+    cfg = config({k: v for k, v in args.params.items() if k not in OBJECTIVE_KEYS}, features.shape[1])
     quantised = quantised_features(args.codebook, len(features), features.shape[1], device)
-    objective = PseudoGTObjective(pseudo_gt_target(params, quantised, scene, device))
+    factory = lookup("objective", args.params.get("objective", "openins_pseudo_gt"))
+    objective = factory(target=pseudo_gt_target(params, quantised, scene, device),
+                        **args.params.get("objective_params", {}))
     inputs = {"scene": args.scene, "gaussians": args.gaussians, "codebook": args.codebook}
     out = Path(args.out)
     ckpt = checkpoint_path(out)

@@ -13,9 +13,10 @@ import numpy as np
 import torch
 
 from stages.lib.cli import config_from_params, pick_device, run_stage, stage_parser
-from stages.lib.instance_language import Cameras
-from stages.lib.query import Query, QueryError, SelectionConfig
+from stages.lib.instance_gaussians import Cameras
+from stages.lib.selection import SelectionConfig
 from stages.lib.store import read_store
+from stages.methods.openins.query import Query, QueryError
 
 
 def clip_text_encoder(name: str, weights_dir: str | None, device: torch.device):

@@ -1,8 +1,10 @@
 """Feature-field training stage: per-Gaussian features learnt from 2D masks into a ``feature_gaussians`` store.
 
-Parameters (JSON): ``objective`` (a name in ``OBJECTIVES``, default ``openins_instance``), ``objective_params``
-(keyword arguments of that objective), ``level`` (a mask level named in the masks store's ``levels``; may be
-omitted when the store has one level) and the ``FeatureFieldConfig`` fields. Only train views are used.
+Parameters (JSON): ``objective`` (a registered ``objective`` name, default ``openins_instance``),
+``objective_params`` (keyword arguments of that objective's factory), ``level`` (a mask level named in the masks
+store's ``levels``; may be omitted when the store has one level) and the ``FeatureFieldConfig`` fields. Only train
+views are used. Optional inputs (``--codebook``, ``--tracks``, ``--features``: the stores the variant's ``after:``
+names besides ``train_gs`` and ``masks``) are passed to the objective's factory as keyword arguments (their paths).
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ from stages.lib.feature_field import (
     save_feature_gaussians,
     train_feature_field,
 )
-from stages.lib.feature_objectives import OBJECTIVES
 from stages.lib.gaussians import load_gaussians
 from stages.lib.scene import SceneData, load_scene
 from stages.lib.store import StoreError, read_store
+from stages.methods import lookup
 
 log = logging.getLogger(__name__)
 STAGE_KEYS = ("objective", "objective_params", "level")
+OPTIONAL_INPUTS = ("codebook", "tracks", "features")
 
 
 def load_level_labels(path: str | Path, level: str | None, scene: SceneData) -> tuple[np.ndarray, str]:
@@ -51,15 +54,14 @@ def load_level_labels(path: str | Path, level: str | None, scene: SceneData) -> 
 def main(args: argparse.Namespace) -> None:
     params = dict(args.params)
     name = params.get("objective", "openins_instance")
-    if name not in OBJECTIVES:
-        raise ValueError(f"unknown objective {name!r}; known: {sorted(OBJECTIVES)}")
-    objective = OBJECTIVES[name](**params.get("objective_params", {}))
+    optional = {k: getattr(args, k) for k in OPTIONAL_INPUTS if getattr(args, k) is not None}
+    objective = lookup("objective", name)(**params.get("objective_params", {}), **optional)
     cfg = FeatureFieldConfig.from_dict({k: v for k, v in params.items() if k not in STAGE_KEYS})
     device = pick_device(args.device)
     scene = load_scene(args.scene)
     gaussians, gs_attrs = load_gaussians(args.gaussians)
     labels, level = load_level_labels(args.masks, params.get("level"), scene)
-    inputs = {"scene": args.scene, "gaussians": args.gaussians, "masks": args.masks}
+    inputs = {"scene": args.scene, "gaussians": args.gaussians, "masks": args.masks, **optional}
     out = Path(args.out)
     ckpt = checkpoint_path(out)
     ckpt.parent.mkdir(parents=True, exist_ok=True)
@@ -80,6 +82,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--scene", required=True, help="input scene store")
     p.add_argument("--gaussians", required=True, help="input gaussians store (RGB-trained)")
     p.add_argument("--masks", required=True, help="input masks store")
+    p.add_argument("--codebook", default=None, help="codebook store (optional: after: codebook)")
+    p.add_argument("--tracks", default=None, help="tracks store (optional: after: track)")
+    p.add_argument("--features", default=None, help="features store (optional: after: features)")
     p.add_argument("--out", required=True, help="output feature_gaussians store (.zarr)")
     return p
 

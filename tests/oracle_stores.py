@@ -17,7 +17,7 @@ import torch
 from stages.associate import main as associate_main
 from stages.associate import parser as associate_parser
 from stages.lib.gaussians import init_from_points, save_gaussians
-from stages.lib.instance_language import Cameras, InstanceGaussians
+from stages.lib.instance_gaussians import Cameras, InstanceGaussians
 from stages.lib.scene import SceneData
 from stages.lib.semantic_metrics import SCANNET19
 from stages.lib.store import write_store

@@ -12,21 +12,18 @@ import pytest
 import torch
 from oracle_stores import associated_oracle, run_cli, stage_args, two_gaussians_on_axis, write_oracle_codebook
 
-from stages.lib.association import association_scores
-from stages.lib.instance_language import (
-    AssociationConfig,
-    Cameras,
-    associate_instances,
-    fuse_language,
-    fusion_weights,
-    instance_visibility,
-    label_map_scores,
-    load_instance_gaussians,
-    mask_means_from_labels,
-    render_alpha,
-)
+from stages.lib.instance_gaussians import Cameras, instance_visibility, load_instance_gaussians, render_alpha
+from stages.lib.mask_means import mask_means_from_labels
 from stages.lib.semantic_metrics import SCANNET19
 from stages.lib.store import read_store
+from stages.methods.openins.association import (
+    AssociationConfig,
+    associate_instances,
+    association_scores,
+    fuse_language,
+    fusion_weights,
+    label_map_scores,
+)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -21,10 +21,11 @@ from stages.lib.feature_field import (
     save_feature_gaussians,
     train_feature_field,
 )
-from stages.lib.feature_objectives import OpenInsInstanceObjective, PseudoGTObjective
 from stages.lib.gaussians import PARAM_KEYS
-from stages.lib.instance_losses import pseudo_gt_feature_loss
 from stages.lib.store import read_store
+from stages.methods.openins import codebook as openins_codebook
+from stages.methods.openins.losses import pseudo_gt_feature_loss
+from stages.methods.openins.objectives import OpenInsInstanceObjective, PseudoGTObjective
 
 K1, K2 = 8, 4
 CODEBOOK_PARAMS = f'{{"k_coarse": {K1}, "k_fine": {K2}, "xyz_weight": 1.0, "iters": 50, "seed": 0}}'
@@ -88,9 +89,9 @@ def test_codebook_recovers_instances(scene, gaussians, stores):
     instance = scene.points_instance
     trained_leaf = read_store("codebook", stores["codebook"]).load("leaf_id")
     untrained = torch.rand((len(instance), 6), generator=torch.Generator().manual_seed(0))
-    cfg = codebook.CodebookConfig(k_coarse=K1, k_fine=K2)
+    cfg = openins_codebook.CodebookConfig(k_coarse=K1, k_fine=K2)
     keep = torch.ones(len(instance), dtype=torch.bool)
-    untrained_leaf = codebook.build_codebook(gaussians["means"], untrained, keep, cfg).leaf_id.numpy()
+    untrained_leaf = openins_codebook.build_codebook(gaussians["means"], untrained, keep, cfg).leaf_id.numpy()
     rng = np.random.default_rng(0)
     chance = np.mean([leaf_purity(rng.permutation(trained_leaf), instance) for _ in range(20)])
     purity, baseline = leaf_purity(trained_leaf, instance), leaf_purity(untrained_leaf, instance)
@@ -102,8 +103,8 @@ def test_low_opacity_gaussians_stay_unassigned(gaussians, trained):
     opacity = torch.sigmoid(gaussians["opacities"]).clone()
     opacity[::3] = 0.01
     keep = opacity >= 0.1
-    result = codebook.build_codebook(gaussians["means"], trained["features"], keep,
-                                     codebook.CodebookConfig(k_coarse=K1, k_fine=K2, min_opacity=0.1))
+    result = openins_codebook.build_codebook(gaussians["means"], trained["features"], keep,
+                                     openins_codebook.CodebookConfig(k_coarse=K1, k_fine=K2, min_opacity=0.1))
     assert torch.equal(result.leaf_id < 0, ~keep) and torch.equal(result.coarse_id < 0, ~keep)
 
 

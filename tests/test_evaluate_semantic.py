@@ -11,9 +11,9 @@ from oracle_stores import associated_oracle, run_cli
 from stages.evaluate_semantic import main as evaluate_main
 from stages.evaluate_semantic import parser as evaluate_parser
 from stages.evaluate_semantic import point_predictions, subset_gaussian_labels
-from stages.lib.query import Query
 from stages.lib.semantic_metrics import SCANNET19
 from stages.lib.store import read_store, write_store
+from stages.methods.openins.query import Query
 
 
 def test_points_take_the_label_of_their_nearest_gaussian():

@@ -22,10 +22,10 @@ from stages.lib.feature_field import (
     label_masks,
     train_feature_field,
 )
-from stages.lib.feature_objectives import OpenInsInstanceObjective
 from stages.lib.gaussians import PARAM_KEYS
 from stages.lib.scene import SceneData
 from stages.lib.store import read_store
+from stages.methods.openins.objectives import OpenInsInstanceObjective
 
 TRAIN = {"iterations": 40, "lr_features": 0.02, "seed": 0}
 

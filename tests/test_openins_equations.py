@@ -3,13 +3,14 @@
 import pytest
 import torch
 
-from stages.lib.association import association_scores, best_mask_per_instance, masks_iou
-from stages.lib.instance_losses import (
+from stages.lib.kmeans import kmeans
+from stages.methods.openins.association import association_scores, best_mask_per_instance, masks_iou
+from stages.methods.openins.codebook import two_level_codebook
+from stages.methods.openins.losses import (
     inter_mask_contrastive_loss,
     intra_mask_smoothing_loss,
     pseudo_gt_feature_loss,
 )
-from stages.lib.kmeans import kmeans, two_level_codebook
 
 
 def two_region_view():

@@ -15,9 +15,9 @@ from oracle_stores import (
 )
 from PIL import Image
 
-from stages.lib.instance_language import render_alpha
-from stages.lib.query import Query, QueryError, bench_query_latency
+from stages.lib.instance_gaussians import render_alpha
 from stages.lib.store import StoreError, read_store
+from stages.methods.openins.query import Query, QueryError, bench_query_latency
 
 # Instance 0 = chair, 1 = table, 2 = mostly chair, 3 never associated (zero row).
 LANGUAGE = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.8, 0.6, 0.0], [0.0, 0.0, 0.0]])

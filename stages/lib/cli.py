@@ -7,7 +7,8 @@ import json
 import logging
 import os
 import sys
-from dataclasses import fields
+from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any, Callable, Mapping, TypeVar
 
 import torch
@@ -25,6 +26,36 @@ def stage_parser(stage: str, doc: str | None) -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:i] (auto: the GPU the scheduler "
                                                          "assigned through CUDA_VISIBLE_DEVICES, else CPU)")
     return parser
+
+
+@dataclass
+class StageCall:
+    """What a generic stage hands to the method piece it runs (see ``stages.methods``).
+
+    ``inputs``: every input store the stage got, {input name: path} (``scene`` included where given);
+    ``params``: the stage's whole JSON parameters (the store's provenance); ``options``: the piece's own parameters
+    (``params`` without the key that chose the piece).
+    """
+
+    stage: str
+    inputs: dict[str, str]
+    params: dict[str, Any]
+    options: dict[str, Any]
+    device: torch.device
+    out: Path
+
+    def require(self, *names: str) -> list[str]:
+        """The paths of inputs this piece cannot run without; a clear error naming the missing ones."""
+        missing = [n for n in names if self.inputs.get(n) is None]
+        if missing:
+            raise ValueError(f"{self.stage}: this method needs the input stores {missing} (name their stages in the "
+                             f"variant's after: block); it got {sorted(k for k, v in self.inputs.items() if v)}")
+        return [self.inputs[n] for n in names]
+
+
+def stage_inputs(args: argparse.Namespace, names: list[str]) -> dict[str, str]:
+    """{input name: path} of the given store arguments that were passed (optional inputs may be absent)."""
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
 
 
 def pick_device(requested: str = "auto") -> torch.device:

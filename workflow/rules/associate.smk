@@ -7,6 +7,7 @@ rule associate:
     params:
         json=lambda w: stage_params("associate", w),
         upstream=stage_upstream("associate"),
+        inputs=input_args,
     log:
         f"{RESULTS}/logs/{{dataset}}/{{scene}}/associate/{{variant}}.log",
     benchmark:
@@ -19,5 +20,5 @@ rule associate:
         runtime=res("associate", "runtime"),
         gpu=res("associate", "gpu"),
     shell:
-        "python -m stages.associate --scene {input.scene} --gaussians {input.gaussians} --codebook {input.codebook} --masks {input.masks} --features {input.features} --out {output.store} "
+        "python -m stages.associate {params.inputs} --out {output.store} "
         "--params {params.json:q} &> {log}"

@@ -7,6 +7,7 @@ rule codebook:
     params:
         json=lambda w: stage_params("codebook", w),
         upstream=stage_upstream("codebook"),
+        inputs=input_args,
     log:
         f"{RESULTS}/logs/{{dataset}}/{{scene}}/codebook/{{variant}}.log",
     benchmark:
@@ -19,5 +20,5 @@ rule codebook:
         runtime=res("codebook", "runtime"),
         gpu=res("codebook", "gpu"),
     shell:
-        "python -m stages.codebook --gaussians {input.gaussians} --out {output.store} "
+        "python -m stages.codebook {params.inputs} --out {output.store} "
         "--params {params.json:q} &> {log}"

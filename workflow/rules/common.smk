@@ -30,19 +30,36 @@ def scene_entry(wildcards):
     return SCENES[(wildcards.dataset, wildcards.scene)]
 
 
-# The stage graph: the stores each stage reads from upstream stages, as {CLI input name: upstream stage}.
-# Every stage also reads the scene store. A stage variant's ``after`` block names the variant of each upstream
-# stage it reads, so methods share a stage output exactly when they name the same variant.
+# The stage graph: the stores each stage may read from upstream stages, as {CLI input name: the upstream stages
+# that may provide it}, split into required inputs and OPTIONAL ones. Every stage also reads the scene store.
+# A stage variant's ``after`` block names the variant of each upstream stage it reads: one provider of every
+# required input, and any optional input the method needs (e.g. CCL-LGS: ``codebook`` after masks + track +
+# features, ``train_features`` after train_gs + masks + codebook). Jobs are per variant, so two stages may read
+# each other in different variants. Methods share a stage output exactly when they name the same variant.
+# The rule passes every input the job got as ``--<input name> <path>`` (``input_args``).
 UPSTREAM = {
-    "train_gs": {},
-    "masks": {},
-    "track": {"masks": "masks"},
-    "features": {"masks": "masks"},
-    "train_features": {"gaussians": "train_gs", "masks": "masks"},
-    "codebook": {"gaussians": "train_features"},
-    "pseudo_gt": {"gaussians": "train_features", "codebook": "codebook"},
-    "associate": {"gaussians": "pseudo_gt", "codebook": "codebook", "masks": "masks", "features": "features"},
-    "evaluate_semantic": {"gaussians": "pseudo_gt", "codebook": "codebook", "association": "associate"},
+    "train_gs": {"required": {}, "optional": {}},
+    "masks": {"required": {}, "optional": {}},
+    "track": {"required": {"masks": ["masks"]}, "optional": {}},
+    "features": {"required": {"masks": ["masks"]}, "optional": {}},
+    "train_features": {
+        "required": {"gaussians": ["train_gs"], "masks": ["masks"]},
+        "optional": {"codebook": ["codebook"], "tracks": ["track"], "features": ["features"]},
+    },
+    "codebook": {
+        "required": {},
+        "optional": {"gaussians": ["train_features"], "masks": ["masks"], "tracks": ["track"], "features": ["features"]},
+    },
+    "pseudo_gt": {"required": {"gaussians": ["train_features"], "codebook": ["codebook"]}, "optional": {}},
+    "associate": {
+        "required": {"gaussians": ["pseudo_gt", "train_features"], "codebook": ["codebook"], "masks": ["masks"],
+                     "features": ["features"]},
+        "optional": {"tracks": ["track"]},
+    },
+    "evaluate_semantic": {
+        "required": {"gaussians": ["pseudo_gt", "train_features"]},
+        "optional": {"codebook": ["codebook"], "association": ["associate"], "features": ["features"]},
+    },
 }
 
 
@@ -54,12 +71,34 @@ def variant_config(stage, variant):
 
 
 def upstream_variants(stage, variant):
-    """{input name: (upstream stage, its variant)} from the variant's ``after`` block."""
+    """{input name: (upstream stage, its variant)} of the inputs the variant's ``after`` block names.
+
+    Errors name the variant: an ``after`` entry that is no allowed upstream of ``stage``, a required input without
+    a provider, or one input named through two of its providers.
+    """
+    where = f"config.yaml: stages.{stage}.variants.{variant}.after"
     after = variant_config(stage, variant).get("after", {})
-    missing = [up for up in UPSTREAM[stage].values() if up not in after]
-    if missing:
-        raise ValueError(f"config.yaml: stages.{stage}.variants.{variant}.after must name a variant of {missing}")
-    return {name: (up, after[up]) for name, up in UPSTREAM[stage].items()}
+    graph = UPSTREAM[stage]
+    inputs = {**graph["required"], **graph["optional"]}
+    allowed = sorted({up for providers in inputs.values() for up in providers})
+    unknown = sorted(set(after) - set(allowed))
+    if unknown:
+        raise ValueError(f"{where} names {unknown}, which {stage} cannot read; allowed upstream stages: {allowed}")
+    found = {}
+    for name, providers in inputs.items():
+        named = [up for up in providers if up in after]
+        if len(named) > 1:
+            raise ValueError(f"{where} names {named}, but {stage} reads its {name!r} input from only one of them")
+        if named:
+            found[name] = (named[0], after[named[0]])
+        elif name in graph["required"]:
+            raise ValueError(f"{where} must name a variant of {' or '.join(providers)} (the {name!r} input)")
+    return found
+
+
+def input_args(wildcards, input):
+    """``params:`` function: every input the job got as ``--<input name> <path>`` (``_`` as ``-``), shell-quoted."""
+    return " ".join(f"--{name.replace('_', '-')} {shlex.quote(str(path))}" for name, path in input.items())
 
 
 def stage_params(stage, wildcards):
@@ -121,6 +160,25 @@ def stage_upstream(stage):
     return lambda w: upstream_params(w.dataset, w.scene, *upstream_variants(stage, w.variant).values())
 
 
+def check_variant_graph():
+    """Every variant's ``after`` is valid (``upstream_variants``) and no variant reads itself through its upstreams."""
+    done = set()
+
+    def visit(stage, variant, path):
+        if (stage, variant) in path:
+            cycle = " -> ".join(f"{s}/{v}" for s, v in path[path.index((stage, variant)):] + [(stage, variant)])
+            raise ValueError(f"config.yaml: the variants' after: blocks form a cycle: {cycle}")
+        if (stage, variant) in done:
+            return
+        for up, up_variant in upstream_variants(stage, variant).values():
+            visit(up, up_variant, path + [(stage, variant)])
+        done.add((stage, variant))
+
+    for stage in UPSTREAM:
+        for variant in config["stages"].get(stage, {}).get("variants", {}):
+            visit(stage, variant, [])
+
+
 def check_recipes():
     """Every recipe names existing variants, and each variant's ``after`` agrees with the recipe."""
     for method in config["run_methods"]:
@@ -137,6 +195,7 @@ def check_recipes():
                                          f"reads {up} variant {up_variant!r}, but the recipe names {recipe[up]!r}")
 
 
+check_variant_graph()
 check_recipes()
 
 

@@ -8,6 +8,7 @@ rule evaluate_semantic:
     params:
         json=lambda w: stage_params("evaluate_semantic", w),
         upstream=stage_upstream("evaluate_semantic"),
+        inputs=input_args,
     log:
         f"{RESULTS}/logs/{{dataset}}/{{scene}}/evaluate_semantic/{{variant}}.log",
     benchmark:
@@ -20,6 +21,5 @@ rule evaluate_semantic:
         runtime=res("evaluate_semantic", "runtime"),
         gpu=res("evaluate_semantic", "gpu"),
     shell:
-        "python -m stages.evaluate_semantic --scene {input.scene} --gaussians {input.gaussians} "
-        "--codebook {input.codebook} --association {input.association} --out {output.store} "
+        "python -m stages.evaluate_semantic {params.inputs} --out {output.store} "
         "--table {output.table} --params {params.json:q} &> {log}"

@@ -7,6 +7,7 @@ rule features:
     params:
         json=lambda w: stage_params("features", w),
         upstream=stage_upstream("features"),
+        inputs=input_args,
     log:
         f"{RESULTS}/logs/{{dataset}}/{{scene}}/features/{{variant}}.log",
     benchmark:
@@ -19,5 +20,5 @@ rule features:
         runtime=res("features", "runtime"),
         gpu=res("features", "gpu"),
     shell:
-        "python -m stages.features --scene {input.scene} --masks {input.masks} --out {output.store} --weights-dir {WEIGHTS_DIR:q} "
+        "python -m stages.features {params.inputs} --out {output.store} --weights-dir {WEIGHTS_DIR:q} "
         "--params {params.json:q} &> {log}"

@@ -7,6 +7,7 @@ rule masks:
     params:
         json=lambda w: stage_params("masks", w),
         upstream=stage_upstream("masks"),
+        inputs=input_args,
     log:
         f"{RESULTS}/logs/{{dataset}}/{{scene}}/masks/{{variant}}.log",
     benchmark:
@@ -19,5 +20,5 @@ rule masks:
         runtime=res("masks", "runtime"),
         gpu=res("masks", "gpu"),
     shell:
-        "python -m stages.masks --scene {input.scene} --out {output.store} --weights-dir {WEIGHTS_DIR:q} "
+        "python -m stages.masks {params.inputs} --out {output.store} --weights-dir {WEIGHTS_DIR:q} "
         "--params {params.json:q} &> {log}"

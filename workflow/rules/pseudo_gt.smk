@@ -7,6 +7,7 @@ rule pseudo_gt:
     params:
         json=lambda w: stage_params("pseudo_gt", w),
         upstream=stage_upstream("pseudo_gt"),
+        inputs=input_args,
     log:
         f"{RESULTS}/logs/{{dataset}}/{{scene}}/pseudo_gt/{{variant}}.log",
     benchmark:
@@ -19,5 +20,5 @@ rule pseudo_gt:
         runtime=res("pseudo_gt", "runtime"),
         gpu=res("pseudo_gt", "gpu"),
     shell:
-        "python -m stages.pseudo_gt --scene {input.scene} --gaussians {input.gaussians} --codebook {input.codebook} --out {output.store} "
+        "python -m stages.pseudo_gt {params.inputs} --out {output.store} "
         "--params {params.json:q} &> {log}"

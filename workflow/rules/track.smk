@@ -7,6 +7,7 @@ rule track:
     params:
         json=lambda w: stage_params("track", w),
         upstream=stage_upstream("track"),
+        inputs=input_args,
     log:
         f"{RESULTS}/logs/{{dataset}}/{{scene}}/track/{{variant}}.log",
     benchmark:
@@ -19,5 +20,5 @@ rule track:
         runtime=res("track", "runtime"),
         gpu=res("track", "gpu"),
     shell:
-        "python -m stages.track --scene {input.scene} --masks {input.masks} --out {output.store} --weights-dir {WEIGHTS_DIR:q} "
+        "python -m stages.track {params.inputs} --out {output.store} --weights-dir {WEIGHTS_DIR:q} "
         "--params {params.json:q} &> {log}"

@@ -7,6 +7,7 @@ rule train_features:
     params:
         json=lambda w: stage_params("train_features", w),
         upstream=stage_upstream("train_features"),
+        inputs=input_args,
     log:
         f"{RESULTS}/logs/{{dataset}}/{{scene}}/train_features/{{variant}}.log",
     benchmark:
@@ -19,5 +20,5 @@ rule train_features:
         runtime=res("train_features", "runtime"),
         gpu=res("train_features", "gpu"),
     shell:
-        "python -m stages.train_features --scene {input.scene} --gaussians {input.gaussians} --masks {input.masks} --out {output.store} "
+        "python -m stages.train_features {params.inputs} --out {output.store} "
         "--params {params.json:q} &> {log}"

@@ -8,6 +8,7 @@ rule train_gs:
     params:
         json=lambda w: stage_params("train_gs", w),
         upstream=stage_upstream("train_gs"),
+        inputs=input_args,
     log:
         f"{RESULTS}/logs/{{dataset}}/{{scene}}/train_gs/{{variant}}.log",
     benchmark:
@@ -20,5 +21,5 @@ rule train_gs:
         runtime=res("train_gs", "runtime"),
         gpu=res("train_gs", "gpu"),
     shell:
-        "python -m stages.train_gs --scene {input.scene} --out {output.store} --ply {output.ply} "
+        "python -m stages.train_gs {params.inputs} --out {output.store} --ply {output.ply} "
         "--params {params.json:q} &> {log}"

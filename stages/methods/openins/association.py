@@ -1,13 +1,41 @@
-"""3D-2D association of OpenInsGaussian (supplement A.4): score every 2D mask for every rendered 3D instance."""
+"""OpenInsGaussian's 3D-2D association (supplement A.4), registered as the ``association`` rule ``openins_eq8``.
+
+On every train view each instance (codebook leaf) is rendered alone and binarised, pi(M^i); every 2D mask of the
+chosen level is scored by Eq. 8, S_ij = IoU(pi(M^i), B^j) * (1 - |M^i - P^j|_1), and the best mask per instance and
+view is kept. The associated masks' CLIP features are fused across views (``fuse_language``) into one language
+feature per instance, written to an ``association`` store with each instance's argmax vocabulary label.
+"""
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
+
+import numpy as np
 import torch
 from torch import Tensor
+from tqdm import tqdm
 
-from stages.lib.instance_losses import mask_mean_features
+from stages.lib.cli import StageCall, config_from_params
+from stages.lib.instance_gaussians import (
+    Cameras,
+    InstanceGaussians,
+    instance_visibility,
+    load_instance_gaussians,
+    render_alpha,
+    render_channels,
+)
+from stages.lib.mask_means import flat_mask_index, mask_mean_features, mask_means_from_labels, masked_count
+from stages.lib.open_vocabulary import label_instances
+from stages.lib.store import Store, StoreError, read_store, write_store
+from stages.methods import register
+
+log = logging.getLogger(__name__)
 
 
+# ----------------------------------------------------------------------------------------------
+# Eq. 8
+# ----------------------------------------------------------------------------------------------
 def masks_iou(a: Tensor, b: Tensor) -> Tensor:
     """Pairwise IoU of boolean masks a [I,H,W] and b [J,H,W] -> [I,J]."""
     af, bf = a.flatten(1).float(), b.flatten(1).float()
@@ -34,3 +62,192 @@ def best_mask_per_instance(scores: Tensor, min_score: float = 0.0) -> Tensor:
     """Index of the best-scoring mask per instance in one view, -1 where none scores above ``min_score``."""
     best, idx = scores.max(dim=1)
     return torch.where(best > min_score, idx, torch.full_like(idx, -1))
+
+
+def label_map_scores(alone: Tensor, instance_feature: Tensor, labels: Tensor, mask_means: Tensor,
+                     mask_areas: Tensor) -> Tensor:
+    """Eq. 8 of one instance against every mask of C views, [C,J]: S_j = IoU(pi(M^i), B^j) * (1 - |M^i - P^j|_1).
+
+    Equal to ``association_scores`` on dense masks (the L1 distance averaged over the D dims and clipped
+    to [0,1]), computed from label maps by counting instead of materialising J dense masks per view.
+    ``alone`` [C,H,W] bool is pi(M^i), the instance rendered alone and binarised.
+    """
+    flat, inside = flat_mask_index(labels, mask_areas.shape[1])
+    inter = masked_count(flat, inside & alone.reshape(-1), mask_areas.numel()).reshape(mask_areas.shape)
+    union = alone.flatten(1).sum(1, keepdim=True) + mask_areas - inter
+    iou = torch.where(union > 0, inter / union.clamp_min(1), torch.zeros_like(inter))
+    l1 = (instance_feature - mask_means).abs().mean(-1).clamp(0, 1)
+    return iou * (1 - l1)
+
+
+# ----------------------------------------------------------------------------------------------
+# Association of every instance with at most one mask per view
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class AssociationConfig:
+    """Knobs of the association and fusion (the ``associate`` stage's params)."""
+
+    level: int = 0  # mask level (index into the masks store's levels) whose masks are associated
+    alpha_threshold: float = 0.5  # binarisation of the instance rendered alone, pi(M^i)
+    # A view's best mask is kept only if its Eq. 8 score exceeds this: where an instance is hidden, its footprint
+    # still overlaps some unrelated mask a little, and such near-zero matches agree with each other across views.
+    min_score: float = 0.05
+    tau: float = 10.0  # temperature of the cross-view agreement weights; 0 = plain mean (OpenGaussian)
+    score_weighted: bool = True  # also weight every view by its Eq. 8 score
+    view_batch: int = 16  # cameras rendered per call
+
+
+@dataclass
+class Associations:
+    """One row per (instance, view) pair with an associated mask: the mask's label-map id and its Eq. 8 score."""
+
+    instance: Tensor
+    view: Tensor
+    mask: Tensor
+    score: Tensor
+
+
+def associate_instances(g: InstanceGaussians, centres: Tensor, cams: Cameras, labels: Tensor,
+                        cfg: AssociationConfig, progress: bool = True) -> Associations:
+    """Best mask per instance per view by Eq. 8 (supplement A.4).
+
+    ``labels`` [V,H,W] are the chosen level's label maps of the V cameras. The full feature map is rendered once per
+    view for P^j; every instance is rendered alone only on the views whose image its Gaussians reach.
+    """
+    num_masks = int(labels.max().item()) + 1 if labels.numel() else 0
+    mask_means, mask_areas = _all_mask_means(g, cams, labels, num_masks, cfg.view_batch)
+    visible = instance_visibility(g, cams)
+    members = g.members()
+    seen_somewhere = visible.any(1).tolist()
+    todo = [k for k in range(g.num_instances) if len(members[k]) and seen_somewhere[k]]
+    rows: list[tuple[Tensor, ...]] = []
+    for k in tqdm(todo, desc="associate instances", unit="instance", disable=not progress):
+        alone_g = g.take(members[k])
+        views = visible[k].nonzero()[:, 0]
+        for batch in torch.split(views, cfg.view_batch):
+            alone = render_alpha(alone_g, cams[batch]) > cfg.alpha_threshold
+            scores = label_map_scores(alone, centres[k], labels[batch], mask_means[batch], mask_areas[batch])
+            best = best_mask_per_instance(scores, cfg.min_score)
+            rows.append((torch.full_like(best, k), batch, best, scores.gather(1, best.clamp_min(0)[:, None])[:, 0]))
+    if not rows:
+        empty = torch.zeros(0, dtype=torch.long, device=g.device)
+        return Associations(empty, empty, empty, empty.float())
+    instance, view, mask, score = (torch.cat(col) for col in zip(*rows))
+    hit = mask >= 0  # filtered once at the end, so the loop never waits for the GPU
+    return Associations(instance[hit], view[hit], mask[hit], score[hit])
+
+
+def _all_mask_means(g: InstanceGaussians, cams: Cameras, labels: Tensor, num_masks: int,
+                    batch: int) -> tuple[Tensor, Tensor]:
+    """P^j and mask areas of every view from the full rendered feature maps, [V,J,D] and [V,J]."""
+    means, areas = [], []
+    for start in tqdm(range(0, len(cams), batch), desc="feature maps", unit="batch", leave=False):
+        feats, _ = render_channels(g, g.features, cams[start:start + batch])
+        m, a = mask_means_from_labels(feats, labels[start:start + batch], num_masks)
+        means.append(m)
+        areas.append(a)
+    return torch.cat(means), torch.cat(areas)
+
+
+# ----------------------------------------------------------------------------------------------
+# Cross-view fusion of the associated CLIP features
+# ----------------------------------------------------------------------------------------------
+def fusion_weights(features: Tensor, group: Tensor, num_groups: int, tau: float,
+                   scores: Tensor | None = None) -> Tensor:
+    """Context-aware cross-view weights, one per row (an associated view of instance ``group[row]``).
+
+    w_v = softmax_v(tau * a_v [+ log s_v]) within each instance, with the agreement a_v = mean_{u != v} cos(f_v, f_u)
+    of view v's CLIP feature with the instance's other views (0 for an instance seen once) and s_v the optional
+    Eq. 8 score (so w_v is proportional to s_v exp(tau a_v)). tau = 0 without scores gives equal weights, i.e. the
+    plain mean of OpenGaussian. This is our reading of OpenInsGaussian's context-aware feature fusion: the
+    supplement (A.4) describes it, the main paper's formula was not available to us.
+    """
+    f = torch.nn.functional.normalize(features.float(), dim=-1)
+    sums = f.new_zeros(num_groups, f.shape[1]).index_add_(0, group, f)
+    count = torch.bincount(group, minlength=num_groups).to(f.dtype)
+    self_sim = (f * f).sum(-1)
+    agreement = ((f * sums[group]).sum(-1) - self_sim) / (count[group] - 1).clamp_min(1)
+    logits = tau * agreement
+    if scores is not None:
+        logits = logits + torch.log(scores.float().clamp_min(1e-12))
+    peak = f.new_full((num_groups,), -torch.inf).scatter_reduce(0, group, logits, "amax")
+    e = torch.exp(logits - peak[group])
+    return e / f.new_zeros(num_groups).index_add_(0, group, e)[group]
+
+
+def fuse_language(features: Tensor, group: Tensor, num_groups: int, tau: float,
+                  scores: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """One L2-normalised language feature per instance, sum_v w_v f_v (``fusion_weights``), zero rows for instances
+    with no associated view; returns ([K,E], views per instance [K])."""
+    f = torch.nn.functional.normalize(features.float(), dim=-1)
+    w = fusion_weights(f, group, num_groups, tau, scores)
+    fused = f.new_zeros(num_groups, f.shape[1]).index_add_(0, group, w[:, None] * f)
+    return torch.nn.functional.normalize(fused, dim=-1), torch.bincount(group, minlength=num_groups)
+
+
+# ----------------------------------------------------------------------------------------------
+# The associate stage with this rule
+# ----------------------------------------------------------------------------------------------
+def check_priors(scene: Store, masks: Store, features: Store, level: int) -> None:
+    """Masks must cover the scene's views at its image size, features must align with the mask table."""
+    for dim in ("V", "H", "W"):
+        if masks.sizes[dim] != scene.sizes[dim]:
+            raise StoreError(f"{masks.path}: {dim}={masks.sizes[dim]} but the scene {scene.path} has "
+                             f"{dim}={scene.sizes[dim]}")
+    if features.sizes["M"] != masks.sizes["M"]:
+        raise StoreError(f"{features.path}: {features.sizes['M']} mask features but {masks.path} lists "
+                         f"{masks.sizes['M']} masks")
+    if not 0 <= level < masks.sizes["L"]:
+        raise StoreError(f"{masks.path}: level {level} requested but the store has {masks.sizes['L']} levels")
+
+
+def mask_rows(masks: Store, views: np.ndarray, level: int, num_masks: int) -> np.ndarray:
+    """[len(views), J]: the mask-table row of mask id j in each view at ``level``, -1 where none."""
+    lut = np.full((masks.sizes["V"], max(num_masks, 1)), -1, dtype=np.int64)
+    view, lev, mid = masks.load("mask_view"), masks.load("mask_level"), masks.load("mask_id")
+    sel = (lev == level) & (mid < lut.shape[1])
+    lut[view[sel], mid[sel]] = np.nonzero(sel)[0]
+    return lut[views]
+
+
+def table_rows(assoc: Associations, lut: np.ndarray, masks: Store) -> np.ndarray:
+    """The mask-table row of every association; a label id missing from the table is a broken masks store."""
+    rows = lut[assoc.view.cpu().numpy(), assoc.mask.cpu().numpy()]
+    if (rows < 0).any():
+        raise StoreError(f"{masks.path}: label maps hold mask ids that the mask table does not list")
+    return rows
+
+
+@register("association", "openins_eq8")
+def run_eq8_association(call: StageCall) -> None:
+    """Associate every instance of ``gaussians`` + ``codebook`` with the ``masks`` of the train views (Eq. 8), fuse
+    the ``features`` of the associated masks, and write the ``association`` store."""
+    cfg = config_from_params(AssociationConfig, call.options, "openins_eq8 association")
+    scene_path, gaussians_path, codebook_path, masks_path, features_path = call.require(
+        "scene", "gaussians", "codebook", "masks", "features")
+    device = call.device
+    scene = read_store("scene", scene_path)
+    masks = read_store("masks", masks_path)
+    features = read_store("features", features_path)
+    check_priors(scene, masks, features, cfg.level)
+    gaussians, centres = load_instance_gaussians(gaussians_path, codebook_path, device)
+    train = np.nonzero(~scene.load("is_test"))[0]
+    labels = np.stack([masks["labels"][int(v), cfg.level] for v in train])
+    with torch.no_grad():
+        assoc = associate_instances(gaussians, centres, Cameras.from_scene(scene, train, device),
+                                    torch.from_numpy(labels).to(device), cfg)
+    rows = table_rows(assoc, mask_rows(masks, train, cfg.level, int(labels.max()) + 1), masks)
+    clip = torch.from_numpy(features.load("mask_features")[rows]).to(device)
+    language, views = fuse_language(clip, assoc.instance, gaussians.num_instances, cfg.tau,
+                                    assoc.score if cfg.score_weighted else None)
+    text = features.load("text_features")
+    label = label_instances(language, torch.from_numpy(text).to(device))
+    log.info("associated %d masks; %d of %d instances have a language feature", len(rows),
+             int((views > 0).sum()), gaussians.num_instances)
+    with write_store("association", call.out, "associate", call.params, call.inputs) as w:
+        w.write("instance_language", language.cpu().numpy().astype(np.float16))
+        w.write("instance_views", views.cpu().numpy().astype(np.int32))
+        w.write("instance_label", label.cpu().numpy().astype(np.int32))
+        w.write("text_features", text)
+        w.attrs.update(vocabulary=list(features.attrs["vocabulary"]), level=cfg.level, tau=cfg.tau,
+                       num_associations=len(rows))

@@ -5,11 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-
-def mask_mean_features(features: Tensor, masks: Tensor) -> Tensor:
-    """Mean feature inside each mask: features [H,W,D], masks [M,H,W] bool -> [M,D]."""
-    weights = masks.flatten(1).to(features.dtype)
-    return weights @ features.reshape(-1, features.shape[-1]) / weights.sum(1, keepdim=True).clamp_min(1.0)
+from stages.lib.mask_means import mask_mean_features
 
 
 def intra_mask_smoothing_loss(features: Tensor, masks: Tensor) -> Tensor:

@@ -1,8 +1,9 @@
-"""Feature-field objectives plugged into ``train_feature_field``; ``OBJECTIVES`` names those built from parameters.
+"""OpenInsGaussian's feature-field objectives, plugged into ``train_feature_field`` (registered as ``objective``).
 
 OpenInsGaussian (supplementary, after OpenGaussian) learns instance features with the intra-mask smoothing
-loss L_s (Eq. 3) and the inter-mask contrastive loss L_c (Eq. 4), then refines them against the rendering of
-the codebook-quantised features with L_p (Eq. 7). The equations live in ``stages.lib.instance_losses``.
+loss L_s (Eq. 3) and the inter-mask contrastive loss L_c (Eq. 4) (``openins_instance``), then refines them against
+the rendering of the codebook-quantised features with L_p (Eq. 7) (``openins_pseudo_gt``). The equations live in
+``stages.methods.openins.losses``.
 """
 
 from __future__ import annotations
@@ -11,14 +12,15 @@ from collections.abc import Callable
 
 from torch import Tensor
 
-from stages.lib.feature_field import FeatureObjective
-from stages.lib.instance_losses import (
+from stages.methods import register
+from stages.methods.openins.losses import (
     inter_mask_contrastive_loss,
     intra_mask_smoothing_loss,
     pseudo_gt_feature_loss,
 )
 
 
+@register("objective", "openins_instance")
 class OpenInsInstanceObjective:
     """L = w_contrast L_c (Eq. 4) + w_smooth L_s (Eq. 3) on one view's rendered features and masks.
 
@@ -38,6 +40,7 @@ class OpenInsInstanceObjective:
         return loss, {"L_s": smooth.detach(), "L_c": contrast.detach()}
 
 
+@register("objective", "openins_pseudo_gt")
 class PseudoGTObjective:
     """L_p (Eq. 7): |M^p - M^c|_1 between the rendered features and the view's rendering of quantised features.
 
@@ -52,8 +55,3 @@ class PseudoGTObjective:
         loss = pseudo_gt_feature_loss(rendered, self.target(view))
         return loss, {"L_p": loss.detach()}
 
-
-# Objectives a stage builds from its JSON parameters: name -> factory(**objective_params).
-OBJECTIVES: dict[str, Callable[..., FeatureObjective]] = {
-    "openins_instance": OpenInsInstanceObjective,
-}

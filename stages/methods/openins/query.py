@@ -1,4 +1,5 @@
-"""Open-vocabulary text queries of 3D instances: codebook search by cosine similarity, rendered selections.
+"""OpenInsGaussian's open-vocabulary text queries of 3D instances: codebook search by cosine similarity, rendered
+selections.
 
 Every 3D instance k (codebook leaf) carries a fused language feature l_k (``association`` store). A text query t is
 embedded (the stored vocabulary's text features, else an encoder callable such as open_clip's ``encode_text``)
@@ -9,35 +10,23 @@ device: an instance mask over K followed by one gather over the N Gaussians' lea
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Callable
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from stages.lib.instance_language import (
+from stages.lib.instance_gaussians import (
     Cameras,
     InstanceGaussians,
     load_instance_gaussians,
     render_channels,
 )
+from stages.lib.selection import RenderHow, SelectMode
 from stages.lib.store import StoreError, read_store
 
 TextEncoder = Callable[[list[str]], Tensor]
-SelectMode = Literal["argmax", "threshold", "vocabulary"]
-RenderHow = Literal["visible", "alone"]
-
-
-@dataclass
-class SelectionConfig:
-    """Selection and rendering knobs of a text query (see :meth:`Query.select_instances`, :meth:`Query.render_selection`)."""
-
-    mode: SelectMode = "argmax"
-    threshold: float = 0.25
-    how: RenderHow = "visible"
-    alpha_threshold: float = 0.5
 
 
 class QueryError(KeyError):
