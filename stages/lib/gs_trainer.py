@@ -112,14 +112,25 @@ class GaussianTrainer:
             self.strategy = DefaultStrategy(**knobs)
             self.strategy.check_sanity(self.params, self.optimizers)
             self.strategy_state = self.strategy.initialize_state(scene_scale=extent)
+        self.modules: dict[str, torch.nn.Module] = {}
+        self.module_optimizers: dict[str, torch.optim.Optimizer] = {}
         self.step = 0
+
+    def add_module(self, name: str, module: torch.nn.Module, lr: float) -> None:
+        """Optimise a module's parameters (e.g. an objective's classifiers) with Adam at ``lr`` alongside the
+        Gaussians; they are stepped and checkpointed with them but never densified."""
+        module.to(self.device)
+        self.modules[name] = module
+        params = [p for p in module.parameters() if p.requires_grad]
+        if params:
+            self.module_optimizers[name] = torch.optim.Adam(params, lr=lr)
 
     def optimise(self, loss: Tensor, info: dict[str, Any]) -> None:
         """One optimisation step with gsplat's pre/post-backward densification hooks."""
         if self.strategy is not None:
             self.strategy.step_pre_backward(self.params, self.optimizers, self.strategy_state, self.step, info)
         loss.backward()
-        for opt in self.optimizers.values():
+        for opt in (*self.optimizers.values(), *self.module_optimizers.values()):
             opt.step()
             opt.zero_grad(set_to_none=True)
         if self.strategy is not None:
@@ -139,7 +150,9 @@ class GaussianTrainer:
     def state_dict(self) -> dict[str, Any]:
         return {"step": self.step, "params": {k: v.detach().cpu() for k, v in self.params.items()},
                 "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
-                "strategy_state": {k: (v.cpu() if isinstance(v, Tensor) else v) for k, v in self.strategy_state.items()}}
+                "strategy_state": {k: (v.cpu() if isinstance(v, Tensor) else v) for k, v in self.strategy_state.items()},
+                "modules": {k: m.state_dict() for k, m in self.modules.items()},
+                "module_optimizers": {k: o.state_dict() for k, o in self.module_optimizers.items()}}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         for k, v in state["params"].items():
@@ -149,6 +162,10 @@ class GaussianTrainer:
             opt.load_state_dict(state["optimizers"][k])
         self.strategy_state.update({k: (v.to(self.device) if isinstance(v, Tensor) else v)
                                     for k, v in state["strategy_state"].items()})
+        for k, module in self.modules.items():
+            module.load_state_dict(state["modules"][k])
+        for k, opt in self.module_optimizers.items():
+            opt.load_state_dict(state["module_optimizers"][k])
         self.step = int(state["step"])
 
     def save_checkpoint(self, path: Path, fingerprint: str) -> None:

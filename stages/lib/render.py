@@ -41,7 +41,8 @@ def render(
     absgrad: bool = False,
     backend: Literal["auto", "gsplat", "torch"] = "auto",
 ) -> tuple[Tensor, Tensor, dict[str, Any]]:
-    """Render C cameras. ``colors`` are SH coefficients [N,K,3] if ``sh_degree`` is set, else features [N,D]."""
+    """Render C cameras. ``colors`` are SH coefficients [N,K,3] if ``sh_degree`` is set, else features [N,D] (or
+    [C,N,D], one set per camera)."""
     if backend == "auto":
         backend = "gsplat" if means.is_cuda else "torch"
     if backend == "gsplat":
@@ -73,8 +74,8 @@ def _render_torch(means, quats, scales, opacities, colors, viewmats, Ks, width, 
         dirs = means[None] - campos[:, None]
         coeffs = colors[None].expand(num_cams, *colors.shape)
         feats = torch.clamp_min(_spherical_harmonics(sh_degree, dirs, coeffs) + 0.5, 0.0)
-    else:
-        feats = colors[None].expand(num_cams, *colors.shape)
+    else:  # post-activation colours / features, shared [N,D] or per camera [C,N,D]
+        feats = colors if colors.dim() == 3 else colors[None].expand(num_cams, *colors.shape)
     if render_mode in ("D", "ED"):
         feats = depths[..., None]
     elif render_mode in ("RGB+D", "RGB+ED"):

@@ -1,0 +1,220 @@
+"""Mask association of Proto-SaGa (Sec. 3.2, Eq. 9-16): Gaga's memory bank, made semantic-aware.
+
+Every training view's masks are visited in view order. A mask's Gaussians are those whose projected centre falls in
+it (Eq. 9); Gaga keeps the delta_d fraction nearest the camera (Eq. 10), Proto-SaGa adds the delta_s fraction that
+the view's classifier finds most probable for the mask (Eq. 14-15) and takes the union (Eq. 16). The first view's
+sets initialise the bank (Eq. 11); a later set joins the entry it overlaps most when the overlap score exceeds delta
+(Eq. 12-13), else it starts a new entry. The entry index is the mask's consistent instance id.
+
+Our reading where the paper is silent, following Gaga's reference code: masks are visited one after the other and
+each updates the bank at once; a mask joins the entry of highest score (argmax); a Gaussian may belong to several
+entries (Gaga's code additionally lets each Gaussian join only one entry, which the equations do not); a mask with no
+projected Gaussian centre gets no id (-1). Eq. 10 and 15 rank within the whole mask (Gaga's code ranks within each of
+32 x 32 image patches).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+# ----------------------------------------------------------------------------------------------
+# Eq. 9: Gaussians whose projected centre falls in a mask
+# ----------------------------------------------------------------------------------------------
+def project_centres(means: Tensor, viewmat: Tensor, K: Tensor, width: int, height: int,
+                    near: float = 0.01) -> tuple[Tensor, Tensor]:
+    """u_i of Eq. 9 as a flat pixel index row * W + col ([N] long, -1 behind the camera or outside the image) and
+    the camera-space depth z_i [N]. Pixel (row, col) covers [col, col + 1) x [row, row + 1) in image coordinates."""
+    cam = means @ viewmat[:3, :3].T + viewmat[:3, 3]
+    z = cam[:, 2]
+    zs = z.clamp_min(near)
+    u = K[0, 0] * cam[:, 0] / zs + K[0, 2]
+    v = K[1, 1] * cam[:, 1] / zs + K[1, 2]
+    col, row = torch.floor(u).long(), torch.floor(v).long()
+    inside = (z > near) & (col >= 0) & (col < width) & (row >= 0) & (row < height)
+    return torch.where(inside, row * width + col, torch.full_like(col, -1)), z
+
+
+def mask_of_gaussians(pixel: Tensor, labels: Tensor) -> Tensor:
+    """The mask id t with u_i in R_k(t) for every Gaussian (Eq. 9), -1 for none: pixel [N], labels [H,W] -> [N]."""
+    flat = labels.reshape(-1).long()
+    return torch.where(pixel >= 0, flat[pixel.clamp_min(0)], torch.full_like(pixel, -1))
+
+
+# ----------------------------------------------------------------------------------------------
+# Eq. 10 and 15: rank filters within each mask; Eq. 16: their union
+# ----------------------------------------------------------------------------------------------
+def rank_within_mask(mask_of: Tensor, key: Tensor, descending: bool = False) -> tuple[Tensor, Tensor]:
+    """Rank [N] of every Gaussian's ``key`` among the Gaussians of its mask (0 = smallest, or largest when
+    ``descending``; ties by index) and E [N], the size of its mask's set; both -1 for Gaussians in no mask."""
+    inside = mask_of >= 0
+    idx = inside.nonzero()[:, 0]
+    m, k = mask_of[idx], key[idx]
+    order = torch.argsort(-k if descending else k, stable=True)
+    order = order[torch.argsort(m[order], stable=True)]
+    sorted_m = m[order]
+    counts = torch.bincount(sorted_m)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.full_like(mask_of, -1)
+    size = torch.full_like(mask_of, -1)
+    rank[idx[order]] = torch.arange(len(order), device=mask_of.device) - starts[sorted_m]
+    size[idx[order]] = counts[sorted_m]
+    return rank, size
+
+
+def depth_set(mask_of: Tensor, depth: Tensor, delta_d: float) -> Tensor:
+    """G^d_k of Eq. 10 as a boolean [N]: Rank_d[z_i] < delta_d E within the Gaussian's mask (nearest first)."""
+    rank, size = rank_within_mask(mask_of, depth)
+    return (rank >= 0) & (rank < delta_d * size)
+
+
+def semantic_set(mask_of: Tensor, own_probability: Tensor, delta_s: float) -> Tensor:
+    """G^s_k of Eq. 15 as a boolean [N]: Rank_s[sigma_{i,k}(t)] < delta_s E, the most probable first, where
+    ``own_probability`` [N] is sigma_{i,k}(t) of Eq. 14 for the Gaussian's own mask t."""
+    rank, size = rank_within_mask(mask_of, own_probability, descending=True)
+    return (rank >= 0) & (rank < delta_s * size)
+
+
+# ----------------------------------------------------------------------------------------------
+# Eq. 11-13: the memory bank
+# ----------------------------------------------------------------------------------------------
+class MemoryBank:
+    """M of Eq. 11-13: membership of N Gaussians in the bank's entries (a boolean matrix grown on demand)."""
+
+    def __init__(self, num_gaussians: int, delta: float = 0.1, device: str | torch.device = "cpu",
+                 capacity: int = 64) -> None:
+        self.delta = delta
+        self.members = torch.zeros((num_gaussians, capacity), dtype=torch.bool, device=device)
+        self.size = 0
+
+    def overlap(self, gaussians: Tensor) -> Tensor:
+        """gamma(t, e) of Eq. 12 for every entry e: #[G(t) cap M(e)] / #[G(t)], ``gaussians`` an index tensor."""
+        hits = self.members[gaussians, :self.size].sum(0, dtype=torch.float64)
+        return hits / max(len(gaussians), 1)
+
+    def add(self, gaussians: Tensor) -> int:
+        """Append G(t) as a new entry (Eq. 11 on the first view; the 'otherwise' case of Eq. 13); returns its id."""
+        if self.size == self.members.shape[1]:
+            grown = torch.zeros((self.members.shape[0], 2 * self.size), dtype=torch.bool, device=self.members.device)
+            grown[:, :self.size] = self.members
+            self.members = grown
+        self.members[gaussians, self.size] = True
+        self.size += 1
+        return self.size - 1
+
+    def assign(self, gaussians: Tensor) -> int:
+        """Eq. 12-13: join the entry of highest overlap if it exceeds delta (M(e) <- G cup M(e)), else start a new
+        entry; returns the entry id, -1 for an empty set (no Gaussian to decide by)."""
+        if len(gaussians) == 0:
+            return -1
+        if self.size:
+            gamma = self.overlap(gaussians)
+            best = int(gamma.argmax())
+            if float(gamma[best]) > self.delta:
+                self.members[gaussians, best] = True
+                return best
+        return self.add(gaussians)
+
+    def gaussian_sets(self) -> Tensor:
+        """Membership [N, entries] of the filled entries."""
+        return self.members[:, :self.size]
+
+
+# ----------------------------------------------------------------------------------------------
+# One view, and the whole sequence
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class BankConfig:
+    """delta_d (Eq. 10), delta_s (Eq. 15; None = delta_d, as Sec. 4.1 sets them equal), delta (Eq. 13), tau
+    (Eq. 14); ``semantic=False`` is Gaga (depth set only), True Proto-SaGa's union (Eq. 16)."""
+
+    delta_d: float = 0.2
+    delta_s: float | None = None
+    delta: float = 0.1
+    tau: float = 10.0
+    semantic: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("delta_d", "delta"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
+        if self.delta_s is not None and not 0.0 <= self.delta_s <= 1.0:
+            raise ValueError(f"delta_s must lie in [0, 1], got {self.delta_s}")
+
+    @property
+    def semantic_delta(self) -> float:
+        return self.delta_d if self.delta_s is None else self.delta_s
+
+
+def view_sets(mask_of: Tensor, depth: Tensor, own_probability: Tensor | None, cfg: BankConfig) -> Tensor:
+    """G^d (Gaga) or G^saga = G^d cup G^s (Eq. 16) of every mask of a view, as a boolean [N] over Gaussians (each
+    Gaussian lies in at most one mask's set, its own mask's)."""
+    chosen = depth_set(mask_of, depth, cfg.delta_d)
+    if cfg.semantic:
+        if own_probability is None:
+            raise ValueError("the semantic-aware set (Eq. 15) needs the classifier probabilities of Eq. 14")
+        chosen = chosen | semantic_set(mask_of, own_probability, cfg.semantic_delta)
+    return chosen
+
+
+def associate_view(bank: MemoryBank, mask_of: Tensor, chosen: Tensor, num_masks: int) -> Tensor:
+    """Consistent id [num_masks] of every mask id of a view (-1: no Gaussian), masks visited in id order."""
+    ids = torch.full((num_masks,), -1, dtype=torch.long)
+    keep = chosen & (mask_of >= 0)
+    gaussians = keep.nonzero()[:, 0]
+    owner = mask_of[gaussians]
+    order = torch.argsort(owner, stable=True)
+    gaussians, owner = gaussians[order], owner[order]
+    counts = torch.bincount(owner, minlength=num_masks).tolist()
+    for t, members in enumerate(torch.split(gaussians, counts)):
+        ids[t] = bank.assign(members)
+    return ids
+
+
+def own_probabilities(features: Tensor, mask_of: Tensor, weights: Tensor, row_ids: Tensor, tau: float) -> Tensor:
+    """sigma_{i,k}(t) of Eq. 14 for every Gaussian's own mask t ([N]; 0 outside masks or for a mask without a
+    classifier row). ``weights`` [L,D] is w_k, ``row_ids`` [L] the label id each row classifies."""
+    from stages.methods.protosaga.classifiers import gaussian_probabilities
+
+    out = torch.zeros(len(mask_of), dtype=features.dtype, device=features.device)
+    idx = (mask_of >= 0).nonzero()[:, 0]
+    if len(idx) == 0 or len(row_ids) == 0:
+        return out
+    lut = torch.full((int(max(mask_of.max(), row_ids.max())) + 1,), -1, dtype=torch.long, device=mask_of.device)
+    lut[row_ids.long()] = torch.arange(len(row_ids), device=mask_of.device)
+    row = lut[mask_of[idx]]
+    has_row = row >= 0
+    probs = gaussian_probabilities(features[idx[has_row]], weights, tau)
+    out[idx[has_row]] = probs.gather(1, row[has_row][:, None])[:, 0]
+    return out
+
+
+def associate_views(means: Tensor, viewmats: Tensor, Ks: Tensor, width: int, height: int, label_maps: Tensor,
+                    cfg: BankConfig, features: Tensor | None = None,
+                    classifiers: list[tuple[Tensor, Tensor]] | None = None,
+                    progress: bool = True) -> tuple[list[Tensor], MemoryBank]:
+    """The memory bank over a sequence of views (Eq. 9-16): per view, the consistent id of every mask id.
+
+    ``label_maps`` [V,H,W] (-1 none) are the views' inconsistent masks in visiting order, ``viewmats`` / ``Ks`` their
+    cameras; with ``cfg.semantic``, ``features`` [N,D] and per view the classifier (w_k [L,D], label id of each row)
+    give Eq. 14.
+    """
+    from tqdm import tqdm
+
+    if cfg.semantic and (features is None or classifiers is None or len(classifiers) != len(label_maps)):
+        raise ValueError("the semantic-aware association needs the Gaussian features and one classifier per view")
+    bank = MemoryBank(len(means), cfg.delta, means.device)
+    out = []
+    for k in tqdm(range(len(label_maps)), desc="memory bank", unit="view", disable=not progress, mininterval=5):
+        pixel, depth = project_centres(means, viewmats[k], Ks[k], width, height)
+        mask_of = mask_of_gaussians(pixel, label_maps[k])
+        own = None
+        if cfg.semantic:
+            weights, row_ids = classifiers[k]
+            own = own_probabilities(features, mask_of, weights, row_ids, cfg.tau)
+        num_masks = int(label_maps[k].max()) + 1
+        out.append(associate_view(bank, mask_of, view_sets(mask_of, depth, own, cfg), max(num_masks, 0)))
+    return out, bank
