@@ -15,7 +15,7 @@ from stages.lib.cli import StageCall, pick_device, run_stage, stage_inputs, stag
 from stages.methods import lookup
 
 DEFAULT_ALGORITHM = "openins_two_level"
-INPUTS = ["scene", "gaussians", "masks", "tracks", "features"]
+INPUTS = ["scene", "gaussians", "masks", "tracks", "features", "mask_scales"]
 
 
 def main(args: argparse.Namespace) -> None:
@@ -33,6 +33,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--masks", default=None, help="masks store (after: masks)")
     p.add_argument("--tracks", default=None, help="tracks store (after: track)")
     p.add_argument("--features", default=None, help="features store (after: features)")
+    p.add_argument("--mask-scales", dest="mask_scales", default=None, help="mask_scales store (after: mask_scales)")
     p.add_argument("--out", required=True, help="output codebook store (.zarr)")
     return p
 

@@ -74,6 +74,17 @@ def lerf_table(semantic: pd.DataFrame) -> pd.DataFrame:
     return with_mean_rows(rows[["method", "dataset", "scene", "mIoU", "mAcc@0.25", "mAcc@0.5"]], ["mIoU", "mAcc@0.25", "mAcc@0.5"])
 
 
+def prompt_table(tables: list[str]) -> pd.DataFrame:
+    """SAGA Tables 1-2 layout: one row per method and scene, mIoU / mAcc of the NVOS and SPIn-NeRF protocols."""
+    rows = load_semantic(tables)
+    rows = rows[rows["object"] == "mean"]
+    wide = rows.pivot_table(index=["method", "dataset", "scene"], columns="protocol", values=["mIoU", "mAcc"])
+    names = {"nvos": "NVOS", "spin": "SPIn-NeRF"}
+    wide.columns = [f"{names.get(protocol, protocol)} {metric}" for metric, protocol in wide.columns]
+    order = [f"{n} {m}" for n in names.values() for m in ("mIoU", "mAcc") if f"{n} {m}" in wide.columns]
+    return with_mean_rows(wide.reset_index(), order)
+
+
 def plot_semantic(scannet: pd.DataFrame, lerf: pd.DataFrame, path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
     for ax, table, column, title in ((axes[0], scannet, "19 mIoU", "3D mIoU, 19 classes (%)"),
@@ -107,6 +118,11 @@ def main(args: argparse.Namespace) -> None:
                   "## Open-vocabulary text queries on test views (LERF protocol, %)", "",
                   lerf.to_markdown(index=False, floatfmt=".2f"), "",
                   "![Segmentation per method and scene](semantic_miou.png)", "", *prior_notes(args.semantic_notes)]
+    if args.prompt_tables:
+        prompts = prompt_table(args.prompt_tables)
+        prompts.to_csv(out / "prompt_metrics.csv", index=False)
+        lines += ["## Promptable 3D segmentation (NVOS / SPIn-NeRF protocols, point prompts, %)", "",
+                  prompts.to_markdown(index=False, floatfmt=".2f"), ""]
     (out / "report.md").write_text("\n".join(lines))
 
 
@@ -120,6 +136,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--render-tables", nargs="+", required=True, help="per-view CSV tables of evaluate_render")
     p.add_argument("--semantic-tables", nargs="*", default=[], help="method=path of evaluate_semantic CSV tables")
     p.add_argument("--semantic-notes", nargs="*", default=[], help="per-method notes on the 2D priors used")
+    p.add_argument("--prompt-tables", nargs="*", default=[], help="method=path of evaluate_prompt CSV tables")
     p.add_argument("--out-dir", required=True)
     return p
 

@@ -30,7 +30,7 @@ from stages.methods import lookup
 
 log = logging.getLogger(__name__)
 STAGE_KEYS = ("objective", "objective_params", "level")
-OPTIONAL_INPUTS = ("codebook", "tracks", "features")
+OPTIONAL_INPUTS = ("codebook", "tracks", "features", "mask_scales")
 
 
 def load_level_labels(path: str | Path, level: str | None, scene: SceneData) -> tuple[np.ndarray, str]:
@@ -85,6 +85,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--codebook", default=None, help="codebook store (optional: after: codebook)")
     p.add_argument("--tracks", default=None, help="tracks store (optional: after: track)")
     p.add_argument("--features", default=None, help="features store (optional: after: features)")
+    p.add_argument("--mask-scales", dest="mask_scales", default=None,
+                   help="mask_scales store (optional: after: mask_scales)")
     p.add_argument("--out", required=True, help="output feature_gaussians store (.zarr)")
     return p
 

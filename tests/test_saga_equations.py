@@ -256,3 +256,17 @@ def test_spin_prompts_inside_and_outside():
     assert all(mask[int(y), int(x)] for x, y in inside) and not any(mask[int(y), int(x)] for x, y in outside)
     with pytest.raises(ValueError, match="empty object mask"):
         spin_prompts(np.zeros((3, 3), bool), 1, 1, np.random.default_rng(0))
+
+
+def test_view_mask_scales_match_eq2_on_the_points():
+    rng = np.random.default_rng(0)
+    depth = rng.uniform(1.0, 3.0, size=(6, 8))
+    depth[0, 0] = 0.0
+    k = np.array([[4.0, 0, 4], [0, 4.0, 3], [0, 0, 1]])
+    w2c = np.eye(4)
+    w2c[:3, 3] = [0.3, -0.2, 1.0]
+    masks = rng.random((3, 6, 8)) > 0.5
+    scales, counts = view_mask_scales(depth, k, w2c, masks)
+    for m, s, c in zip(masks, scales, counts):
+        pts = backproject(depth, k, w2c, m)
+        assert c == len(pts) and s == pytest.approx(mask_scale(pts), rel=1e-9)

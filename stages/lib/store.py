@@ -148,6 +148,19 @@ MASKS = register(
     )
 )
 
+MASK_SCALES = register(
+    _spec(
+        "mask_scales",
+        "The 3D scale of every mask (SAGA Eq. 2, rendered depth) and its per-scene normalisation; aligned with the "
+        "masks table; written by the mask_scales stage.",
+        ("normalisation", "min_alpha"),
+        mask_scale=ArraySpec("float32", ("M",), doc="normalised to [0, 1] by scale_knots; NaN without depth"),
+        mask_scale_metric=ArraySpec("float32", ("M",), doc="Eq. 2 in scene units; NaN without depth"),
+        mask_depth_points=ArraySpec("int32", ("M",), doc="back-projected pixels with depth"),
+        scale_knots=ArraySpec("float32", ("Q",), doc="quantiles of the metric scales at levels linspace(0, 1, Q)"),
+    )
+)
+
 TRACKS = register(
     _spec(
         "tracks",
@@ -192,6 +205,8 @@ CODEBOOK = register(
         fine_centres=ArraySpec("float32", ("K", "D"), doc="leaf codebook, K = k_coarse * k_fine rows"),
         coarse_id=ArraySpec("int32", ("N",)),
         leaf_id=ArraySpec("int32", ("N",), doc="instance id of every Gaussian, -1 none"),
+        mask_cluster=ArraySpec("int32", ("M",), required=False,
+                               doc="vote-graph instance of every 2D mask, -1 none (SAGA A.3; aligned with the masks)"),
     )
 )
 
@@ -204,6 +219,18 @@ ASSOCIATION = register(
         instance_views=ArraySpec("int32", ("K",), doc="number of views with an associated mask"),
         instance_label=ArraySpec("int32", ("K",), doc="argmax vocabulary entry, -1 unseen"),
         text_features=ArraySpec("float16", ("C", "E")),
+    )
+)
+
+PROMPT_METRICS = register(
+    _spec(
+        "prompt_metrics",
+        "Promptable 3D segmentation (NVOS / SPIn-NeRF protocols): per prompted object and protocol; written by "
+        "evaluate_prompt.",
+        ("protocols", "summary"),
+        iou=ArraySpec("float32", ("R",), doc="IoU of the rendered mask on the target view"),
+        accuracy=ArraySpec("float32", ("R",), doc="pixel accuracy on the target view"),
+        instance=ArraySpec("int32", ("R",), doc="ground-truth instance id of the prompted object"),
     )
 )
 

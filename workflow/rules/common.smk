@@ -42,13 +42,16 @@ UPSTREAM = {
     "masks": {"required": {}, "optional": {}},
     "track": {"required": {"masks": ["masks"]}, "optional": {}},
     "features": {"required": {"masks": ["masks"]}, "optional": {}},
+    "mask_scales": {"required": {"gaussians": ["train_gs"], "masks": ["masks"]}, "optional": {}},
     "train_features": {
         "required": {"gaussians": ["train_gs"], "masks": ["masks"]},
-        "optional": {"codebook": ["codebook"], "tracks": ["track"], "features": ["features"]},
+        "optional": {"codebook": ["codebook"], "tracks": ["track"], "features": ["features"],
+                     "mask_scales": ["mask_scales"]},
     },
     "codebook": {
         "required": {},
-        "optional": {"gaussians": ["train_features"], "masks": ["masks"], "tracks": ["track"], "features": ["features"]},
+        "optional": {"gaussians": ["train_features"], "masks": ["masks"], "tracks": ["track"], "features": ["features"],
+                     "mask_scales": ["mask_scales"]},
     },
     "pseudo_gt": {"required": {"gaussians": ["train_features"], "codebook": ["codebook"]}, "optional": {}},
     "associate": {
@@ -56,6 +59,7 @@ UPSTREAM = {
                      "features": ["features"]},
         "optional": {"tracks": ["track"]},
     },
+    "evaluate_prompt": {"required": {"gaussians": ["train_features"], "mask_scales": ["mask_scales"]}, "optional": {}},
     "evaluate_semantic": {
         "required": {"gaussians": ["pseudo_gt", "train_features"]},
         "optional": {"codebook": ["codebook"], "association": ["associate"], "features": ["features"]},

@@ -17,6 +17,20 @@ def semantic_table_args():
                     for (d, s) in SCENES for m, v in semantic_methods())
 
 
+def prompt_methods():
+    """(method, evaluate_prompt variant) of every run method with promptable segmentation (SAGA)."""
+    return [(m, config["methods"][m]["evaluate_prompt"]) for m in config["run_methods"]
+            if "evaluate_prompt" in config["methods"][m]]
+
+
+def prompt_tables(wildcards):
+    return [f"{scene_dir(d, s)}/evaluate_prompt/{v}.csv" for (d, s) in SCENES for _, v in prompt_methods()]
+
+
+def prompt_table_args():
+    return " ".join(f"{m}={scene_dir(d, s)}/evaluate_prompt/{v}.csv" for (d, s) in SCENES for m, v in prompt_methods())
+
+
 def prior_notes():
     """Per method: where its 2D priors come from (oracle or which model), quoted for the shell."""
     notes = []
@@ -33,6 +47,7 @@ rule report:
     input:
         render_tables=render_tables,
         semantic_tables=semantic_tables,
+        prompt_tables=prompt_tables,
     output:
         md=report(f"{RESULTS}/report/report.md", caption="../report/report_md.rst", category="Report"),
         render_csv=f"{RESULTS}/report/render_metrics.csv",
@@ -40,8 +55,10 @@ rule report:
     params:
         semantic=semantic_table_args(),
         notes=prior_notes(),
+        prompt=prompt_table_args(),
         upstream=lambda w: [upstream_params(d, s, ("train_gs", v)) for (d, s) in SCENES for v in method_variants("train_gs")]
-        + [upstream_params(d, s, ("evaluate_semantic", v)) for (d, s) in SCENES for _, v in semantic_methods()],
+        + [upstream_params(d, s, ("evaluate_semantic", v)) for (d, s) in SCENES for _, v in semantic_methods()]
+        + [upstream_params(d, s, ("evaluate_prompt", v)) for (d, s) in SCENES for _, v in prompt_methods()],
     log:
         f"{RESULTS}/logs/report.log",
     conda:
@@ -53,4 +70,4 @@ rule report:
         gpu=res("report", "gpu"),
     shell:
         "python -m stages.report --render-tables {input.render_tables} --semantic-tables {params.semantic} "
-        "--semantic-notes {params.notes} --out-dir {RESULTS}/report &> {log}"
+        "--semantic-notes {params.notes} --prompt-tables {params.prompt} --out-dir {RESULTS}/report &> {log}"

@@ -15,17 +15,26 @@ import numpy as np
 NUM_KNOTS = 101
 
 
-def backproject(depth: np.ndarray, intrinsics: np.ndarray, world_to_camera: np.ndarray,
-                mask: np.ndarray) -> np.ndarray:
-    """World points [n,3] of the mask's pixels with valid (> 0, finite) z-depth; pixel centres at (u + 0.5, v + 0.5)."""
-    v, u = np.nonzero(mask & np.isfinite(depth) & (depth > 0))
-    z = depth[v, u].astype(np.float64)
+def backproject_view(depth: np.ndarray, intrinsics: np.ndarray, world_to_camera: np.ndarray) -> np.ndarray:
+    """World point [H,W,3] of every pixel at its z-depth; pixel centres at (u + 0.5, v + 0.5)."""
+    h, w = depth.shape
+    v, u = np.mgrid[0:h, 0:w]
+    z = depth.astype(np.float64)
     k = intrinsics.astype(np.float64)
-    x = (u + 0.5 - k[0, 2]) / k[0, 0] * z
-    y = (v + 0.5 - k[1, 2]) / k[1, 1] * z
-    cam = np.stack([x, y, z], axis=1)
+    cam = np.stack([(u + 0.5 - k[0, 2]) / k[0, 0] * z, (v + 0.5 - k[1, 2]) / k[1, 1] * z, z], axis=-1)
     c2w = np.linalg.inv(world_to_camera.astype(np.float64))
     return cam @ c2w[:3, :3].T + c2w[:3, 3]
+
+
+def valid_depth(depth: np.ndarray) -> np.ndarray:
+    """Pixels with a usable depth (finite, > 0)."""
+    return np.isfinite(depth) & (depth > 0)
+
+
+def backproject(depth: np.ndarray, intrinsics: np.ndarray, world_to_camera: np.ndarray,
+                mask: np.ndarray) -> np.ndarray:
+    """World points [n,3] of the mask's pixels with valid depth."""
+    return backproject_view(depth, intrinsics, world_to_camera)[mask & valid_depth(depth)]
 
 
 def mask_scale(points: np.ndarray) -> float:
@@ -37,15 +46,20 @@ def mask_scale(points: np.ndarray) -> float:
 
 def view_mask_scales(depth: np.ndarray, intrinsics: np.ndarray, world_to_camera: np.ndarray,
                      masks: np.ndarray, min_points: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Eq. 2 scale [m] and back-projected point count [m] of every mask [m,H,W] of one view (NaN under ``min_points``)."""
-    scales = np.full(len(masks), np.nan, dtype=np.float64)
-    counts = np.zeros(len(masks), dtype=np.int64)
-    for i, mask in enumerate(masks):
-        pts = backproject(depth, intrinsics, world_to_camera, mask)
-        counts[i] = len(pts)
-        if len(pts) >= min_points:
-            scales[i] = mask_scale(pts)
-    return scales, counts
+    """Eq. 2 scale [m] and back-projected point count [m] of every mask [m,H,W] of one view (NaN under
+    ``min_points``), from the first and second moments of the view's points (one matrix product per moment)."""
+    valid = valid_depth(depth).reshape(-1)
+    pts = backproject_view(np.where(valid.reshape(depth.shape), depth, 0.0), intrinsics, world_to_camera)
+    pts = pts.reshape(-1, 3)[valid]
+    if len(pts):
+        pts = pts - pts.mean(0)  # centred: the moments below lose no precision
+    w = masks.reshape(len(masks), -1)[:, valid].astype(np.float64)
+    counts = w.sum(1)
+    n = np.maximum(counts, 1.0)[:, None]
+    mean = w @ pts / n
+    var = np.clip(w @ (pts * pts) / n - mean**2, 0.0, None)
+    scales = 2.0 * np.sqrt(var.sum(1))
+    return np.where(counts >= max(min_points, 1), scales, np.nan), counts.astype(np.int64)
 
 
 def scale_knots(scales: np.ndarray, num_knots: int = NUM_KNOTS) -> np.ndarray:
