@@ -5,6 +5,9 @@ label being its instance's argmax over the text features of the evaluated class 
 classes); mIoU and mAcc over the classes present. 2D: every category present in the test views' ground truth is a
 text query; its selection is rendered on every test view that shows it and compared with the ground-truth category
 mask; a query's IoU is the mean over those views; mIoU and mAcc@0.25 / @0.5 over the queries.
+A method with queries of its own names a registered ``evaluation`` piece (parameter ``evaluation``, e.g. ``ccl``):
+``run(call: StageCall) -> SemanticResult`` (optionally with LERF localization accuracy and the 3D-OVS 2D protocol),
+written here in the same store and table layout.
 """
 
 from __future__ import annotations
@@ -20,12 +23,13 @@ import torch
 from scipy.spatial import cKDTree
 from tqdm import tqdm
 
-from stages.lib.cli import config_from_params, pick_device, run_stage, stage_parser
+from stages.lib.cli import StageCall, config_from_params, pick_device, run_stage, stage_inputs, stage_parser
 from stages.lib.instance_gaussians import Cameras
 from stages.lib.open_vocabulary import label_instances
 from stages.lib.selection import SelectionConfig, SelectMode
 from stages.lib.semantic_metrics import (
     SCANNET_SUBSETS,
+    SemanticResult,
     confusion_matrix,
     lerf_query_metrics,
     mask_iou,
@@ -34,10 +38,12 @@ from stages.lib.semantic_metrics import (
 )
 from stages.lib.store import Store, StoreError, read_store, write_store
 from stages.lib.tables import write_csv_atomic
+from stages.methods import lookup
 from stages.methods.openins.query import Query
 
 log = logging.getLogger(__name__)
 PERCENT = 100.0
+INPUTS = ["scene", "gaussians", "codebook", "association", "features"]
 
 
 @dataclass
@@ -103,20 +109,28 @@ def lerf_2d(query: Query, cams: Cameras, gt_semantic: np.ndarray, categories: li
 # Tables and the stage
 # ----------------------------------------------------------------------------------------------
 def metrics_table(confusions: dict[int, np.ndarray], query_iou: dict[str, float],
-                  lerf: dict[str, float]) -> pd.DataFrame:
+                  lerf: dict[str, float], result: SemanticResult | None = None) -> pd.DataFrame:
     """Rows per class subset (supplement Table 2 columns: mIoU, mAcc) and per text query plus their mean
-    (Table 3 columns: mIoU, mAcc@0.25, mAcc@0.5), in percent."""
+    (Table 3 columns: mIoU, mAcc@0.25, mAcc@0.5), in percent; with ``result``'s localization a ``loc. acc`` column
+    on the LERF rows, and with its 3D-OVS confusion one ``3dovs_2d`` row (mIoU, mAcc over the class list)."""
     rows = []
     for size, cm in confusions.items():
         miou, macc, _, _ = miou_macc(cm)
         rows.append({"protocol": "scannet_3d", "subset": f"{size} classes", "query": "",
                      "mIoU": miou * PERCENT, "mAcc": macc * PERCENT})
+    loc = result.localization if result is not None else None
     for text, iou in query_iou.items():
         one = lerf_query_metrics(np.array([iou]))
         rows.append({"protocol": "lerf_2d", "subset": "query", "query": text, "mIoU": iou * PERCENT,
-                     **{k: v * PERCENT for k, v in one.items() if k.startswith("mAcc@")}})
+                     **{k: v * PERCENT for k, v in one.items() if k.startswith("mAcc@")},
+                     **({"loc. acc": loc[text] * PERCENT} if loc else {})})
     rows.append({"protocol": "lerf_2d", "subset": "mean", "query": "",
-                 **{k: v * PERCENT for k, v in lerf.items()}})
+                 **{k: v * PERCENT for k, v in lerf.items()},
+                 **({"loc. acc": float(np.mean(list(loc.values()))) * PERCENT} if loc else {})})
+    if result is not None and result.ovs_confusion is not None:
+        miou, macc, _, _ = miou_macc(result.ovs_confusion)
+        rows.append({"protocol": "3dovs_2d", "subset": f"{len(result.ovs_classes)} classes", "query": "",
+                     "mIoU": miou * PERCENT, "mAcc": macc * PERCENT})
     return pd.DataFrame(rows).round(2)
 
 
@@ -130,13 +144,12 @@ def check_inputs(scene: Store, association: Store) -> None:
         raise StoreError(f"{association.path}: the vocabulary lacks the scene categories {missing}")
 
 
-def main(args: argparse.Namespace) -> None:
+def codebook_search(args: argparse.Namespace, scene: Store, device: torch.device) -> SemanticResult:
+    """The default evaluation: instances found by codebook search (OpenInsGaussian's query)."""
     cfg = config_from_params(SemanticEvalConfig, args.params)
-    device = pick_device(args.device)
     if args.codebook is None or args.association is None:
         raise ValueError("evaluate_semantic: the codebook-search query needs --codebook and --association (name "
                          "codebook and associate in the variant's after: block)")
-    scene = read_store("scene", args.scene)
     check_inputs(scene, read_store("association", args.association))
     query = Query.load(args.association, args.codebook, args.gaussians, device=device)
     categories = list(scene.attrs["categories"])
@@ -144,9 +157,22 @@ def main(args: argparse.Namespace) -> None:
     confusions = scannet_3d(query, means, scene.load("points_xyz"), scene.load("points_semantic"), categories)
     test = np.nonzero(scene.load("is_test"))[0]
     gt = np.stack([scene["gt_semantic"][int(v)] for v in test])
-    query_iou = lerf_2d(query, Cameras.from_scene(scene, test, device), gt, categories, cfg)
+    return SemanticResult(confusions, lerf_2d(query, Cameras.from_scene(scene, test, device), gt, categories, cfg))
+
+
+def main(args: argparse.Namespace) -> None:
+    device = pick_device(args.device)
+    scene = read_store("scene", args.scene)
+    params = dict(args.params)
+    if "evaluation" in params:
+        run = lookup("evaluation", params["evaluation"])
+        result = run(StageCall("evaluate_semantic", stage_inputs(args, INPUTS), params,
+                               {k: v for k, v in params.items() if k != "evaluation"}, device, Path(args.out)))
+    else:
+        result = codebook_search(args, scene, device)
+    confusions, query_iou = result.confusions, result.query_iou
     lerf = lerf_query_metrics(np.array(list(query_iou.values())))
-    table = metrics_table(confusions, query_iou, lerf)
+    table = metrics_table(confusions, query_iou, lerf, result)
     subsets = {str(size): {"mIoU": m, "mAcc": a} for size, (m, a, _, _) in
                ((s, miou_macc(cm)) for s, cm in confusions.items())}
     inputs = {name: getattr(args, name) for name in ("scene", "gaussians", "codebook", "association", "features")
@@ -156,6 +182,12 @@ def main(args: argparse.Namespace) -> None:
         w.write("query_iou_2d", np.array(list(query_iou.values()), dtype=np.float32))
         w.attrs.update(categories=SCANNET_SUBSETS[19], miou_3d=subsets["19"]["mIoU"], macc_3d=subsets["19"]["mAcc"],
                        miou_2d=lerf["mIoU"], lerf_2d=lerf, subsets_3d=subsets, queries=list(query_iou))
+        if result.localization is not None:
+            w.write("query_localization_2d", np.array([result.localization[q] for q in query_iou], np.float32))
+            w.attrs["loc_acc_2d"] = float(np.mean(list(result.localization.values())))
+        if result.ovs_confusion is not None:
+            w.write("confusion_ovs", result.ovs_confusion.astype(np.int64))
+            w.attrs.update(ovs_classes=result.ovs_classes, miou_ovs_2d=miou_macc(result.ovs_confusion)[0])
     scene_attrs = scene.attrs
     table.insert(0, "scene", scene_attrs["scene"])
     table.insert(0, "dataset", scene_attrs["dataset"])

@@ -2,6 +2,8 @@
 
 Example: python -m stages.query --association A.zarr --codebook C.zarr --gaussians G.zarr --text chair \
     --scene S.zarr --view 3 --out chair.png --params '{"mode": "vocabulary"}'
+CCL-LGS: python -m stages.query --method ccl --codebook PROTOTYPES.zarr --gaussians FIELD.zarr --text chair \
+    --scene S.zarr --view 3 --out chair.png --params '{"threshold": 0.4}'
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from stages.lib.cli import config_from_params, pick_device, run_stage, stage_par
 from stages.lib.instance_gaussians import Cameras
 from stages.lib.selection import SelectionConfig
 from stages.lib.store import read_store
+from stages.methods import lookup
 from stages.methods.openins.query import Query, QueryError
 
 
@@ -33,8 +36,14 @@ def clip_text_encoder(name: str, weights_dir: str | None, device: torch.device):
 
 
 def main(args: argparse.Namespace) -> None:
-    cfg = config_from_params(SelectionConfig, args.params)
     device = pick_device(args.device)
+    if args.method != "openins":  # a method with queries of its own (registered kind "query", e.g. ccl)
+        encoder = clip_text_encoder(args.clip_model, args.weights_dir, device) if args.clip_model else None
+        lookup("query", args.method)(args, device, encoder)
+        return
+    cfg = config_from_params(SelectionConfig, args.params)
+    if args.association is None:
+        raise SystemExit("error: the codebook-search query needs --association")
     query = Query.load(args.association, args.codebook, args.gaussians, device=device,
                        encoder=clip_text_encoder(args.clip_model, args.weights_dir, device) if args.clip_model else None)
     try:
@@ -56,8 +65,10 @@ def main(args: argparse.Namespace) -> None:
 
 def parser() -> argparse.ArgumentParser:
     p = stage_parser("query", __doc__)
-    p.add_argument("--association", required=True, help="association store")
-    p.add_argument("--codebook", required=True, help="codebook store")
+    p.add_argument("--method", default="openins", help="whose query: openins (codebook search, needs --association) "
+                                                        "or a registered query such as ccl")
+    p.add_argument("--association", default=None, help="association store (openins)")
+    p.add_argument("--codebook", required=True, help="codebook store (ccl: the prototypes store)")
     p.add_argument("--gaussians", required=True, help="feature_gaussians store")
     p.add_argument("--text", required=True, help="the text query (a vocabulary entry, or any text with --clip-model)")
     p.add_argument("--clip-model", default=None, help="weights registry name of the features stage's CLIP model, "

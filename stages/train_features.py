@@ -24,6 +24,7 @@ from stages.lib.feature_field import (
     train_feature_field,
 )
 from stages.lib.gaussians import load_gaussians
+from stages.lib.objective_state import flatten_state, module_state
 from stages.lib.scene import SceneData, load_scene
 from stages.lib.store import StoreError, read_store
 from stages.methods import lookup
@@ -70,10 +71,14 @@ def main(args: argparse.Namespace) -> None:
                                  fingerprint=run_fingerprint(params, inputs))
     seconds = time.perf_counter() - start
     log.info("trained %d-d features of %d Gaussians in %.1f s", cfg.feature_dim, len(result["means"]), seconds)
+    state, layout = flatten_state(module_state(objective))
+    if layout:  # learnt parameters of the objective (e.g. decoders) are saved with the field
+        result = {**result, "objective_state": state}
     save_feature_gaussians(out, result, "train_features", params, inputs,
                            {"sh_degree": gs_attrs["sh_degree"], "background": gs_attrs["background"],
                             "iterations": cfg.iterations, "objective": name, "level": level,
-                            "geometry": cfg.geometry, "train_seconds": seconds, "device": str(device)})
+                            "geometry": cfg.geometry, "train_seconds": seconds, "device": str(device),
+                            **({"objective_state": layout} if layout else {})})
     ckpt.unlink(missing_ok=True)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 SCANNET19 = ["wall", "floor", "cabinet", "bed", "chair", "sofa", "table", "door", "window", "bookshelf", "picture",
@@ -13,6 +15,18 @@ SCANNET_SUBSETS: dict[int, list[str]] = {
          "desk", "curtain", "toilet", "sink"],
     10: ["wall", "floor", "bed", "chair", "sofa", "table", "door", "window", "bookshelf", "toilet"],
 }
+
+
+@dataclass
+class SemanticResult:
+    """What a semantic evaluation measured: a confusion [C, C+1] per ScanNet class subset, the IoU of every LERF text
+    query, and optionally per-query localization accuracy and the 3D-OVS confusion over its class list."""
+
+    confusions: dict[int, np.ndarray]
+    query_iou: dict[str, float]
+    localization: dict[str, float] | None = None
+    ovs_classes: list[str] | None = None
+    ovs_confusion: np.ndarray | None = None
 
 
 def confusion_matrix(gt: np.ndarray, pred: np.ndarray, num_classes: int) -> np.ndarray:

@@ -193,6 +193,9 @@ FEATURE_GAUSSIANS = register(
         ("sh_degree", "background", "iterations", "feature_dim"),
         **dict(GAUSSIANS.arrays),
         features=ArraySpec("float32", ("N", "D")),
+        objective_state=ArraySpec("float32", ("S",), required=False,
+                                  doc="learnt parameters of the objective (e.g. decoders), flattened; "
+                                      "names and shapes in attrs['objective_state']"),
     )
 )
 
@@ -207,6 +210,20 @@ CODEBOOK = register(
         leaf_id=ArraySpec("int32", ("N",), doc="instance id of every Gaussian, -1 none"),
         mask_cluster=ArraySpec("int32", ("M",), required=False,
                                doc="vote-graph instance of every 2D mask, -1 none (SAGA A.3; aligned with the masks)"),
+    )
+)
+
+PROTOTYPES = register(
+    _spec(
+        "prototypes",
+        "A learnt codebook of K prototypes per mask level and every view's index maps (the prototype of each "
+        "pixel's mask); written by the codebook stage's CCL-LGS algorithm.",
+        ("levels", "num_prototypes", "vocabulary", "canonical_phrases"),
+        prototypes=ArraySpec("float32", ("L", "K", "E"), doc="unit prototypes T_j per level"),
+        index_maps=ArraySpec("int16", ("V", "L", "H", "W"), (1, None, None, None), doc="prototype per pixel, -1 none"),
+        prototype_masks=ArraySpec("int32", ("L", "K"), doc="train-view masks whose nearest prototype is j"),
+        text_features=ArraySpec("float16", ("C", "E"), doc="the vocabulary's text embeddings"),
+        canonical_features=ArraySpec("float16", ("Q", "E"), doc="the canonical phrases' text embeddings"),
     )
 )
 
@@ -241,6 +258,10 @@ SEMANTIC_METRICS = register(
         ("categories", "miou_3d", "macc_3d", "miou_2d"),
         confusion_3d=ArraySpec("int64", ("C", "C1"), doc="rows GT, columns prediction, last column unlabelled"),
         query_iou_2d=ArraySpec("float32", ("Qn",), doc="per text query, mean over annotated views"),
+        query_localization_2d=ArraySpec("float32", ("Qn",), required=False,
+                                        doc="per text query, LERF localization accuracy over annotated views"),
+        confusion_ovs=ArraySpec("int64", ("Co", "Co1"), required=False,
+                                doc="3D-OVS protocol: rows GT, columns prediction over attrs['ovs_classes'], last miss"),
     )
 )
 

@@ -22,12 +22,17 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from stages.lib.cli import StageCall, config_from_params
 from stages.lib.kmeans import kmeans_pp_init
-from stages.lib.store import StoreError, read_store
+from stages.lib.oracle import embedding as oracle_embedding
+from stages.lib.store import Store, StoreError, read_store, write_store
+from stages.lib.weights import ModelChoice
+from stages.methods import register
+from stages.methods.ccl.field import NO_PROTOTYPE
 from stages.methods.ccl.losses import CCLWeights, ccl_loss, nearest_prototype
+from stages.methods.ccl.relevance import CANONICAL_NEGATIVES
 
 log = logging.getLogger(__name__)
-NO_PROTOTYPE = -1
 
 
 @dataclass
@@ -109,6 +114,15 @@ class MaskFeatureStream:
         """Mask ids [H,W] of one view and level (-1 none)."""
         return np.asarray(self.masks["labels"][view, level])
 
+    def view_level(self, view: int, level: int) -> tuple[np.ndarray, Tensor]:
+        """(mask ids [m], features [m,E]) of one view's masks at one level."""
+        lo, hi = int(self.starts[view]), int(self.starts[view + 1])
+        keep = self.level[lo:hi] == level
+        if not keep.any():
+            return np.zeros(0, np.int32), torch.zeros(0, self.features.sizes["E"])
+        rows = np.asarray(self.features["mask_features"][lo:hi], dtype=np.float32)[keep]
+        return self.mask_id[lo:hi][keep], torch.from_numpy(rows)
+
 
 def view_batches(views: np.ndarray, views_per_batch: int, seed: int) -> list[np.ndarray]:
     """The views shuffled by ``seed`` and cut into batches of ``views_per_batch``."""
@@ -173,3 +187,72 @@ def mask_prototypes(features: Tensor, prototypes: Tensor) -> np.ndarray:
     if len(features) == 0:
         return np.zeros(0, np.int16)
     return nearest_prototype(features.to(prototypes.device), prototypes).cpu().numpy().astype(np.int16)
+
+
+# ----------------------------------------------------------------------------------------------
+# The codebook stage's CCL-LGS algorithm: learn per level, write prototypes and index maps
+# ----------------------------------------------------------------------------------------------
+def canonical_embeddings(features: Store, device: torch.device) -> Tensor:
+    """Text embeddings [Q,E] of the canonical phrases (Eq. 10's negatives) in the features store's embedding space:
+    the oracle's name vectors, or the CLIP text tower the features stage used (raw phrases, as LangSplat)."""
+    phrases = list(CANONICAL_NEGATIVES)
+    if features.attrs["source"] == "oracle":
+        return oracle_embedding.encode_names(phrases, features.sizes["E"])
+    from stages.lib.models.clip_features import build_clip
+
+    block = features.attrs["provenance"]["params"].get("clip", {})
+    choice = ModelChoice.from_params(block, str(features.attrs.get("model", "clip_convnext_base")))
+    model = build_clip(choice.arch, choice.checkpoint(None), device, random_weights=choice.random_weights,
+                       tiny=bool(block.get("tiny", False)))
+    return model.encode_text(phrases).float().cpu()
+
+
+def learn_level(stream: MaskFeatureStream, level: int, train: np.ndarray, cfg: CodebookLearnConfig,
+                device: torch.device) -> Tensor:
+    """The prototypes [N,E] of one level, learnt on the train views' masks."""
+    def batches(epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
+        return (stream.batch(b, level) for b in view_batches(train, cfg.views_per_batch, cfg.seed + 1 + epoch))
+
+    sample = reservoir_sample((f for f, _ in batches(-1)), cfg.init_sample, cfg.seed)
+    init = initial_prototypes(sample, cfg.num_prototypes, cfg.seed)
+    return torch.nn.functional.normalize(learn_prototypes(batches, init, cfg, device), dim=-1)
+
+
+@register("codebook", "ccl_contrastive")
+def run_codebook(call: StageCall) -> None:
+    """Codebook stage, CCL-LGS: a ``prototypes`` store with one codebook per mask level and every view's index maps.
+
+    Inputs: ``scene`` (train / test split), ``masks``, ``tracks``, ``features``; parameters: ``CodebookLearnConfig``.
+    """
+    scene_path, masks, tracks, features = call.require("scene", "masks", "tracks", "features")
+    cfg = config_from_params(CodebookLearnConfig, call.options, "CCL-LGS codebook")
+    stream = MaskFeatureStream(masks, tracks, features)
+    is_test = read_store("scene", scene_path).load("is_test")
+    if len(is_test) != stream.num_views:
+        raise StoreError(f"{masks}: masks of {stream.num_views} views but the scene {scene_path} has {len(is_test)}")
+    train = np.nonzero(~is_test)[0]
+    levels = len(stream.levels)
+    prototypes = torch.stack([learn_level(stream, l, train, cfg, call.device) for l in range(levels)])
+    _, _, h, w = stream.masks["labels"].shape
+    use = np.zeros((levels, cfg.num_prototypes), np.int32)
+    inputs = {"scene": scene_path, "masks": masks, "tracks": tracks, "features": features}
+    with write_store("prototypes", call.out, call.stage, call.params, inputs) as out:
+        maps = out.create("index_maps", (stream.num_views, levels, h, w))
+        for view in tqdm(range(stream.num_views), desc="index maps", unit="view", mininterval=5):
+            view_maps = np.full((levels, h, w), NO_PROTOTYPE, np.int16)
+            for l in range(levels):
+                ids, feats = stream.view_level(view, l)
+                chosen = mask_prototypes(feats, prototypes[l])
+                view_maps[l] = index_map(stream.label_map(view, l), ids, chosen)
+                if not is_test[view]:
+                    np.add.at(use[l], chosen.astype(np.int64), 1)
+            maps[view] = view_maps
+        out.write("prototypes", prototypes.cpu().numpy().astype(np.float32))
+        out.write("prototype_masks", use)
+        out.write("text_features", np.asarray(stream.features.load("text_features"), np.float16))
+        out.write("canonical_features", canonical_embeddings(stream.features, call.device).numpy().astype(np.float16))
+        out.attrs.update(levels=stream.levels, num_prototypes=cfg.num_prototypes, margin=cfg.margin,
+                         lambda_pull=cfg.lambda_pull, lambda_push=cfg.lambda_push,
+                         vocabulary=list(stream.features.attrs["vocabulary"]),
+                         canonical_phrases=list(CANONICAL_NEGATIVES), prototypes_used=(use > 0).sum(1).tolist())
+    log.info("prototypes used per level (train masks): %s", (use > 0).sum(1).tolist())

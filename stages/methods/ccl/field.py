@@ -12,14 +12,17 @@ mask (index -1) carry no loss; the level losses are summed.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 from torch.nn.functional import cross_entropy
 
-from stages.methods.ccl.codebook import NO_PROTOTYPE
+from stages.lib.store import read_store
+from stages.methods import register
 
 FIELD_DIM = 8  # d_f of the paper (Sec. 4)
+NO_PROTOTYPE = -1  # index-map value of pixels without a mask
 
 
 class PrototypeDecoder(nn.Module):
@@ -69,6 +72,16 @@ class CCLSemanticObjective(nn.Module):
         super().__init__()
         self.index_maps, self.decoders, self.field_dim = index_maps, decoders, field_dim
         self.level_names = list(level_names) or [str(i) for i in range(len(decoders))]
+        self.expected_views: int | None = None
+
+    def prepare(self, view_mask_ids: Sequence[Tensor | None], feature_dim: int) -> None:
+        """Checks before training (the shared trainer's hook): the field width and the index maps' view count."""
+        expected = len(self.decoders) * self.field_dim
+        if feature_dim != expected:
+            raise ValueError(f"the CCL-LGS field needs feature_dim = {len(self.decoders)} levels x {self.field_dim}"
+                             f" = {expected}, got {feature_dim}")
+        if self.expected_views is not None and len(view_mask_ids) != self.expected_views:
+            raise ValueError(f"the index maps cover {self.expected_views} views, the scene has {len(view_mask_ids)}")
 
     def forward(self, rendered: Tensor, masks: Tensor, step: int, view: int) -> tuple[Tensor, dict[str, Tensor]]:
         expected = len(self.decoders) * self.field_dim
@@ -79,3 +92,32 @@ class CCLSemanticObjective(nn.Module):
         losses = [semantic_ce(dec(level_slice(rendered, l, self.field_dim)), target[l])
                   for l, dec in enumerate(self.decoders)]
         return torch.stack(losses).sum(), {f"CE_{n}": v.detach() for n, v in zip(self.level_names, losses)}
+
+
+class IndexMaps:
+    """The index maps [V,L,H,W] of a ``prototypes`` store, held on the CPU as int16; a view's maps on request."""
+
+    def __init__(self, path: str | Path) -> None:
+        store = read_store("prototypes", path)
+        self.path, self.levels = Path(path), list(store.attrs["levels"])
+        self.num_prototypes = int(store.sizes["K"])
+        self.maps = torch.from_numpy(store.load("index_maps"))
+
+    def __call__(self, view: int) -> Tensor:
+        return self.maps[view]
+
+
+@register("objective", "ccl_semantic")
+def ccl_semantic_objective(codebook: str | None = None, hidden: int = 64, lr: float = 1e-3,
+                           seed: int = 0) -> CCLSemanticObjective:
+    """Eq. 9 against the index maps of the ``prototypes`` store that ``codebook`` names (the variant's ``after:
+    codebook``); decoders with ``hidden`` units trained at ``lr`` (Adam, the paper's 1e-3)."""
+    if codebook is None:
+        raise ValueError("the ccl_semantic objective needs the codebook stage's prototypes store: name a ccl "
+                         "codebook variant in the train_features variant's after: block")
+    maps = IndexMaps(codebook)
+    objective = CCLSemanticObjective(maps, level_decoders(len(maps.levels), maps.num_prototypes, FIELD_DIM, hidden,
+                                                          seed), FIELD_DIM, maps.levels)
+    objective.lr = lr
+    objective.expected_views = int(maps.maps.shape[0])
+    return objective

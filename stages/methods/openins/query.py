@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -23,15 +22,9 @@ from stages.lib.instance_gaussians import (
     load_instance_gaussians,
     render_channels,
 )
+from stages.lib.open_vocabulary import QueryError, TextEmbedder, TextEncoder  # noqa: F401  (QueryError: API)
 from stages.lib.selection import RenderHow, SelectMode
 from stages.lib.store import StoreError, read_store
-
-TextEncoder = Callable[[list[str]], Tensor]
-
-
-class QueryError(KeyError):
-    """A text that is neither in the stored vocabulary nor embeddable (no encoder given)."""
-
 
 class Query:
     """Text queries over the instances of one scene.
@@ -53,8 +46,7 @@ class Query:
         # Best vocabulary similarity per instance, for the "vocabulary" mode.
         sims = torch.cat([self.language @ self.text_features.T, self.language.new_full((len(language), 1), -1.0)], 1)
         self._vocab_best = sims.amax(-1)
-        self._index = {name.strip().lower(): i for i, name in enumerate(self.vocabulary)}
-        self._cache: dict[str, Tensor] = {}
+        self._embed = TextEmbedder(self.text_features, self.vocabulary, encoder)
 
     @classmethod
     def load(cls, association: str | Path, codebook: str | Path, gaussians: str | Path | None = None,
@@ -76,15 +68,7 @@ class Query:
 
     def text_embedding(self, text: str) -> Tensor:
         """Unit text embedding [E]: the stored vocabulary entry (case-insensitive), else the encoder's."""
-        key = text.strip().lower()
-        if key in self._index:
-            return self.text_features[self._index[key]]
-        if key not in self._cache:
-            if self.encoder is None:
-                raise QueryError(f"{text!r} is not in the stored vocabulary and no text encoder was given")
-            emb = self.encoder([text])[0].float().to(self.device)
-            self._cache[key] = torch.nn.functional.normalize(emb, dim=-1)
-        return self._cache[key]
+        return self._embed(text)
 
     def relevance(self, text: str) -> Tensor:
         """r_k = cos(l_k, t) per instance [K]; -1 (the least possible) for unseen instances."""
