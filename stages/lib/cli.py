@@ -84,14 +84,16 @@ def config_from_params(cls: type[Config], params: Mapping[str, Any], what: str |
 def run_stage(main: Callable[[argparse.Namespace], Any], parser: argparse.ArgumentParser,
               argv: list[str] | None = None) -> None:
     """Parse arguments, configure logging and run ``main``; input and parameter errors exit with a clear message."""
+    from stages.lib.gs_trainer import NonFiniteError
     from stages.lib.scene import SceneError
     from stages.lib.store import StoreError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parser.parse_args(argv)
     log.info("%s %s", parser.prog, json.dumps(args.params, sort_keys=True))
+    log.info("torch threads: %d (OMP_NUM_THREADS=%s)", torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS"))
     try:
         main(args)
-    except (SceneError, StoreError, FileNotFoundError, ValueError) as exc:
+    except (SceneError, StoreError, NonFiniteError, FileNotFoundError, ValueError) as exc:
         log.error("%s", exc)
         sys.exit(f"error: {exc}")

@@ -286,6 +286,7 @@ def train_feature_field(gaussians_params: Mapping[str, Tensor], scene: SceneData
         if checkpoint is not None and cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 \
                 and step + 1 < cfg.iterations:
             trainer.save_checkpoint(checkpoint, fingerprint)
+    trainer.check_finite(f"end of feature-field training ({cfg.iterations} iterations)")
     result = {k: trainer.params[k].detach() for k in FEATURE_PARAM_KEYS}
     output = getattr(objective, "output_features", None)
     if output is not None:

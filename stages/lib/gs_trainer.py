@@ -25,6 +25,11 @@ from stages.lib.render import render
 from stages.lib.scene import SceneData
 
 log = logging.getLogger(__name__)
+FINITE_CHECK_EVERY = 100  # steps between checks of every parameter for NaN / inf (plus every densification step)
+
+
+class NonFiniteError(RuntimeError):
+    """Training produced a NaN / inf loss or parameter; raised at the step where it was found."""
 
 
 @dataclass
@@ -126,7 +131,17 @@ class GaussianTrainer:
             self.module_optimizers[name] = torch.optim.Adam(params, lr=lr)
 
     def optimise(self, loss: Tensor, info: dict[str, Any]) -> None:
-        """One optimisation step with gsplat's pre/post-backward densification hooks."""
+        """One optimisation step with gsplat's pre/post-backward densification hooks.
+
+        Every ``FINITE_CHECK_EVERY`` steps and after every densification step the loss and all parameters are
+        checked for NaN / inf (``check_finite``), so a broken Gaussian stops training where it appeared.
+        """
+        densifying = self.strategy is not None and self.strategy.refine_start_iter < self.step \
+            < self.strategy.refine_stop_iter and self.step % self.strategy.refine_every == 0
+        if self.step % FINITE_CHECK_EVERY == 0 or densifying:
+            if not torch.isfinite(loss.detach()).all():
+                raise NonFiniteError(f"step {self.step}: the loss is {loss.item()} "
+                                     f"({len(self.params['means'])} Gaussians)")
         if self.strategy is not None:
             self.strategy.step_pre_backward(self.params, self.optimizers, self.strategy_state, self.step, info)
         loss.backward()
@@ -141,6 +156,25 @@ class GaussianTrainer:
 
                 reset_opa(self.params, self.optimizers, self.strategy_state, value=self.strategy.prune_opa * 2.0)
         self.step += 1
+        if self.step % FINITE_CHECK_EVERY == 0 or densifying:
+            self.check_finite(f"after step {self.step}")
+
+    def check_finite(self, when: str) -> None:
+        """Raise ``NonFiniteError`` naming ``when``, the Gaussian count, the bad keys and the first bad Gaussians.
+
+        Neither the 3DGS reference nor gsplat checks for or removes such Gaussians; a NaN Gaussian is never drawn,
+        so the loss stays finite and the damage only shows downstream. We stop instead of silently dropping them.
+        """
+        with torch.no_grad():
+            bad = {k: ~torch.isfinite(v).reshape(len(v), -1).all(1) for k, v in self.params.items()}
+            rows = torch.zeros(len(self.params["means"]), dtype=torch.bool, device=self.device)
+            for b in bad.values():
+                rows |= b
+            if rows.any():
+                keys = [k for k, b in bad.items() if b.any()]
+                first = torch.nonzero(rows).squeeze(1)[:5].tolist()
+                raise NonFiniteError(f"{when}: {int(rows.sum())} of {len(rows)} Gaussians have non-finite {keys} "
+                                     f"(first: {first})")
 
     def set_lr(self, key: str, lr: float) -> None:
         for group in self.optimizers[key].param_groups:
@@ -241,4 +275,5 @@ def train_rgb(scene: SceneData, cfg: GSTrainConfig, device: torch.device, checkp
         if checkpoint is not None and cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 \
                 and step + 1 < cfg.iterations:
             trainer.save_checkpoint(checkpoint, fingerprint)
+    trainer.check_finite(f"end of training ({cfg.iterations} iterations)")
     return {k: trainer.params[k].detach() for k in PARAM_KEYS}

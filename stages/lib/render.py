@@ -10,7 +10,7 @@ carries what gsplat's densification strategies read (means2d, radii, width, heig
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import torch
 from torch import Tensor
@@ -59,32 +59,31 @@ def render(
 
 def _render_torch(means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree,
                   backgrounds, render_mode, near_plane, far_plane):
-    from gsplat.cuda._torch_impl import (
-        _fully_fused_projection,
-        _quat_scale_to_covar_preci,
-        _spherical_harmonics,
-    )
+    from gsplat.cuda._torch_impl import _quat_scale_to_covar_preci
 
-    num_cams = viewmats.shape[0]
+    num_cams, n = viewmats.shape[0], means.shape[0]
+    with torch.no_grad():  # camera-space depth of every centre; the CUDA kernels skip the others the same way
+        cam_depths = torch.einsum("cj,nj->cn", viewmats[:, 2, :3], means) + viewmats[:, 2, 3:4]
     covars, _ = _quat_scale_to_covar_preci(quats, scales, True, False, triu=False)
-    radii, means2d, depths, conics, _ = _fully_fused_projection(
-        means, covars, viewmats, Ks, width, height, eps2d=0.3, near_plane=near_plane, far_plane=far_plane)
-    if sh_degree is not None:
-        campos = torch.linalg.inv(viewmats)[:, :3, 3]
-        dirs = means[None] - campos[:, None]
-        coeffs = colors[None].expand(num_cams, *colors.shape)
-        feats = torch.clamp_min(_spherical_harmonics(sh_degree, dirs, coeffs) + 0.5, 0.0)
-    else:  # post-activation colours / features, shared [N,D] or per camera [C,N,D]
-        feats = colors if colors.dim() == 3 else colors[None].expand(num_cams, *colors.shape)
-    if render_mode in ("D", "ED"):
-        feats = depths[..., None]
-    elif render_mode in ("RGB+D", "RGB+ED"):
-        feats = torch.cat([feats, depths[..., None]], dim=-1)
+    views = [_project_visible(means, covars, viewmats[c:c + 1], Ks[c:c + 1], width, height, near_plane, far_plane,
+                              cam_depths[c]) for c in range(num_cams)]
+    means2d = torch.stack([means.new_zeros(n, 2).index_copy(0, v.ids, v.means2d) for v in views])
 
     out_colors, out_alphas = [], []
-    for c in range(num_cams):
-        table = _tile_table(means2d[c].detach(), radii[c], depths[c], width, height)
-        col, acc = _composite_tiles(table, means2d[c], conics[c], opacities, feats[c], width, height)
+    for c, v in enumerate(views):
+        if sh_degree is not None:
+            from gsplat.cuda._torch_impl import _spherical_harmonics
+
+            campos = torch.linalg.inv(viewmats[c])[:3, 3]
+            feats = torch.clamp_min(_spherical_harmonics(sh_degree, means[v.ids] - campos, colors[v.ids]) + 0.5, 0.0)
+        else:  # post-activation colours / features, shared [N,D] or per camera [C,N,D]
+            feats = (colors[c] if colors.dim() == 3 else colors)[v.ids]
+        if render_mode in ("D", "ED"):
+            feats = v.depths[:, None]
+        elif render_mode in ("RGB+D", "RGB+ED"):
+            feats = torch.cat([feats, v.depths[:, None]], dim=-1)
+        table = _tile_table(v.means2d.detach(), v.radii, v.depths.detach(), width, height)
+        col, acc = _composite_tiles(table, means2d[c][v.ids], v.conics, opacities[v.ids], feats, width, height)
         out_colors.append(col)
         out_alphas.append(acc)
     render_colors = torch.stack(out_colors)
@@ -96,9 +95,39 @@ def _render_torch(means, quats, scales, opacities, colors, viewmats, Ks, width, 
         n_bg = backgrounds.shape[-1]
         render_colors = torch.cat([render_colors[..., :n_bg] + (1 - render_alphas) * backgrounds[:, None, None],
                                    render_colors[..., n_bg:]], dim=-1)
-    info = {"means2d": means2d, "radii": radii.to(torch.int32), "depths": depths, "conics": conics,
+    radii = torch.stack([torch.zeros(n, 2, dtype=torch.int32, device=means.device).index_copy(0, v.ids,
+                                                                                              v.radii.to(torch.int32))
+                         for v in views])
+    conics = torch.stack([means.new_zeros(n, 3).index_copy(0, v.ids, v.conics.detach()) for v in views])
+    info = {"means2d": means2d, "radii": radii, "depths": cam_depths, "conics": conics,
             "width": width, "height": height, "n_cameras": num_cams, "gaussian_ids": None}
     return render_colors, render_alphas, info
+
+
+class _VisibleProjection(NamedTuple):
+    """One camera's projection of the Gaussians whose centres lie between its near and far planes."""
+
+    ids: Tensor      # [n] indices into the full set
+    means2d: Tensor  # [n, 2]
+    radii: Tensor    # [n, 2], 0 where outside the image
+    depths: Tensor   # [n]
+    conics: Tensor   # [n, 3]
+
+
+def _project_visible(means: Tensor, covars: Tensor, viewmat: Tensor, K: Tensor, width: int, height: int,
+                     near_plane: float, far_plane: float, cam_depths: Tensor) -> _VisibleProjection:
+    """gsplat's reference projection of the centres in front of the near plane only.
+
+    Projecting every Gaussian and masking afterwards poisons the backward pass: a centre on (or within ~1e-10 of)
+    the camera plane has an infinite perspective Jacobian, and zero upstream gradient times infinity is NaN,
+    which Adam writes into that Gaussian's means, scales and rotation.
+    """
+    from gsplat.cuda._torch_impl import _fully_fused_projection
+
+    ids = torch.nonzero((cam_depths > near_plane) & (cam_depths < far_plane)).squeeze(1)
+    radii, means2d, depths, conics, _ = _fully_fused_projection(
+        means[ids], covars[ids], viewmat, K, width, height, eps2d=0.3, near_plane=near_plane, far_plane=far_plane)
+    return _VisibleProjection(ids, means2d[0], radii[0], depths[0], conics[0])
 
 
 def _tile_table(means2d: Tensor, radii: Tensor, depths: Tensor, width: int, height: int) -> Tensor:

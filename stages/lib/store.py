@@ -50,6 +50,7 @@ class ArraySpec:
     chunks: tuple[int | None, ...] | None = None
     required: bool = True
     doc: str = ""
+    finite: bool = False  # float arrays that must hold no NaN / inf (checked on write and on load)
 
 
 @dataclass(frozen=True)
@@ -107,12 +108,12 @@ GAUSSIANS = register(
         "gaussians",
         "3D Gaussians with SH colours; written by train_gs.",
         ("sh_degree", "background", "iterations"),
-        means=ArraySpec("float32", ("N", 3)),
-        quats=ArraySpec("float32", ("N", 4), doc="unnormalised rotation, wxyz"),
-        scales=ArraySpec("float32", ("N", 3), doc="log scales (gsplat / 3DGS parameterisation)"),
-        opacities=ArraySpec("float32", ("N",), doc="opacity logits"),
-        sh0=ArraySpec("float32", ("N", 1, 3)),
-        shN=ArraySpec("float32", ("N", "K", 3)),
+        means=ArraySpec("float32", ("N", 3), finite=True),
+        quats=ArraySpec("float32", ("N", 4), doc="unnormalised rotation, wxyz", finite=True),
+        scales=ArraySpec("float32", ("N", 3), doc="log scales (gsplat / 3DGS parameterisation)", finite=True),
+        opacities=ArraySpec("float32", ("N",), doc="opacity logits", finite=True),
+        sh0=ArraySpec("float32", ("N", 1, 3), finite=True),
+        shN=ArraySpec("float32", ("N", "K", 3), finite=True),
     )
 )
 
@@ -192,7 +193,7 @@ FEATURE_GAUSSIANS = register(
         "Gaussians with a per-Gaussian low-dimensional feature; written by feature-field training.",
         ("sh_degree", "background", "iterations", "feature_dim"),
         **dict(GAUSSIANS.arrays),
-        features=ArraySpec("float32", ("N", "D")),
+        features=ArraySpec("float32", ("N", "D"), finite=True),
         objective_state=ArraySpec("float32", ("S",), required=False,
                                   doc="learnt parameters of the objective (e.g. decoders), flattened; "
                                       "names and shapes in attrs['objective_state']"),
@@ -204,8 +205,8 @@ CODEBOOK = register(
         "codebook",
         "Cluster centres and per-Gaussian cluster ids (two-level or flat); written by the codebook stage.",
         ("k_coarse", "k_fine"),
-        coarse_centres=ArraySpec("float32", ("K1", "Q")),
-        fine_centres=ArraySpec("float32", ("K", "D"), doc="leaf codebook, K = k_coarse * k_fine rows"),
+        coarse_centres=ArraySpec("float32", ("K1", "Q"), finite=True),
+        fine_centres=ArraySpec("float32", ("K", "D"), doc="leaf codebook, K = k_coarse * k_fine rows", finite=True),
         coarse_id=ArraySpec("int32", ("N",)),
         leaf_id=ArraySpec("int32", ("N",), doc="instance id of every Gaussian, -1 none"),
         mask_cluster=ArraySpec("int32", ("M",), required=False,
@@ -265,6 +266,16 @@ SEMANTIC_METRICS = register(
     )
 )
 
+INSTANCE_METRICS = register(
+    _spec(
+        "instance_metrics",
+        "Class-agnostic instance-segmentation scores (Gaga's protocol); written by evaluate_instances.",
+        ("rows", "columns"),
+        scores=ArraySpec("float32", ("R", 4), doc="per row (attrs['rows']: protocol, scheme): mIoU, precision, "
+                                                  "recall at IoU 0.5, mBIoU; fractions"),
+    )
+)
+
 # ----------------------------------------------------------------------------------------------
 # Provenance and fingerprints
 # ----------------------------------------------------------------------------------------------
@@ -298,6 +309,16 @@ def _resolve_dims(spec: ArraySpec, shape: tuple[int, ...], sizes: dict[str, int]
                 raise StoreError(f"{where}: axis {axis} must have length {dim}, got {n}")
         elif sizes.setdefault(dim, n) != n:
             raise StoreError(f"{where}: dimension {dim}={n} disagrees with {dim}={sizes[dim]} elsewhere")
+
+
+def check_finite(data: np.ndarray, where: str) -> None:
+    """Reject NaN / inf in an array whose contract says ``finite``, naming the first bad row."""
+    rows_of = np.atleast_1d(data)
+    bad = ~np.isfinite(rows_of.reshape(rows_of.shape[0], int(np.prod(rows_of.shape[1:])))).all(axis=1)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise StoreError(f"{where}: {len(rows)} of {len(bad)} rows hold NaN or inf values (first bad row {rows[0]}: "
+                         f"{rows_of[rows[0]].tolist()})")
 
 
 def _chunks(spec: ArraySpec, shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -356,6 +377,8 @@ class StoreWriter:
         data = np.asarray(data)
         if data.dtype != np.dtype(spec.dtype):
             raise StoreError(f"{self.path}/{name}: dtype {data.dtype} but the contract says {spec.dtype}")
+        if spec.finite:
+            check_finite(data, f"{self.path}/{name}")
         arr = self.create(name, data.shape)
         arr[...] = data
         self._digest.update(name.encode())
@@ -487,7 +510,12 @@ class Store:
         return name in set(self.group.array_keys())
 
     def load(self, name: str) -> np.ndarray:
-        return np.asarray(self.group[name][...])
+        """The whole array; arrays the contract marks ``finite`` are checked for NaN / inf."""
+        data = np.asarray(self.group[name][...])
+        spec = STORES[self.kind].arrays.get(name)
+        if spec is not None and spec.finite:
+            check_finite(data, f"{self.path}/{name}")
+        return data
 
     def get(self, name: str) -> np.ndarray | None:
         return self.load(name) if name in self else None
