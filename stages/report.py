@@ -71,7 +71,24 @@ def scannet_table(semantic: pd.DataFrame) -> pd.DataFrame:
 def lerf_table(semantic: pd.DataFrame) -> pd.DataFrame:
     """Supplement Table 3 layout: one row per method and scene, mIoU and mAcc@0.25 / @0.5 over the text queries."""
     rows = semantic[(semantic["protocol"] == "lerf_2d") & (semantic["subset"] == "mean")]
-    return with_mean_rows(rows[["method", "dataset", "scene", "mIoU", "mAcc@0.25", "mAcc@0.5"]], ["mIoU", "mAcc@0.25", "mAcc@0.5"])
+    values = ["mIoU", "mAcc@0.25", "mAcc@0.5"]
+    if "loc. acc" in rows.columns and rows["loc. acc"].notna().any():  # LERF localization (CCL-LGS evaluation)
+        values.append("loc. acc")
+    return with_mean_rows(rows[["method", "dataset", "scene", *values]], values)
+
+
+def ovs_table(semantic: pd.DataFrame) -> pd.DataFrame:
+    """3D-OVS protocol: one row per method and scene, mIoU / mAcc of the per-pixel argmax over the class list."""
+    rows = semantic[semantic["protocol"] == "3dovs_2d"]
+    return with_mean_rows(rows[["method", "dataset", "scene", "mIoU", "mAcc"]], ["mIoU", "mAcc"])
+
+
+def paper_layout(table: pd.DataFrame, value: str) -> pd.DataFrame:
+    """CCL-LGS Tables 1 and 3 layout: one row per method, one column per scene (``value``) and their average."""
+    rows = table[table["dataset"] != "mean"].assign(column=lambda t: t["dataset"] + "/" + t["scene"])
+    wide = rows.pivot_table(index="method", columns="column", values=value)
+    wide["Avg."] = wide.mean(axis=1)
+    return wide.reset_index().rename(columns={"method": "Method"})
 
 
 def prompt_table(tables: list[str]) -> pd.DataFrame:
@@ -117,7 +134,15 @@ def main(args: argparse.Namespace) -> None:
                   scannet.to_markdown(index=False, floatfmt=".2f"), "",
                   "## Open-vocabulary text queries on test views (LERF protocol, %)", "",
                   lerf.to_markdown(index=False, floatfmt=".2f"), "",
-                  "![Segmentation per method and scene](semantic_miou.png)", "", *prior_notes(args.semantic_notes)]
+                  "![Segmentation per method and scene](semantic_miou.png)", "", *prior_notes(args.semantic_notes),
+                  "### Text-query mIoU per scene (LERF protocol, CCL-LGS Table 1 layout, %)", "",
+                  paper_layout(lerf, "mIoU").to_markdown(index=False, floatfmt=".1f"), ""]
+        ovs = ovs_table(semantic)
+        if len(ovs) > len(ovs["method"].unique()):  # more than the mean rows: some method ran the 3D-OVS protocol
+            lines += ["## Semantic segmentation over the scene's class list (3D-OVS protocol, %)", "",
+                      ovs.to_markdown(index=False, floatfmt=".2f"), "",
+                      "### mIoU per scene (CCL-LGS Table 3 layout, %)", "",
+                      paper_layout(ovs, "mIoU").to_markdown(index=False, floatfmt=".1f"), ""]
     if args.prompt_tables:
         prompts = prompt_table(args.prompt_tables)
         prompts.to_csv(out / "prompt_metrics.csv", index=False)
