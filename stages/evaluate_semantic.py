@@ -43,7 +43,7 @@ from stages.methods.openins.query import Query
 
 log = logging.getLogger(__name__)
 PERCENT = 100.0
-INPUTS = ["scene", "gaussians", "codebook", "association", "features"]
+INPUTS = ["scene", "gaussians", "codebook", "association", "features", "capability"]
 
 
 @dataclass
@@ -147,9 +147,10 @@ def check_inputs(scene: Store, association: Store) -> None:
 def codebook_search(args: argparse.Namespace, scene: Store, device: torch.device) -> SemanticResult:
     """The default evaluation: instances found by codebook search (OpenInsGaussian's query)."""
     cfg = config_from_params(SemanticEvalConfig, args.params)
-    if args.codebook is None or args.association is None:
-        raise ValueError("evaluate_semantic: the codebook-search query needs --codebook and --association (name "
-                         "codebook and associate in the variant's after: block)")
+    if args.gaussians is None or args.codebook is None or args.association is None:
+        raise ValueError("evaluate_semantic: the codebook-search query needs --gaussians, --codebook and "
+                         "--association (name train_features or pseudo_gt, codebook and associate in the variant's "
+                         "after: block)")
     check_inputs(scene, read_store("association", args.association))
     query = Query.load(args.association, args.codebook, args.gaussians, device=device)
     categories = list(scene.attrs["categories"])
@@ -175,8 +176,7 @@ def main(args: argparse.Namespace) -> None:
     table = metrics_table(confusions, query_iou, lerf, result)
     subsets = {str(size): {"mIoU": m, "mAcc": a} for size, (m, a, _, _) in
                ((s, miou_macc(cm)) for s, cm in confusions.items())}
-    inputs = {name: getattr(args, name) for name in ("scene", "gaussians", "codebook", "association", "features")
-              if getattr(args, name) is not None}
+    inputs = {name: getattr(args, name) for name in INPUTS if getattr(args, name) is not None}
     with write_store("semantic_metrics", args.out, "evaluate_semantic", args.params, inputs) as w:
         w.write("confusion_3d", confusions[19].astype(np.int64))
         w.write("query_iou_2d", np.array(list(query_iou.values()), dtype=np.float32))
@@ -198,10 +198,11 @@ def main(args: argparse.Namespace) -> None:
 def parser() -> argparse.ArgumentParser:
     p = stage_parser("evaluate_semantic", __doc__)
     p.add_argument("--scene", required=True, help="scene store with points_semantic and gt_semantic")
-    p.add_argument("--gaussians", required=True, help="feature_gaussians store")
+    p.add_argument("--gaussians", default=None, help="feature_gaussians store (after: train_features or pseudo_gt)")
     p.add_argument("--codebook", default=None, help="codebook store (after: codebook)")
     p.add_argument("--association", default=None, help="association store (after: associate)")
     p.add_argument("--features", default=None, help="features store (optional: after: features)")
+    p.add_argument("--capability", default=None, help="capability store (SAS: after: capability)")
     p.add_argument("--out", required=True, help="output semantic_metrics store (.zarr)")
     p.add_argument("--table", required=True, help="CSV table: one row per class subset and per text query")
     return p

@@ -276,6 +276,18 @@ INSTANCE_METRICS = register(
     )
 )
 
+CAPABILITY = register(
+    _spec(
+        "capability",
+        "Per-model, per-class capability of 2D open-vocabulary models (SAS Eq. 3-5: mean IoU against the pseudo masks "
+        "of synthesised single-object images); written by the capability stage.",
+        ("source", "oracle", "models", "model_params", "vocabulary", "images_per_class"),
+        capability=ArraySpec("float32", ("Mo", "C"), doc="rows attrs['models'], columns attrs['vocabulary']; in [0, 1], "
+                                                         "NaN for a class without any pseudo mask"),
+        images=ArraySpec("int32", ("C",), doc="synthesised images with a pseudo mask, per class"),
+    )
+)
+
 # ----------------------------------------------------------------------------------------------
 # Provenance and fingerprints
 # ----------------------------------------------------------------------------------------------

@@ -60,9 +60,11 @@ UPSTREAM = {
         "optional": {"tracks": ["track"]},
     },
     "evaluate_prompt": {"required": {"gaussians": ["train_features"], "mask_scales": ["mask_scales"]}, "optional": {}},
+    "capability": {"required": {}, "optional": {}},
     "evaluate_semantic": {
-        "required": {"gaussians": ["pseudo_gt", "train_features"]},
-        "optional": {"codebook": ["codebook"], "association": ["associate"], "features": ["features"]},
+        "required": {},
+        "optional": {"gaussians": ["pseudo_gt", "train_features"], "codebook": ["codebook"],
+                     "association": ["associate"], "features": ["features"], "capability": ["capability"]},
     },
 }
 

@@ -1,0 +1,140 @@
+"""SAS 2D fusion evaluated per point (the "2D Fusion" rows of SAS Table 3), the ``evaluation`` piece ``sas`` of
+``evaluate_semantic``.
+
+Each 2D model's per-pixel class prediction on every training view is aligned by text (Sec. 3.1) and fused onto the
+scene's 3D points over the views that see them (occlusion-aware, ``projection``); the two models' point features are
+then used alone (``fusion: single`` with ``model``) or fused (``add``, ``linear``, ``capability`` with the
+capability store's table, Eq. 6-8). A point's class is its argmax over the text features of each ScanNet subset;
+points no view sees are a miss. The 2D queries label every test-view pixel with depth by its nearest point's class
+over the vocabulary (our reading: SAS evaluates 3D only; this gives the LERF table a comparable row).
+Our readings: the scan's points and the sensor depth are used (a scene without depth stops with a clear error);
+tau defaults to 0.1 (the paper does not give its value); the text encoder of the oracle models is the oracle
+embedding of the class names.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from scipy.spatial import cKDTree
+from tqdm import tqdm
+
+from stages.lib.cli import StageCall, config_from_params
+from stages.lib.oracle.class_models import OracleClassModel
+from stages.lib.oracle.embedding import encode_names
+from stages.lib.semantic_metrics import SCANNET_SUBSETS, SemanticResult, confusion_matrix, mask_iou, subset_labels
+from stages.lib.store import Store, StoreError, read_store
+from stages.methods import register
+from stages.methods.sas.alignment import align_by_text
+from stages.methods.sas.capability import filled
+from stages.methods.sas.fusion import fuse, unit
+from stages.methods.sas.projection import VISIBILITY_THRESHOLD, PointFeatureFusion
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SasEvalConfig:
+    """fusion: single | add | linear | capability; model: the model used alone (single); tau: Eq. 8 temperature;
+    visibility_threshold: relative depth agreement of the occlusion test; text_dim: oracle text-embedding size."""
+
+    fusion: Literal["single", "add", "linear", "capability"] = "capability"
+    model: str | None = None
+    tau: float = 0.1
+    visibility_threshold: float = VISIBILITY_THRESHOLD
+    text_dim: int = 512
+
+
+def model_point_features(scene: Store, models: list[OracleClassModel], vocabulary: list[str], text: np.ndarray,
+                         threshold: float) -> tuple[list[np.ndarray], np.ndarray]:
+    """Per model the text-aligned point features [P, D] fused over the training views; and [P] seen by any view."""
+    for name in ("depth", "gt_semantic", "gt_instance"):
+        if name not in scene:
+            raise StoreError(f"{scene.path}: SAS's oracle models and occlusion test need {name!r}")
+    categories = list(scene.attrs["categories"])
+    to_vocab = np.array([vocabulary.index(c) if c in vocabulary else -1 for c in categories] + [-1])
+    points = scene.load("points_xyz").astype(np.float64)
+    fusions = [PointFeatureFusion(points, text.shape[1], threshold) for _ in models]
+    intrinsics, poses = scene.load("intrinsics"), scene.load("world_to_camera")
+    train = np.nonzero(~scene.load("is_test"))[0]
+    for view in tqdm(train, desc="point features", unit="view", mininterval=5):
+        semantic = to_vocab[np.where(scene["gt_semantic"][int(view)] < 0, len(categories), scene["gt_semantic"][int(view)])]
+        instance, depth = scene["gt_instance"][int(view)], scene["depth"][int(view)]
+        for model, fusion in zip(models, fusions):
+            pred = model.predict(semantic, instance, vocabulary, key=int(view))
+            fusion.add_view(align_by_text(pred, text), intrinsics[view], poses[view], depth)
+    return [f.mean() for f in fusions], fusions[0].count > 0
+
+
+def fused_features(cfg: SasEvalConfig, features: list[np.ndarray], names: list[str], capability: np.ndarray,
+                   text: np.ndarray) -> np.ndarray:
+    """The point features of the configured row: one model alone or the two models fused."""
+    if cfg.fusion == "single":
+        if cfg.model not in names:
+            raise ValueError(f"sas evaluation: fusion 'single' needs model in {names}, got {cfg.model!r}")
+        return features[names.index(cfg.model)]
+    if len(features) != 2:
+        raise ValueError(f"sas evaluation: Eq. 6-8 fuse two models; the capability store has {names}")
+    cap = filled(capability)
+    return fuse(features[0], features[1], text, cfg.fusion, cap[0], cap[1], cfg.tau)
+
+
+def subset_confusions(point_feats: np.ndarray, seen: np.ndarray, text: np.ndarray, vocabulary: list[str],
+                      points_semantic: np.ndarray, categories: list[str]) -> dict[int, np.ndarray]:
+    """Confusion [C, C+1] per ScanNet subset: each seen point's argmax over the subset's text features."""
+    out = {}
+    for size, subset in SCANNET_SUBSETS.items():
+        known = [n for n in subset if n in vocabulary]
+        sims = point_feats @ unit(text[[vocabulary.index(n) for n in known]]).T
+        pred = np.array([subset.index(n) for n in known])[sims.argmax(-1)]
+        pred = np.where(seen, pred, -1)
+        out[size] = confusion_matrix(subset_labels(points_semantic, categories, subset), pred, len(subset))
+    return out
+
+
+def test_view_queries(scene: Store, point_class: np.ndarray, vocabulary: list[str]) -> dict[str, float]:
+    """IoU per category present in the test views: pixels take their back-projected nearest point's class."""
+    categories = list(scene.attrs["categories"])
+    tree = cKDTree(scene.load("points_xyz"))
+    intrinsics, poses = scene.load("intrinsics"), scene.load("world_to_camera")
+    ious: dict[str, list[float]] = {}
+    for view in np.nonzero(scene.load("is_test"))[0]:
+        depth, gt = scene["depth"][int(view)], scene["gt_semantic"][int(view)]
+        h, w = depth.shape
+        yy, xx = np.mgrid[0:h, 0:w] + 0.5
+        rays = np.stack([xx, yy, np.ones_like(xx)], -1).reshape(-1, 3) @ np.linalg.inv(intrinsics[view]).T
+        cam = rays * depth.reshape(-1, 1)
+        world = (cam - poses[view][:3, 3]) @ poses[view][:3, :3]
+        pred = point_class[tree.query(world, k=1)[1]].reshape(h, w)
+        pred = np.where(depth > 0, pred, -1)
+        for c in np.unique(gt[gt >= 0]):
+            name = categories[int(c)]
+            k = vocabulary.index(name) if name in vocabulary else -2
+            ious.setdefault(name, []).append(mask_iou(pred == k, gt == c))
+    return {name: float(np.mean(v)) for name, v in sorted(ious.items())}
+
+
+@register("evaluation", "sas")
+def evaluate_sas(call: StageCall) -> SemanticResult:
+    """The configured row (one model or a fusion) in the ScanNet 3D protocol and the per-view 2D queries."""
+    cfg = config_from_params(SasEvalConfig, call.options, "sas evaluation")
+    scene_path, capability_path = call.require("scene", "capability")
+    scene, capability = read_store("scene", scene_path), read_store("capability", capability_path)
+    vocabulary = list(capability.attrs["vocabulary"])
+    missing = sorted(set(scene.attrs["categories"]) - set(vocabulary))
+    if missing:
+        raise StoreError(f"{capability_path}: the vocabulary lacks the scene categories {missing}")
+    models = [OracleClassModel.from_params(p) for p in capability.attrs["model_params"]]
+    text = encode_names(vocabulary, cfg.text_dim).numpy().astype(np.float64)
+    features, seen = model_point_features(scene, models, vocabulary, text, cfg.visibility_threshold)
+    names = [m.name for m in models]
+    fused = fused_features(cfg, features, names, capability.load("capability"), text)
+    categories = list(scene.attrs["categories"])
+    confusions = subset_confusions(fused, seen, text, vocabulary, scene.load("points_semantic"), categories)
+    point_class = np.where(seen, (fused @ unit(text).T).argmax(-1), -1)
+    log.info("sas %s%s: %d of %d points seen by a training view", cfg.fusion,
+             f" ({cfg.model})" if cfg.model else "", int(seen.sum()), len(seen))
+    return SemanticResult(confusions, test_view_queries(scene, point_class, vocabulary))

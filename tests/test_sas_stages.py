@@ -1,0 +1,61 @@
+"""SAS's capability stage: the ``capability`` store contract (shape, range, alignment with the models and the
+vocabulary), the oracle source finding each model's confused classes, and clear errors."""
+
+import json
+
+import numpy as np
+import pytest
+from oracle_stores import run_cli, tiny_scene
+
+from stages.lib.store import StoreError, read_store, write_store
+
+MODELS = [{"name": "a", "confuse": {"chair": 1.0, "bed": 0.25}, "into": {"chair": "sofa", "bed": "desk"}},
+          {"name": "b", "confuse": {"table": 0.5}, "into": {"table": "desk"}}]
+
+
+@pytest.fixture(scope="module")
+def scene_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("sas") / "scene.zarr"
+    tiny_scene().write(path, "test", {}, dataset="synthetic", scene="tiny", reader="synthetic")
+    return path
+
+
+def test_capability_store_contract_and_oracle_source(scene_path, tmp_path):
+    out = tmp_path / "capability.zarr"
+    params = {"source": "oracle", "models": MODELS, "options": {"images_per_class": 40, "width": 24, "height": 16}}
+    proc = run_cli("stages.capability", ["--scene", str(scene_path), "--out", str(out), "--params", json.dumps(params)])
+    assert proc.returncode == 0, proc.stderr
+    store = read_store("capability", out)
+    vocab = store.attrs["vocabulary"]
+    table = store.load("capability")
+    assert store.attrs["models"] == ["a", "b"] and store.attrs["oracle"] is True
+    assert table.shape == (2, len(vocab)) and table.dtype == np.float32
+    assert (store.load("images") == 40).all() and ((table >= 0) & (table <= 1)).all()
+    expected = np.ones_like(table)
+    expected[0, vocab.index("chair")], expected[0, vocab.index("bed")] = 0.0, 0.75
+    expected[1, vocab.index("table")] = 0.5
+    np.testing.assert_allclose(table, expected, atol=0.17)  # 40 draws: 2.3 standard deviations of a rate of 0.5
+    assert table[0, vocab.index("chair")] == 0.0 and table[1, vocab.index("chair")] == 1.0
+
+
+def test_capability_store_rejects_a_misaligned_table(tmp_path):
+    with pytest.raises(StoreError):
+        with write_store("capability", tmp_path / "bad.zarr", "test", {}) as w:
+            w.write("capability", np.zeros((2, 5), np.float32))
+            w.write("images", np.zeros(4, np.int32))  # C = 5 in the table, 4 here
+            w.attrs.update(source="oracle", oracle=True, models=["a", "b"], model_params=MODELS,
+                           vocabulary=list("abcde"), images_per_class=0)
+    assert not (tmp_path / "bad.zarr").exists()
+
+
+def test_capability_stage_errors_name_the_problem(scene_path, tmp_path):
+    out = tmp_path / "x.zarr"
+    unknown = run_cli("stages.capability", ["--scene", str(scene_path), "--out", str(out), "--params",
+                                            json.dumps({"models": [MODELS[0], {"name": "c", "confuse": {"lamp": 1}}]})])
+    assert unknown.returncode != 0 and "lamp" in unknown.stderr and not out.exists()
+    one = run_cli("stages.capability", ["--scene", str(scene_path), "--out", str(out), "--params",
+                                        json.dumps({"models": MODELS[:1]})])
+    assert one.returncode != 0 and "two 2D models" in one.stderr
+    missing = run_cli("stages.capability", ["--scene", str(tmp_path / "none.zarr"), "--out", str(out), "--params",
+                                            json.dumps({"models": MODELS})])
+    assert missing.returncode != 0 and "none.zarr" in missing.stderr and not out.exists()
