@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -47,6 +48,7 @@ def device_name() -> str:
 def base_row(method: str, scene_options: dict[str, Any]) -> dict[str, Any]:
     """Columns every bench row carries: date, device (GPU model), method, scene size."""
     return {"date": dt.date.today().isoformat(), "device": device_name(), "method": method,
+            "concurrent": int(os.environ.get("BENCH_CONCURRENT", "1")),
             "views": scene_options.get("num_views"),
             "size": f"{scene_options.get('width')}x{scene_options.get('height')}"}
 

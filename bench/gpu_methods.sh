@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Every method bench on one shared benchmark room, on a GPU node: the room's scene and RGB Gaussians are trained
+# once (bench/room.py), then each (method bench, corruption level) runs as its own process reusing them, spread
+# round-robin over the visible GPUs. Usage: bench/gpu_methods.sh OUT_DIR LEVELS METHOD_BENCH...
+#   e.g. bench/gpu_methods.sh /tmp/out clean ccl saga protosaga openins
+# Several processes sharing one GPU inflate each other's stage times: the CSVs record the GPU count and the
+# number of concurrent processes per GPU ("concurrent" column) so rows can be read accordingly.
+set -euo pipefail
+out=$1; levels=$2; shift 2
+mkdir -p "$out"
+room=results/bench_room
+python3 -m bench.room --work "$room" --gs-iterations "${GS_ITERATIONS:-15000}" --out "$out/room.csv" \
+  > "$out/room.log" 2>&1
+ngpu=$(python3 -c "import torch; print(max(torch.cuda.device_count(), 1))")
+jobs=()
+for m in "$@"; do for l in ${levels//,/ }; do jobs+=("$m:$l"); done; done
+per_gpu=$(( (${#jobs[@]} + ngpu - 1) / ngpu ))
+i=0
+for job in "${jobs[@]}"; do
+  m=${job%%:*}; l=${job##*:}
+  work=results/bench_${m}_${l}
+  mkdir -p "$work"
+  ln -sfn "$(realpath $room/scene.zarr)" "$work/scene.zarr"
+  ln -sfn "$(realpath $room/train_gs.zarr)" "$work/train_gs.zarr"
+  CUDA_VISIBLE_DEVICES=$(( i % ngpu )) BENCH_CONCURRENT=$per_gpu python3 -m bench."$m" --levels "$l" \
+    --work "$work" --reuse-gaussians --out "$out/${m}_${l}.csv" ${BENCH_EXTRA_ARGS:-} > "$out/${m}_${l}.log" 2>&1 &
+  i=$((i + 1))
+done
+status=0
+for p in $(jobs -p); do wait "$p" || status=1; done
+exit $status
