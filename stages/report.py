@@ -26,6 +26,12 @@ def summarise_render(per_view: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([summary, mean], ignore_index=True)
 
 
+def no_render_rows() -> pd.DataFrame:
+    """An empty per-view render table, for runs whose methods train no 3DGS (e.g. SAS's 2D fusion alone)."""
+    values = ["view", "psnr", "ssim", "baseline_psnr", "num_gaussians", "train_seconds"]
+    return pd.DataFrame(columns=["dataset", "scene", "variant", *values]).astype({v: float for v in values})
+
+
 def plot_psnr(summary: pd.DataFrame, path: Path) -> None:
     rows = summary[summary["dataset"] != "mean"]
     labels = [f"{r.dataset}/{r.scene}\n{r.variant}" for r in rows.itertuples()]
@@ -102,6 +108,28 @@ def prompt_table(tables: list[str]) -> pd.DataFrame:
     return with_mean_rows(wide.reset_index(), order)
 
 
+def capability_heatmap(label: str, store_path: str, out: Path) -> list[str]:
+    """SAS Eq. 3-5: a capability store's model x class table as Markdown and a heat map PNG (file name from label)."""
+    from stages.lib.store import read_store
+
+    store = read_store("capability", store_path)
+    table = pd.DataFrame(store.load("capability"), index=store.attrs["models"], columns=store.attrs["vocabulary"])
+    name = f"capability_{label.replace('/', '_')}.png"
+    fig, ax = plt.subplots(figsize=(0.45 * table.shape[1] + 2, 0.5 * table.shape[0] + 1.8))
+    image = ax.imshow(table.to_numpy(), vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(table.shape[1]), table.columns, rotation=90, fontsize=8)
+    ax.set_yticks(range(table.shape[0]), table.index, fontsize=8)
+    for (i, j), value in pd.DataFrame(table.to_numpy()).stack().items():
+        ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=6, color="w" if value < 0.6 else "k")
+    fig.colorbar(image, ax=ax, label="capability (mean IoU)")
+    ax.set_title(f"{label} ({store.attrs['source']} source)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out / name, dpi=120)
+    plt.close(fig)
+    return [f"### {label} ({store.attrs['source']} source, {store.attrs['images_per_class']} images per class)", "",
+            table.reset_index(names="model").to_markdown(index=False, floatfmt=".2f"), "", f"![capability]({name})", ""]
+
+
 def plot_semantic(scannet: pd.DataFrame, lerf: pd.DataFrame, path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
     for ax, table, column, title in ((axes[0], scannet, "19 mIoU", "3D mIoU, 19 classes (%)"),
@@ -119,7 +147,8 @@ def plot_semantic(scannet: pd.DataFrame, lerf: pd.DataFrame, path: Path) -> None
 def main(args: argparse.Namespace) -> None:
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    per_view = pd.concat([pd.read_csv(t) for t in args.render_tables], ignore_index=True)
+    per_view = (pd.concat([pd.read_csv(t) for t in args.render_tables], ignore_index=True) if args.render_tables
+                else no_render_rows())
     summary = summarise_render(per_view)
     summary.to_csv(out / "render_metrics.csv", index=False)
     plot_psnr(summary, out / "render_psnr.png")
@@ -148,6 +177,15 @@ def main(args: argparse.Namespace) -> None:
         prompts.to_csv(out / "prompt_metrics.csv", index=False)
         lines += ["## Promptable 3D segmentation (NVOS / SPIn-NeRF protocols, point prompts, %)", "",
                   prompts.to_markdown(index=False, floatfmt=".2f"), ""]
+    if args.fusion_methods and args.semantic_tables:
+        fusion = scannet[scannet["method"].isin(args.fusion_methods)]
+        lines += ["## SAS 2D fusion (Table 3 upper half: each model alone, Add, Linear, capability-guided; ScanNet "
+                  "protocol on the scan's points, %)", "", fusion.to_markdown(index=False, floatfmt=".2f"), ""]
+    if args.capability_stores:
+        lines += ["## SAS model capability (Eq. 3-5: mean IoU against the pseudo masks of single-object images)", ""]
+        for item in args.capability_stores:
+            label, _, path = item.partition("=")
+            lines += capability_heatmap(label, path, out)
     (out / "report.md").write_text("\n".join(lines))
 
 
@@ -158,10 +196,12 @@ def prior_notes(notes: list[str]) -> list[str]:
 
 def parser() -> argparse.ArgumentParser:
     p = stage_parser("report", __doc__)
-    p.add_argument("--render-tables", nargs="+", required=True, help="per-view CSV tables of evaluate_render")
+    p.add_argument("--render-tables", nargs="*", default=[], help="per-view CSV tables of evaluate_render")
     p.add_argument("--semantic-tables", nargs="*", default=[], help="method=path of evaluate_semantic CSV tables")
     p.add_argument("--semantic-notes", nargs="*", default=[], help="per-method notes on the 2D priors used")
     p.add_argument("--prompt-tables", nargs="*", default=[], help="method=path of evaluate_prompt CSV tables")
+    p.add_argument("--capability-stores", nargs="*", default=[], help="label=path of SAS capability stores")
+    p.add_argument("--fusion-methods", nargs="*", default=[], help="methods shown in the SAS 2D-fusion table")
     p.add_argument("--out-dir", required=True)
     return p
 

@@ -31,6 +31,22 @@ def prompt_table_args():
     return " ".join(f"{m}={scene_dir(d, s)}/evaluate_prompt/{v}.csv" for (d, s) in SCENES for m, v in prompt_methods())
 
 
+def capability_methods():
+    """Run methods whose recipe names a capability variant (SAS's 2D-fusion rows)."""
+    return [m for m in config["run_methods"] if "capability" in config["methods"][m]]
+
+
+def capability_stores(wildcards):
+    return sorted({store_path(d, s, "capability", config["methods"][m]["capability"])
+                   for (d, s) in SCENES for m in capability_methods()})
+
+
+def capability_store_args():
+    """label=path of every capability store the run methods read (label: dataset/scene/variant)."""
+    variants = sorted({config["methods"][m]["capability"] for m in capability_methods()})
+    return " ".join(f"{d}/{s}/{v}={store_path(d, s, 'capability', v)}" for (d, s) in SCENES for v in variants)
+
+
 def prior_notes():
     """Per method: where its 2D priors come from (oracle or which model), quoted for the shell."""
     notes = []
@@ -48,6 +64,7 @@ rule report:
         render_tables=render_tables,
         semantic_tables=semantic_tables,
         prompt_tables=prompt_tables,
+        capability_stores=capability_stores,
     output:
         md=report(f"{RESULTS}/report/report.md", caption="../report/report_md.rst", category="Report"),
         render_csv=f"{RESULTS}/report/render_metrics.csv",
@@ -56,6 +73,8 @@ rule report:
         semantic=semantic_table_args(),
         notes=prior_notes(),
         prompt=prompt_table_args(),
+        capability=capability_store_args(),
+        fusion_methods=" ".join(capability_methods()),
         upstream=lambda w: [upstream_params(d, s, ("train_gs", v)) for (d, s) in SCENES for v in method_variants("train_gs")]
         + [upstream_params(d, s, ("evaluate_semantic", v)) for (d, s) in SCENES for _, v in semantic_methods()]
         + [upstream_params(d, s, ("evaluate_prompt", v)) for (d, s) in SCENES for _, v in prompt_methods()],
@@ -70,4 +89,5 @@ rule report:
         gpu=res("report", "gpu"),
     shell:
         "python -m stages.report --render-tables {input.render_tables} --semantic-tables {params.semantic} "
+        "--capability-stores {params.capability} --fusion-methods {params.fusion_methods} "
         "--semantic-notes {params.notes} --prompt-tables {params.prompt} --out-dir {RESULTS}/report &> {log}"
