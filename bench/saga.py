@@ -127,7 +127,7 @@ def main() -> None:
     args = ap.parse_args()
 
     method = args.method or ("saga" if args.smoke else "saga_gpu")
-    options = args.scene_options or (SMOKE_ROOM if args.smoke else {**GPU_ROOM, "num_objects": 14})
+    options = args.scene_options or (SMOKE_ROOM if args.smoke else GPU_ROOM)
     params = recipe_params(load_config(), method)
     for stage, value in (SMOKE_ITERATIONS if args.smoke else {}).items():
         params[stage]["iterations"] = value
