@@ -55,6 +55,11 @@ def test_occlusion_aware_fusion_on_hand_placed_points():
     np.testing.assert_allclose(mean[1], [0.0, 1.0])
     np.testing.assert_allclose(mean[2], [0.0, 0.0])
     assert fusion.count.tolist() == [2, 1, 0] and fusion.total.shape == (3, 2)  # state independent of view count
+    by_class = PointFeatureFusion(points, dim=3)
+    pred = np.full((10, 10), -1)
+    pred[5, 5] = 2
+    by_class.add_view_classes(pred, TEXT, k, w2c, depth)  # the same as add_view of the text-aligned map
+    np.testing.assert_allclose(by_class.mean(), [[0, 0, 1], [0, 0, 0], [0, 0, 0]])
     no_depth = visible_pixels(points, k, w2c, np.zeros((10, 10)))[0]
     assert not no_depth.any()
 

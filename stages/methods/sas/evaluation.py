@@ -28,7 +28,6 @@ from stages.lib.oracle.embedding import encode_names
 from stages.lib.semantic_metrics import SCANNET_SUBSETS, SemanticResult, confusion_matrix, mask_iou, subset_labels
 from stages.lib.store import Store, StoreError, read_store
 from stages.methods import register
-from stages.methods.sas.alignment import align_by_text
 from stages.methods.sas.capability import filled
 from stages.methods.sas.fusion import fuse, unit
 from stages.methods.sas.projection import VISIBILITY_THRESHOLD, PointFeatureFusion
@@ -65,7 +64,7 @@ def model_point_features(scene: Store, models: list[OracleClassModel], vocabular
         instance, depth = scene["gt_instance"][int(view)], scene["depth"][int(view)]
         for model, fusion in zip(models, fusions):
             pred = model.predict(semantic, instance, vocabulary, key=int(view))
-            fusion.add_view(align_by_text(pred, text), intrinsics[view], poses[view], depth)
+            fusion.add_view_classes(pred, text, intrinsics[view], poses[view], depth)
     return [f.mean() for f in fusions], fusions[0].count > 0
 
 

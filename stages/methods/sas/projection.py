@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from stages.methods.sas.alignment import align_by_text
+
 VISIBILITY_THRESHOLD = 0.25
 
 
@@ -55,6 +57,16 @@ class PointFeatureFusion:
             raise ValueError(f"features {features.shape} do not match depth {depth.shape} and dim {self.dim}")
         visible, row, col = visible_pixels(self.points, intrinsics, world_to_camera, depth, self.threshold)
         self.total[visible] += features[row[visible], col[visible]]
+        self.count += visible
+
+    def add_view_classes(self, prediction: np.ndarray, text_features: np.ndarray, intrinsics: np.ndarray,
+                         world_to_camera: np.ndarray, depth: np.ndarray) -> None:
+        """``add_view`` of a per-pixel class prediction [H, W] aligned by text (Sec. 3.1), gathering the class ids
+        at the visible points first so no [H, W, D] feature map is materialised."""
+        if prediction.shape != depth.shape:
+            raise ValueError(f"prediction {prediction.shape} does not match depth {depth.shape}")
+        visible, row, col = visible_pixels(self.points, intrinsics, world_to_camera, depth, self.threshold)
+        self.total[visible] += align_by_text(prediction[row[visible], col[visible]], text_features)
         self.count += visible
 
     def mean(self) -> np.ndarray:
