@@ -24,6 +24,7 @@ include: "workflow/rules/pseudo_gt.smk"
 include: "workflow/rules/associate.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/evaluate_semantic.smk"
+include: "workflow/rules/evaluate_instances.smk"
 include: "workflow/rules/evaluate_prompt.smk"
 include: "workflow/rules/report.smk"
 

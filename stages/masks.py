@@ -9,6 +9,8 @@ Parameters (``--params`` JSON):
   filter: LevelFilter fields (min_predicted_iou, min_stability, max_overlap, min_area).
   sam: {model: weights registry name, random_weights: false, points_per_side, points_per_batch, ...}.
   corruption: MaskCorruption fields (oracle only); seed.
+  shuffle_ids: number every view's masks in a random order (oracle only; ``oracle_id_order``): what a per-image
+    segmenter gives, ids that mean nothing across views (Proto-SaGa / Gaga's inconsistent masks).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from tqdm import tqdm
 from stages.lib.cli import pick_device, run_stage, stage_parser
 from stages.lib.mask_levels import LEVELS, LevelFilter, Mask, select_levels
 from stages.lib.mask_store import write_masks
-from stages.lib.oracle.masks import MaskCorruption, clean_masks, corrupt_masks
+from stages.lib.oracle.masks import MaskCorruption, clean_masks, corrupt_masks, oracle_id_order
 from stages.lib.oracle.pieces import instance_axes, require_ground_truth
 from stages.lib.scene import SceneData, load_scene
 from stages.lib.weights import ModelChoice
@@ -79,9 +81,13 @@ def main(args: argparse.Namespace) -> None:
     keep_all = bool(params.get("keep_all", False))
     rule = LevelFilter(**params.get("filter", {}))
     source = params.get("source", "oracle")
+    id_order = None
     if source == "oracle":
         raw = oracle_view_masks(scene, params)
-        attrs = {"source": "oracle", "oracle": True, "corruption": params.get("corruption", {})}
+        attrs = {"source": "oracle", "oracle": True, "corruption": params.get("corruption", {}),
+                 "shuffle_ids": bool(params.get("shuffle_ids", False))}
+        if params.get("shuffle_ids"):
+            id_order = oracle_id_order(params.get("seed", 0))
     elif source == "sam":
         raw = sam_view_masks(scene, params, args.weights_dir, pick_device(args.device))
         attrs = {"source": "sam", "oracle": False, **sam_model(params).attrs()}
@@ -90,7 +96,7 @@ def main(args: argparse.Namespace) -> None:
     per_view = (select_levels(m, levels, rule, keep_all) for m in tqdm(raw, total=scene.num_views, desc="masks",
                                                                       unit="view", mininterval=5))
     write_masks(args.out, per_view, (scene.num_views, scene.height, scene.width), list(levels), params,
-                {"scene": args.scene}, attrs, keep_all=keep_all)
+                {"scene": args.scene}, attrs, keep_all=keep_all, id_order=id_order)
     log.info("wrote %s (%s, levels %s)", args.out, source, list(levels))
 
 

@@ -108,6 +108,51 @@ def prompt_table(tables: list[str]) -> pd.DataFrame:
     return with_mean_rows(wide.reset_index(), order)
 
 
+INSTANCE_METRICS = {"I": "mIoU", "P": "precision", "R": "recall", "B": "mBIoU"}
+SCHEME_NAMES = {"protosaga_proto": "Proto", "protosaga_proto_3d": "Proto (3D labels)", "protosaga_kmeans": "K-Means",
+                "protosaga_hdbscan": "HDBSCAN"}
+ASSOCIATION_CRITERIA = {"gaga_memory_bank": ("yes", ""), "protosaga_memory_bank": ("yes", "yes")}
+
+
+def instance_table(instances: pd.DataFrame) -> pd.DataFrame:
+    """Proto-SaGa Table 1 layout: per method the rows I, P, R (and B = mBIoU) of its primary inference scheme on the
+    test views, one column per scene and their average."""
+    test = instances[instances["protocol"] == "test"]
+    flag = test["primary"].fillna(False).astype(bool) if "primary" in test else False
+    primary = test.assign(primary=flag).sort_values("primary", ascending=False, kind="stable").groupby(
+        ["method", "dataset", "scene"], sort=False).head(1)  # tables without the column: the first scheme
+    long = primary.melt(id_vars=["method", "dataset", "scene"], value_vars=list(INSTANCE_METRICS.values()),
+                      var_name="metric")
+    long["column"] = long["dataset"] + "/" + long["scene"]
+    wide = long.pivot_table(index=["method", "metric"], columns="column", values="value").reset_index()
+    scenes = [c for c in wide.columns if c not in ("method", "metric")]
+    wide["Avg."] = wide[scenes].mean(axis=1)
+    wide["metric"] = wide["metric"].map({v: k for k, v in INSTANCE_METRICS.items()})
+    wide["order"] = wide["metric"].map({k: i for i, k in enumerate(INSTANCE_METRICS)})
+    return wide.sort_values(["method", "order"]).drop(columns="order").rename(
+        columns={"method": "Method", "metric": "Metric"})
+
+
+def association_table(instances: pd.DataFrame) -> pd.DataFrame:
+    """Proto-SaGa Table 3 layout: the associated train-view masks against GT instances, per method, with the
+    association criteria used (depth set Eq. 10, probability set Eq. 15); averages over scenes."""
+    rows = instances[instances["protocol"] == "associated"]
+    avg = rows.groupby(["method", "association"], as_index=False)[["mIoU", "precision", "recall"]].mean()
+    criteria = avg["association"].map(lambda a: ASSOCIATION_CRITERIA.get(a, ("", "")))
+    avg.insert(1, "Depth", [c[0] for c in criteria])
+    avg.insert(2, "Prob", [c[1] for c in criteria])
+    return avg.drop(columns="association").rename(columns={"method": "Method", "precision": "Precision",
+                                                           "recall": "Recall"})
+
+
+def inference_table(instances: pd.DataFrame) -> pd.DataFrame:
+    """Proto-SaGa Table 4 layout: every inference scheme of every method on the test views, averages over scenes."""
+    rows = instances[instances["protocol"] == "test"].copy()
+    rows["Inference"] = rows["scheme"].map(lambda s: SCHEME_NAMES.get(s, s))
+    avg = rows.groupby(["method", "Inference"], as_index=False, sort=False)[["mIoU", "precision", "recall", "mBIoU"]]
+    return avg.mean().rename(columns={"method": "Method", "precision": "Precision", "recall": "Recall"})
+
+
 def capability_heatmap(label: str, store_path: str, out: Path) -> list[str]:
     """SAS Eq. 3-5: a capability store's model x class table as Markdown and a heat map PNG (file name from label)."""
     from stages.lib.store import read_store
@@ -177,6 +222,16 @@ def main(args: argparse.Namespace) -> None:
         prompts.to_csv(out / "prompt_metrics.csv", index=False)
         lines += ["## Promptable 3D segmentation (NVOS / SPIn-NeRF protocols, point prompts, %)", "",
                   prompts.to_markdown(index=False, floatfmt=".2f"), ""]
+    if args.instance_tables:
+        instances = load_semantic(args.instance_tables)
+        instances.to_csv(out / "instance_metrics.csv", index=False)
+        lines += ["## Class-agnostic instance segmentation on test views (Gaga protocol: I mIoU, P precision and "
+                  "R recall at IoU 0.5, B boundary mIoU; %)", "",
+                  instance_table(instances).to_markdown(index=False, floatfmt=".1f"), "",
+                  "## Associated masks on training views against GT instances (%)", "",
+                  association_table(instances).to_markdown(index=False, floatfmt=".1f"), "",
+                  "## Inference schemes on test views (%)", "",
+                  inference_table(instances).to_markdown(index=False, floatfmt=".1f"), ""]
     if args.fusion_methods and args.semantic_tables:
         fusion = scannet[scannet["method"].isin(args.fusion_methods)]
         lines += ["## SAS 2D fusion (Table 3 upper half: each model alone, Add, Linear, capability-guided; ScanNet "
@@ -202,6 +257,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt-tables", nargs="*", default=[], help="method=path of evaluate_prompt CSV tables")
     p.add_argument("--capability-stores", nargs="*", default=[], help="label=path of SAS capability stores")
     p.add_argument("--fusion-methods", nargs="*", default=[], help="methods shown in the SAS 2D-fusion table")
+    p.add_argument("--instance-tables", nargs="*", default=[], help="method=path of evaluate_instances CSV tables")
     p.add_argument("--out-dir", required=True)
     return p
 

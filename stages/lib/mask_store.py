@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
@@ -16,11 +16,13 @@ TABLE_COLUMNS = ("mask_view", "mask_level", "mask_id", "mask_area", "mask_bbox",
 
 def write_masks(path: str | Path, per_view: Iterable[list[list[Mask]]], shape: tuple[int, int, int],
                 levels: list[str], params: Mapping[str, Any], inputs: Mapping[str, str | Path],
-                attrs: Mapping[str, Any], keep_all: bool = False) -> None:
+                attrs: Mapping[str, Any], keep_all: bool = False,
+                id_order: Callable[[int], np.ndarray] | None = None) -> None:
     """Write a masks store from, per view, one list of masks per level (atomic).
 
     Each level's masks are painted into a non-overlapping label map (``paint_label_map``). With ``keep_all``
-    (SAGA) every mask is also stored in full and keeps its row even where others cover it.
+    (SAGA) every mask is also stored in full and keeps its row even where others cover it. ``id_order(n)``, if
+    given, is a permutation renumbering a view's n painted masks (mask i gets id order[i]).
     """
     v, h, w = shape
     rows: dict[str, list] = {k: [] for k in TABLE_COLUMNS}
@@ -33,6 +35,10 @@ def write_masks(path: str | Path, per_view: Iterable[list[list[Mask]]], shape: t
             view_labels = np.full((len(levels), h, w), -1, np.int32)
             for li, masks in enumerate(level_masks):
                 view_labels[li], kept = paint_label_map(masks, (h, w), keep_hidden=keep_all)
+                if id_order is not None and kept:
+                    order = np.asarray(id_order(len(kept)))
+                    view_labels[li] = np.where(view_labels[li] >= 0, order[view_labels[li]], -1)
+                    kept = [kept[i] for i in np.argsort(order)]
                 for i, m in enumerate(kept):
                     for key, value in zip(TABLE_COLUMNS, (view, li, i, m.area, m.bbox, m.predicted_iou,
                                                           m.stability_score)):

@@ -50,14 +50,13 @@ UPSTREAM = {
     },
     "codebook": {
         "required": {},
-        "optional": {"gaussians": ["train_features"], "masks": ["masks"], "tracks": ["track"], "features": ["features"],
-                     "mask_scales": ["mask_scales"]},
+        "optional": {"gaussians": ["train_features"], "masks": ["masks"], "tracks": ["track", "associate"],
+                     "features": ["features"], "mask_scales": ["mask_scales"]},
     },
     "pseudo_gt": {"required": {"gaussians": ["train_features"], "codebook": ["codebook"]}, "optional": {}},
     "associate": {
-        "required": {"gaussians": ["pseudo_gt", "train_features"], "codebook": ["codebook"], "masks": ["masks"],
-                     "features": ["features"]},
-        "optional": {"tracks": ["track"]},
+        "required": {"gaussians": ["pseudo_gt", "train_features"], "masks": ["masks"]},
+        "optional": {"codebook": ["codebook"], "features": ["features"], "tracks": ["track"]},
     },
     "evaluate_prompt": {"required": {"gaussians": ["train_features"], "mask_scales": ["mask_scales"]}, "optional": {}},
     "capability": {"required": {}, "optional": {}},
@@ -65,6 +64,10 @@ UPSTREAM = {
         "required": {},
         "optional": {"gaussians": ["pseudo_gt", "train_features"], "codebook": ["codebook"],
                      "association": ["associate"], "features": ["features"], "capability": ["capability"]},
+    },
+    "evaluate_instances": {
+        "required": {"gaussians": ["train_features", "pseudo_gt"]},
+        "optional": {"codebook": ["codebook"], "masks": ["masks"], "tracks": ["associate", "track"]},
     },
 }
 

@@ -31,6 +31,21 @@ def prompt_table_args():
     return " ".join(f"{m}={scene_dir(d, s)}/evaluate_prompt/{v}.csv" for (d, s) in SCENES for m, v in prompt_methods())
 
 
+def instance_methods():
+    """(method, evaluate_instances variant) of every run method with a class-agnostic instance evaluation."""
+    return [(m, config["methods"][m]["evaluate_instances"]) for m in config["run_methods"]
+            if "evaluate_instances" in config["methods"][m]]
+
+
+def instance_tables(wildcards):
+    return [f"{scene_dir(d, s)}/evaluate_instances/{v}.csv" for (d, s) in SCENES for _, v in instance_methods()]
+
+
+def instance_table_args():
+    return " ".join(f"{m}={scene_dir(d, s)}/evaluate_instances/{v}.csv"
+                    for (d, s) in SCENES for m, v in instance_methods())
+
+
 def capability_methods():
     """Run methods whose recipe names a capability variant (SAS's 2D-fusion rows)."""
     return [m for m in config["run_methods"] if "capability" in config["methods"][m]]
@@ -65,6 +80,7 @@ rule report:
         semantic_tables=semantic_tables,
         prompt_tables=prompt_tables,
         capability_stores=capability_stores,
+        instance_tables=instance_tables,
     output:
         md=report(f"{RESULTS}/report/report.md", caption="../report/report_md.rst", category="Report"),
         render_csv=f"{RESULTS}/report/render_metrics.csv",
@@ -75,9 +91,11 @@ rule report:
         prompt=prompt_table_args(),
         capability=capability_store_args(),
         fusion_methods=" ".join(capability_methods()),
+        instances=instance_table_args(),
         upstream=lambda w: [upstream_params(d, s, ("train_gs", v)) for (d, s) in SCENES for v in method_variants("train_gs")]
         + [upstream_params(d, s, ("evaluate_semantic", v)) for (d, s) in SCENES for _, v in semantic_methods()]
-        + [upstream_params(d, s, ("evaluate_prompt", v)) for (d, s) in SCENES for _, v in prompt_methods()],
+        + [upstream_params(d, s, ("evaluate_prompt", v)) for (d, s) in SCENES for _, v in prompt_methods()]
+        + [upstream_params(d, s, ("evaluate_instances", v)) for (d, s) in SCENES for _, v in instance_methods()],
     log:
         f"{RESULTS}/logs/report.log",
     conda:
@@ -90,4 +108,5 @@ rule report:
     shell:
         "python -m stages.report --render-tables {input.render_tables} --semantic-tables {params.semantic} "
         "--capability-stores {params.capability} --fusion-methods {params.fusion_methods} "
-        "--semantic-notes {params.notes} --prompt-tables {params.prompt} --out-dir {RESULTS}/report &> {log}"
+        "--semantic-notes {params.notes} --prompt-tables {params.prompt} "
+        "--instance-tables {params.instances} --out-dir {RESULTS}/report &> {log}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,6 +52,13 @@ def corrupt_masks(masks: list[Mask], c: MaskCorruption, rng: np.random.Generator
         masks = [_jitter(m, c.boundary_jitter, rng) for m in masks]
     masks = [m for m in masks if rng.random() >= c.dropout]
     return [m for m in masks if m.area >= c.min_area]
+
+
+def oracle_id_order(seed: int) -> Callable[[int], np.ndarray]:
+    """A random permutation of each view's mask ids (drawn view after view from ``seed``): per-image segmenters such
+    as SAM number their masks independently, so an id names no object across views."""
+    rng = np.random.default_rng([seed, 1])
+    return lambda n: rng.permutation(n)
 
 
 def _with_segmentation(m: Mask, seg: np.ndarray) -> Mask:

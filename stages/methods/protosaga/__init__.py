@@ -1,6 +1,15 @@
 """Proto-SaGa (prototype-based 3D segmentation with semantic-aware Gaussian grouping) and its Gaga ablation.
 
-Sec. 3.1: per-view classifiers on rendered 16-d features (``classifiers``); Sec. 3.2: the (semantic-aware) memory
-bank that gives every training mask a consistent instance id (``memory_bank``); Sec. 3.3: prototype inference
-(``prototypes``). Equation numbers are those of the paper.
+- ``classifiers``: per-view cosine classifiers and L_CE (Sec. 3.1, Eq. 6-7, 14); ``objective``: the objective
+  ``protosaga_classifiers`` of ``train_features`` (joint with the photometric loss, Eq. 8);
+- ``memory_bank``: Eq. 9-16; ``association``: the association rule ``protosaga_memory_bank`` (``semantic: false``
+  is Gaga) writing consistent ids per train-view mask as a ``tracks`` store;
+- ``prototypes``: Eq. 17-19; ``codebook``: the codebook algorithm ``protosaga_prototypes`` (prototypes and the 3D
+  labels as a flat codebook); ``inference``: the ``instance_inference`` schemes of ``evaluate_instances`` (Table 4);
+- ``language``: the ``evaluation`` ``protosaga_language`` of ``evaluate_semantic`` (mask CLIP features fused per
+  consistent instance).
+
+Recipes: ``protosaga``, ``gaga``, ``protosaga_gpu``, ``gaga_gpu`` in ``config.yaml``. Equation numbers are the paper's.
 """
+
+from stages.methods.protosaga import association, codebook, inference, language, objective  # noqa: F401 (register)
