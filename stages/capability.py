@@ -2,7 +2,8 @@
 the mean IoU of its prediction against pseudo masks of synthesised single-object images, in a ``capability`` store.
 
 Parameters (JSON): ``source`` (a registered ``capability_source``: ``oracle``, synthetic single-object images with
-exact masks), ``models`` (the 2D models: for the oracle source a list of ``{name, confuse: {class: rate},
+exact masks; ``diffusion``, Stable Diffusion 1.5 images with cross-attention + SAM pseudo masks, whose checkpoints
+are checked before any work), ``models`` (the 2D models: for the oracle source a list of ``{name, confuse: {class: rate},
 into: {class: class}, seed}``, see ``stages.lib.oracle.class_models``), ``vocabulary`` (default: the scene's
 categories) and the source's own parameters under ``options``.
 """
@@ -16,14 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from stages.lib.cli import config_from_params, run_stage, stage_parser
+from stages.lib.cli import config_from_params, pick_device, run_stage, stage_parser
 from stages.lib.oracle.class_models import OracleClassModel
 from stages.lib.store import read_store, write_store
 from stages.methods import lookup
-from stages.methods.sas.sources import OracleSourceConfig
+from stages.methods.sas.sources import DiffusionSourceConfig, OracleSourceConfig, SourceContext
 
 log = logging.getLogger(__name__)
-SOURCE_CONFIGS = {"oracle": OracleSourceConfig}
+SOURCE_CONFIGS = {"oracle": OracleSourceConfig, "diffusion": DiffusionSourceConfig}
 
 
 @dataclass
@@ -46,7 +47,8 @@ def main(args: argparse.Namespace) -> None:
     models = [OracleClassModel.from_params(m) for m in cfg.models]
     for m in models:
         m.targets(vocabulary)  # unknown class names stop here, before any work
-    table, images = run(models, vocabulary, config_from_params(SOURCE_CONFIGS[cfg.source], cfg.options, cfg.source))
+    options = config_from_params(SOURCE_CONFIGS[cfg.source], cfg.options, cfg.source)
+    table, images = run(models, vocabulary, options, SourceContext(pick_device(args.device), args.weights_dir))
     with write_store("capability", args.out, "capability", args.params, {"scene": args.scene}) as w:
         w.write("capability", table.astype(np.float32))
         w.write("images", images.astype(np.int32))
@@ -62,6 +64,7 @@ def parser() -> argparse.ArgumentParser:
     p = stage_parser("capability", __doc__)
     p.add_argument("--scene", required=True, help="input scene store (its categories are the default vocabulary)")
     p.add_argument("--out", required=True, help="output capability store (.zarr)")
+    p.add_argument("--weights-dir", default=None, help="model checkpoints (default: $OVGS_WEIGHTS or weights/)")
     return p
 
 

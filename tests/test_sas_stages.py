@@ -59,3 +59,45 @@ def test_capability_stage_errors_name_the_problem(scene_path, tmp_path):
     missing = run_cli("stages.capability", ["--scene", str(tmp_path / "none.zarr"), "--out", str(out), "--params",
                                             json.dumps({"models": MODELS})])
     assert missing.returncode != 0 and "none.zarr" in missing.stderr and not out.exists()
+
+
+def test_class_token_positions_with_byte_tokens():
+    from stages.lib.models.diffusion import MAX_TOKENS, class_token_positions
+
+    def tokenize(text, special):
+        ids = [b for w in text.split() for b in w.encode()]
+        return ([256, *ids, 257] + [257] * MAX_TOKENS)[:MAX_TOKENS] if special else ids
+
+    assert class_token_positions(tokenize, "a photo of a chair", "chair") == [10, 11, 12, 13, 14]
+    with pytest.raises(ValueError, match="do not appear"):
+        class_token_positions(tokenize, "a photo of a chair", "sofa")
+
+
+DIFFUSION_MODELS = [{"name": "a", "confuse": {"chair": 1.0}, "into": {"chair": "sofa"}}, {"name": "b"}]
+
+
+@pytest.mark.slow  # about 2 minutes on 2 busy cores (SAM ViT-B on CPU)
+def test_diffusion_source_code_path_with_random_weights(scene_path, tmp_path):
+    """Random-weight tiny Stable Diffusion and SAM ViT-B: the code path only (attention capture, Eq. 2, threshold,
+    SAM refinement, Eq. 3-4); the pseudo masks are meaningless, but model a reads chair as sofa wherever they are."""
+    out = tmp_path / "capability.zarr"
+    params = {"source": "diffusion", "models": DIFFUSION_MODELS, "vocabulary": ["chair", "sofa"],
+              "options": {"images_per_class": 1, "width": 32, "height": 32, "steps": 2,
+                          "diffusion": {"random_weights": True}, "sam": {"model": "sam_vit_b", "random_weights": True}}}
+    proc = run_cli("stages.capability", ["--scene", str(scene_path), "--out", str(out), "--params", json.dumps(params),
+                                         "--device", "cpu"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    store = read_store("capability", out)
+    np.testing.assert_array_equal(store.load("capability"), [[0.0, 1.0], [1.0, 1.0]])
+    assert store.attrs["source"] == "diffusion" and store.attrs["oracle"] is False
+    assert "RANDOM WEIGHTS" in proc.stderr
+
+
+def test_diffusion_source_without_checkpoint_stops_before_any_work(scene_path, tmp_path):
+    out = tmp_path / "capability.zarr"
+    params = {"source": "diffusion", "models": DIFFUSION_MODELS, "vocabulary": ["chair", "sofa"]}
+    proc = run_cli("stages.capability", ["--scene", str(scene_path), "--out", str(out), "--params", json.dumps(params),
+                                         "--weights-dir", str(tmp_path / "weights")])
+    assert proc.returncode != 0 and not out.exists()
+    assert "stable_diffusion" in proc.stderr and "python -m stages.weights fetch" in proc.stderr
+    assert "capability (diffusion)" not in proc.stderr  # stopped before the first class's images

@@ -20,5 +20,5 @@ rule capability:
         runtime=res("capability", "runtime"),
         gpu=res("capability", "gpu"),
     shell:
-        "python -m stages.capability {params.inputs} --out {output.store} "
+        "python -m stages.capability {params.inputs} --out {output.store} --weights-dir {WEIGHTS_DIR:q} "
         "--params {params.json:q} &> {log}"

@@ -14,6 +14,28 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
+class AttentionAggregator:
+    """Eq. 2 over a stream of maps M^{y,z} [h, w] of one token (UNet layer y, step z): the running mean of each map
+    divided by its maximum, resized to ``size``; memory is one [size] map whatever Y x Z is."""
+
+    def __init__(self, size: tuple[int, int]) -> None:
+        self.size = tuple(size)
+        self.total = torch.zeros(self.size, dtype=torch.float64)
+        self.count = 0
+
+    def add(self, m: Tensor) -> None:
+        m = m.detach().double().cpu()
+        if tuple(m.shape[-2:]) != self.size:
+            m = F.interpolate(m[None, None], size=self.size, mode="bilinear", align_corners=False)[0, 0]
+        self.total += m / m.max().clamp_min(1e-12)
+        self.count += 1
+
+    def mean(self) -> Tensor:
+        if self.count == 0:
+            raise ValueError("no cross-attention maps to aggregate")
+        return (self.total / self.count).float()
+
+
 def aggregate_attention(maps: list[Tensor], size: tuple[int, int] | None = None) -> Tensor:
     """Eq. 2: mean over the Y x Z maps M^{y,z} [h, w] of one token, each divided by its maximum, at ``size``
     (default: the largest map's size)."""
@@ -21,13 +43,10 @@ def aggregate_attention(maps: list[Tensor], size: tuple[int, int] | None = None)
         raise ValueError("no cross-attention maps to aggregate")
     if size is None:
         size = max((tuple(m.shape[-2:]) for m in maps), key=lambda s: s[0] * s[1])
-    total = torch.zeros(size, dtype=torch.float64)
+    agg = AttentionAggregator(size)
     for m in maps:
-        m = m.double()
-        if tuple(m.shape[-2:]) != tuple(size):
-            m = F.interpolate(m[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
-        total += m / m.max().clamp_min(1e-12)
-    return (total / len(maps)).float()
+        agg.add(m)
+    return agg.mean()
 
 
 def coarse_mask(aggregated: Tensor, threshold: float = 0.5) -> Tensor:
