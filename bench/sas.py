@@ -7,9 +7,13 @@ in process; appends one CSV row per (level, stage) with wall time and peak memor
 process's peak RSS) and one ``method_total`` row per (level, fusion) with the 3D mIoU / mAcc (ScanNet 19 classes) and
 the test-view query mIoU. SAS's 2D side needs no Gaussians: the scan's points and the scene depth are used.
 
-GPU machine (150 views at 512x512, 100k points):  python -m bench.sas --out bench/results/sas.csv
+``--diffusion-speed full`` also times the Stable Diffusion source with random weights of SD 1.5's architecture
+(512x512, 50 DDIM steps, SAM ViT-H point prompts; two classes, one image each): a speed figure only.
+
+GPU machine (150 views at 512x512, 100k points):
+  python -m bench.sas --out bench/results/sas.csv --diffusion-speed full
 CPU smoke test:  python -m bench.sas --out /tmp/sas.csv --scene-options '{"num_views": 10, "width": 40,
-  "height": 30, "num_points": 1500}' --levels clean strong
+  "height": 30, "num_points": 1500}' --levels clean strong --diffusion-speed tiny
 """
 
 from __future__ import annotations
@@ -68,6 +72,20 @@ def run_level(level: str, params: dict[str, dict], scene: Path, work: Path, rows
         print(json.dumps(rows[-1]), flush=True)
 
 
+def diffusion_speed(size: str, scene: Path, work: Path, rows: list[dict], base: dict) -> None:
+    """Seconds per synthesised image of the diffusion source with random weights (speed only)."""
+    full = size == "full"
+    options = {"images_per_class": 1, "width": 512 if full else 32, "height": 512 if full else 32,
+               "steps": 50 if full else 2, "diffusion": {"random_weights": True, "random_size": size},
+               "sam": {"model": "sam_vit_h" if full else "sam_vit_b", "random_weights": True}}
+    models = [{"name": "dense", "confuse": {"chair": 1.0}, "into": {"chair": "sofa"}}, {"name": "mask"}]
+    cap = {"source": "diffusion", "models": models, "vocabulary": ["chair", "sofa"], "options": options}
+    timed("capability[diffusion, random weights]", capability.main, capability.parser,
+          ["--scene", str(scene), "--out", str(work / f"capability_diffusion_{size}.zarr"), "--params", json.dumps(cap)],
+          rows, {**base, "level": f"random {size}"})
+    rows[-1].update(seconds_per_image=rows[-1]["seconds"] / 2, peak_rss_gib=peak_rss_gib())
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=REPO / "bench/results/sas.csv")
@@ -75,6 +93,8 @@ def main() -> None:
     p.add_argument("--method", default="sas_gpu", help="SAS recipe in config.yaml")
     p.add_argument("--scene-options", type=json.loads, default={}, help="synthetic room options (JSON)")
     p.add_argument("--levels", nargs="+", default=list(LEVEL_SCALE), choices=list(LEVEL_SCALE))
+    p.add_argument("--diffusion-speed", choices=["tiny", "full"], default=None,
+                   help="also time the Stable Diffusion source with random weights (speed figure only)")
     args = p.parse_args()
     options = {**GPU_ROOM, **args.scene_options}
     if not torch.cuda.is_available():
@@ -89,6 +109,8 @@ def main() -> None:
     rows.append({**base, "level": "", "stage": "ingest", "seconds": time.perf_counter() - t0})
     for level in args.levels:
         run_level(level, params, scene, args.work, rows, base)
+    if args.diffusion_speed:
+        diffusion_speed(args.diffusion_speed, scene, args.work, rows, base)
     table = pd.DataFrame(rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, mode="a", header=not args.out.exists(), index=False)
