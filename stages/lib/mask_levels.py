@@ -64,16 +64,32 @@ def filter_redundant(masks: list[Mask], rule: LevelFilter) -> list[Mask]:
     candidates = [m for m in masks if m.predicted_iou >= rule.min_predicted_iou
                   and m.stability_score >= rule.min_stability and m.area >= rule.min_area]
     candidates.sort(key=lambda m: m.score, reverse=True)
-    kept: list[Mask] = []
+    kept: list[tuple[Mask, int, tuple[int, int, int, int]]] = []
     for m in candidates:
-        if all(_inner_overlap(m.segmentation, k.segmentation) <= rule.max_overlap for k in kept):
-            kept.append(m)
-    return kept
+        area, box = m.area, _box(m.segmentation)
+        if all(_inner_overlap(m.segmentation, area, box, k, k_area, k_box) <= rule.max_overlap
+               for k, k_area, k_box in kept):
+            kept.append((m, area, box))
+    return [m for m, _, _ in kept]
 
 
-def _inner_overlap(a: np.ndarray, b: np.ndarray) -> float:
-    inter = np.logical_and(a, b).sum()
-    return float(inter / max(min(a.sum(), b.sum()), 1))
+def _box(seg: np.ndarray) -> tuple[int, int, int, int]:
+    """Half-open row and column range (y0, y1, x0, x1) of a mask's pixels; empty masks give an empty range."""
+    rows, cols = np.flatnonzero(seg.any(1)), np.flatnonzero(seg.any(0))
+    if rows.size == 0:
+        return (0, 0, 0, 0)
+    return (int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1)
+
+
+def _inner_overlap(a: np.ndarray, a_area: int, a_box: tuple[int, int, int, int], b: Mask, b_area: int,
+                   b_box: tuple[int, int, int, int]) -> float:
+    """intersection / min(area_a, area_b), counted only inside the two boxes' intersection."""
+    y0, y1 = max(a_box[0], b_box[0]), min(a_box[1], b_box[1])
+    x0, x1 = max(a_box[2], b_box[2]), min(a_box[3], b_box[3])
+    if y0 >= y1 or x0 >= x1:
+        return 0.0
+    inter = np.logical_and(a[y0:y1, x0:x1], b.segmentation[y0:y1, x0:x1]).sum()
+    return float(inter / max(min(a_area, b_area), 1))
 
 
 def paint_label_map(masks: list[Mask], shape: tuple[int, int], keep_hidden: bool = False
