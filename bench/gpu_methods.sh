@@ -15,6 +15,7 @@ ngpu=$(python3 -c "import torch; print(max(torch.cuda.device_count(), 1))")
 jobs=()
 for m in "$@"; do for l in ${levels//,/ }; do jobs+=("$m:$l"); done; done
 per_gpu=$(( (${#jobs[@]} + ngpu - 1) / ngpu ))
+threads=$(( $(nproc) / ${#jobs[@]} )); threads=$(( threads > 0 ? threads : 1 ))  # no CPU oversubscription
 i=0
 for job in "${jobs[@]}"; do
   m=${job%%:*}; l=${job##*:}
@@ -22,7 +23,7 @@ for job in "${jobs[@]}"; do
   mkdir -p "$work"
   ln -sfn "$(realpath $room/scene.zarr)" "$work/scene.zarr"
   ln -sfn "$(realpath $room/train_gs.zarr)" "$work/train_gs.zarr"
-  CUDA_VISIBLE_DEVICES=$(( i % ngpu )) BENCH_CONCURRENT=$per_gpu python3 -m bench."$m" --levels "$l" \
+  OMP_NUM_THREADS=$threads CUDA_VISIBLE_DEVICES=$(( i % ngpu )) BENCH_CONCURRENT=$per_gpu python3 -m bench."$m" --levels "$l" \
     --work "$work" --reuse-gaussians --out "$out/${m}_${l}.csv" ${BENCH_EXTRA_ARGS:-} > "$out/${m}_${l}.log" 2>&1 &
   i=$((i + 1))
 done
