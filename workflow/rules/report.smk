@@ -68,7 +68,7 @@ def prior_notes():
     for method, _ in semantic_methods():
         recipe = config["methods"][method]
         parts = [f"{stage} {recipe[stage]} ({variant_config(stage, recipe[stage]).get('source', 'oracle')})"
-                 for stage in ("masks", "track", "features") if stage in recipe]
+                 for stage in ("masks", "track", "features", "capability") if stage in recipe]
         notes.append(shlex.quote(f"{method}: 2D priors " + ", ".join(parts)))
     return " ".join(notes)
 
