@@ -18,7 +18,7 @@ from stages.methods.saga.prompt import PointPrompt, PromptError
 # Measured on the tiny scene (150 feature iterations, CPU): NVOS-protocol mIoU 48.9 % (8 objects); with SPIn prompts
 # (seed 0) at the reference mask's scale, 3 of the 8 objects are their own best-matching GT instance on the target
 # view by >= 0.49 IoU (0.92 vs 0.01, 0.69 vs 0.07, 0.56 vs 0.05); the others are under-trained small objects.
-# Random features select no object; the test asks for 2 of the 3.
+# The test asks for 2 of those 3.
 NVOS_MIOU_MIN = 30.0
 IOU_MARGIN = 0.2
 MIN_SELECTED_OBJECTS = 2
