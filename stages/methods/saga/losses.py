@@ -92,15 +92,16 @@ def resample_pairs(corr_m: Tensor, corr_f: Tensor, generator: torch.Generator | 
 
 
 def _random_subset(candidates: Tensor, k: int, generator: torch.Generator | None) -> Tensor:
-    """``k`` uniformly chosen True entries of ``candidates`` (all of them when fewer)."""
-    flat = torch.nonzero(candidates.reshape(-1)).squeeze(1)
+    """``k`` uniformly chosen True entries of ``candidates`` (all of them when fewer): the k largest of i.i.d.
+    uniform scores drawn on the candidates' device (``generator`` must live there), so no index list leaves it."""
+    if k <= 0:
+        return torch.zeros_like(candidates)
+    scores = torch.rand(candidates.shape, generator=generator, device=candidates.device)
+    scores = torch.where(candidates, scores, torch.full_like(scores, -1.0)).reshape(-1)
+    top = torch.topk(scores, min(k, scores.numel())).indices
     out = torch.zeros(candidates.numel(), dtype=torch.bool, device=candidates.device)
-    if k >= len(flat):
-        out[flat] = True
-    elif k > 0:
-        order = torch.randperm(len(flat), generator=generator, device="cpu").to(flat.device)
-        out[flat[order[:k]]] = True
-    return out.reshape(candidates.shape)
+    out[top] = True
+    return (out & candidates.reshape(-1)).reshape(candidates.shape)
 
 
 def saga_loss(pair_loss: Tensor, weights: Tensor, selection: PairSelection, pixel_norm_loss: Tensor) -> Tensor:

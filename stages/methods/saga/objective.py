@@ -121,7 +121,7 @@ class SagaObjective(torch.nn.Module):
         corr_m = mask_correspondence(identity_vectors(member, mask_scales, scales))
         corr_f = feature_correspondence(feats, self.gate(scales))
         weights = pair_weights(mean_mask_size(member, torch.from_numpy(data.areas).to(device)))
-        generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        generator = torch.Generator(device=device).manual_seed(int(rng.integers(2**62)))
         selection = resample_pairs(corr_m, corr_f, generator)
         loss = saga_loss(correspondence_loss(corr_m, corr_f), weights, selection, l_norm)
         return loss, {"L_norm": l_norm.mean().detach(), "pairs": selection.positive.sum().float() / self.num_scales}
