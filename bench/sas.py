@@ -80,9 +80,10 @@ def diffusion_speed(size: str, scene: Path, work: Path, rows: list[dict], base: 
                "sam": {"model": "sam_vit_h" if full else "sam_vit_b", "random_weights": True}}
     models = [{"name": "dense", "confuse": {"chair": 1.0}, "into": {"chair": "sofa"}}, {"name": "mask"}]
     cap = {"source": "diffusion", "models": models, "vocabulary": ["chair", "sofa"], "options": options}
+    out = work / f"capability_diffusion_{size}.zarr"
     timed("capability[diffusion, random weights]", capability.main, capability.parser,
-          ["--scene", str(scene), "--out", str(work / f"capability_diffusion_{size}.zarr"), "--params", json.dumps(cap)],
-          rows, {**base, "level": f"random {size}"})
+          ["--scene", str(scene), "--out", str(out), "--params", json.dumps(cap)], rows,
+          {**base, "level": f"random {size}"})
     rows[-1].update(seconds_per_image=rows[-1]["seconds"] / 2, peak_rss_gib=peak_rss_gib())
 
 

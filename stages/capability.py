@@ -3,9 +3,9 @@ the mean IoU of its prediction against pseudo masks of synthesised single-object
 
 Parameters (JSON): ``source`` (a registered ``capability_source``: ``oracle``, synthetic single-object images with
 exact masks; ``diffusion``, Stable Diffusion 1.5 images with cross-attention + SAM pseudo masks, whose checkpoints
-are checked before any work), ``models`` (the 2D models: for the oracle source a list of ``{name, confuse: {class: rate},
-into: {class: class}, seed}``, see ``stages.lib.oracle.class_models``), ``vocabulary`` (default: the scene's
-categories) and the source's own parameters under ``options``.
+are checked before any work), ``models`` (the 2D models: for the oracle source a list of
+``{name, confuse: {class: rate}, into: {class: class}, seed}``, see ``stages.lib.oracle.class_models``),
+``vocabulary`` (default: the scene's categories) and the source's own parameters under ``options``.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 ``load_diffusion`` builds the UNet, VAE, CLIP text encoder, tokenizer and scheduler from a diffusers directory (the
 registry's ``stable_diffusion``) or, for tests and benches only, tiny random-weight modules. ``synthesise`` runs
-classifier-free guided DDIM sampling and returns the image with Eq. 2's aggregated cross-attention map of the class
-tokens: a recording attention processor on every cross-attention layer (``attn2``) keeps, per layer and step, the
-conditional branch's head-averaged map of those tokens (Eq. 1), averaged over the tokens of a multi-token name.
+classifier-free guided DDIM sampling and returns the image; a recording attention processor on every cross-attention
+layer (``attn2``) hands the caller's sink, per layer, step and class token, the conditional branch's head-averaged
+cross-attention map (Eq. 1) at the latent size (``latent_size``), e.g. SAS's Eq. 2 aggregator.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from stages.methods.sas.attention import AttentionAggregator
-
 log = logging.getLogger(__name__)
 MAX_TOKENS = 77
 
 # (text, add special tokens and pad to MAX_TOKENS) -> token ids
 Tokenize = Callable[[str, bool], list[int]]
+# receives one cross-attention map [h, w] of one watched token (one UNet layer, one step)
+AttentionSink = Callable[[Tensor], None]
 
 
 @dataclass
@@ -62,20 +62,20 @@ class CrossAttentionRecorder:
 
 
 class TokenWatch:
-    """Collects Eq. 2 for the watched token positions over every recorded layer and step."""
+    """Hands the maps of the watched token positions, from every recorded layer and step, to ``sink``."""
 
-    def __init__(self, tokens: list[int], latent_size: tuple[int, int]) -> None:
+    def __init__(self, tokens: list[int], latent_size: tuple[int, int], sink: AttentionSink) -> None:
         self.tokens = tokens
         self.latent_size = latent_size
-        self.aggregator = AttentionAggregator(latent_size)
+        self.sink = sink
 
     def record(self, probs: Tensor) -> None:
         cond = probs[-1].mean(0)  # conditional branch (last in the CFG batch), mean over heads: [HW, T]
         hw = cond.shape[0]
         scale = int(round((self.latent_size[0] * self.latent_size[1] / hw) ** 0.5))
         h, w = self.latent_size[0] // scale, self.latent_size[1] // scale
-        for t in self.tokens:  # Eq. 2 per token; a multi-token name averages its tokens' maps
-            self.aggregator.add(cond[:, t].reshape(h, w))
+        for t in self.tokens:  # a multi-token name gives one map per token
+            self.sink(cond[:, t].reshape(h, w))
 
 
 def class_token_positions(tokenize: Tokenize, prompt: str, name: str) -> list[int]:
@@ -152,14 +152,19 @@ def _random(device: torch.device, full: bool) -> DiffusionModel:
                           DDIMScheduler(num_train_timesteps=1000), device)
 
 
+def latent_size(model: DiffusionModel, size: tuple[int, int]) -> tuple[int, int]:
+    """The latent (h, w) of an image of ``size`` (H, W): divided by the VAE's downsampling factor."""
+    factor = 2 ** (len(model.vae.config.block_out_channels) - 1)
+    return size[0] // factor, size[1] // factor
+
+
 @torch.no_grad()
 def synthesise(model: DiffusionModel, prompt: str, name: str, size: tuple[int, int], steps: int, guidance: float,
-               generator: torch.Generator) -> tuple[np.ndarray, Tensor]:
-    """(image [H, W, 3] uint8, Eq. 2 map [H, W] of ``name``'s tokens) for one prompt; ``size`` = (H, W), multiples
-    of the VAE's downsampling factor."""
-    factor = 2 ** (len(model.vae.config.block_out_channels) - 1)
-    latent = (size[0] // factor, size[1] // factor)
-    watch = TokenWatch(class_token_positions(model.tokenize, prompt, name), latent)
+               generator: torch.Generator, sink: AttentionSink) -> np.ndarray:
+    """The image [H, W, 3] uint8 of one prompt (``size`` = (H, W), multiples of the VAE's factor); every
+    cross-attention map of ``name``'s tokens goes to ``sink``."""
+    latent = latent_size(model, size)
+    watch = TokenWatch(class_token_positions(model.tokenize, prompt, name), latent, sink)
     model.unet.set_attn_processor({k: CrossAttentionRecorder(watch) if k.endswith("attn2.processor") else proc
                                    for k, proc in model.unet.attn_processors.items()})
     ids = torch.tensor([model.tokenize("", True), model.tokenize(prompt, True)], device=model.device)
@@ -169,11 +174,9 @@ def synthesise(model: DiffusionModel, prompt: str, name: str, size: tuple[int, i
     latents = torch.randn((1, model.unet.config.in_channels, *latent), generator=generator,
                           device=generator.device).to(model.device) * sched.init_noise_sigma
     for t in sched.timesteps:
-        noise = model.unet(sched.scale_model_input(torch.cat([latents] * 2), t), t, encoder_hidden_states=context).sample
+        inputs = sched.scale_model_input(torch.cat([latents] * 2), t)
+        noise = model.unet(inputs, t, encoder_hidden_states=context).sample
         uncond, cond = noise.chunk(2)
         latents = sched.step(uncond + guidance * (cond - uncond), t, latents).prev_sample
     image = model.vae.decode(latents / model.vae.config.scaling_factor).sample[0]
-    image = ((image.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
-    agg = watch.aggregator.mean()
-    return image, torch.nn.functional.interpolate(agg[None, None], size=size, mode="bilinear",
-                                                  align_corners=False)[0, 0]
+    return ((image.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()

@@ -60,7 +60,8 @@ def model_point_features(scene: Store, models: list[OracleClassModel], vocabular
     intrinsics, poses = scene.load("intrinsics"), scene.load("world_to_camera")
     train = np.nonzero(~scene.load("is_test"))[0]
     for view in tqdm(train, desc="point features", unit="view", mininterval=5):
-        semantic = to_vocab[np.where(scene["gt_semantic"][int(view)] < 0, len(categories), scene["gt_semantic"][int(view)])]
+        gt = scene["gt_semantic"][int(view)]
+        semantic = to_vocab[np.where(gt < 0, len(categories), gt)]
         instance, depth = scene["gt_instance"][int(view)], scene["depth"][int(view)]
         for model, fusion in zip(models, fusions):
             pred = model.predict(semantic, instance, vocabulary, key=int(view))

@@ -31,7 +31,7 @@ from tqdm import tqdm
 from stages.lib.oracle.class_models import OracleClassModel, single_object_image
 from stages.lib.weights import ModelChoice
 from stages.methods import register
-from stages.methods.sas.attention import coarse_mask, prompt_points
+from stages.methods.sas.attention import AttentionAggregator, coarse_mask, prompt_points
 from stages.methods.sas.capability import CapabilityAccumulator
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ def diffusion_capability(models: list[OracleClassModel], vocabulary: list[str], 
     """(capability, images per class) from Stable Diffusion images with attention + SAM pseudo masks."""
     from segment_anything import SamPredictor
 
-    from stages.lib.models.diffusion import load_diffusion, synthesise
+    from stages.lib.models.diffusion import latent_size, load_diffusion, synthesise
     from stages.lib.models.sam_masks import build_sam
 
     sd_choice = ModelChoice.from_params(cfg.diffusion, "stable_diffusion")
@@ -120,8 +120,11 @@ def diffusion_capability(models: list[OracleClassModel], vocabulary: list[str], 
     t0 = time.perf_counter()
     for cls, name in enumerate(tqdm(vocabulary, desc="capability (diffusion)", unit="class")):
         for i in range(cfg.images_per_class):
-            image, attention = synthesise(sd, cfg.prompt.format(name), name, (cfg.height, cfg.width), cfg.steps,
-                                          cfg.guidance, generator)
+            aggregator = AttentionAggregator(latent_size(sd, (cfg.height, cfg.width)))  # Eq. 2
+            image = synthesise(sd, cfg.prompt.format(name), name, (cfg.height, cfg.width), cfg.steps, cfg.guidance,
+                               generator, aggregator.add)
+            attention = torch.nn.functional.interpolate(aggregator.mean()[None, None], size=(cfg.height, cfg.width),
+                                                        mode="bilinear", align_corners=False)[0, 0]
             coarse = coarse_mask(attention, cfg.attention_threshold)
             points = prompt_points(attention, coarse, cfg.sam_points)
             pseudo = sam_refine(predictor, image, points, coarse.numpy())
