@@ -18,6 +18,8 @@ from stages.lib.store import read_store
 ASSOCIATED_MIOU_MIN = 50.0
 SHUFFLED_MIOU_MAX = 35.0
 TEST_MIOU_MIN = 25.0
+# About 3 minutes on 2 idle cores; the limit leaves room for a machine shared with other test runs.
+pytestmark = pytest.mark.timeout(2400)
 
 
 def merged_config(path):

@@ -70,8 +70,8 @@ def train_view_prototypes(params: dict[str, Tensor], scene: SceneData, labels: n
     return ensemble, per_view
 
 
-def load_association_inputs(call: StageCall, level: int) -> tuple[SceneData, dict[str, Tensor], MaskSet, np.ndarray,
-                                                                    np.ndarray, int]:
+def load_association_inputs(call: StageCall) -> tuple[SceneData, dict[str, Tensor], MaskSet, np.ndarray, np.ndarray,
+                                                        int]:
     """Scene, Gaussians (on the call's device), masks, track ids, train views and the number of instances."""
     scene_path, gaussians_path, masks_path, tracks_path = call.require("scene", "gaussians", "masks", "tracks")
     scene = load_scene(scene_path)
@@ -89,7 +89,7 @@ def load_association_inputs(call: StageCall, level: int) -> tuple[SceneData, dic
 def run_prototypes(call: StageCall) -> None:
     """v(t) of every consistent instance and the 3D labels; writes the flat ``codebook`` store at ``call.out``."""
     cfg = config_from_params(PrototypeOptions, call.options, "protosaga_prototypes codebook")
-    scene, params, masks, track_id, train, k = load_association_inputs(call, cfg.level)
+    scene, params, masks, track_id, train, k = load_association_inputs(call)
     labels = consistent_maps(masks, track_id, train, cfg.level)
     ensemble, _ = train_view_prototypes(params, scene, labels, train, k, cfg.view_batch)
     prototypes, seen = ensemble.prototypes()

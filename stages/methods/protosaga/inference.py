@@ -87,7 +87,7 @@ def proto_3d(call: StageCall, views: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         for s in range(0, len(views), cfg.view_batch):
             weights, _ = cams.render(params, onehot, views[s:s + cfg.view_batch].tolist())
-            best, label = weights.max(-1)
+            label = weights.argmax(-1)
             out.append(torch.where(weights.sum(-1) >= ALPHA_MIN, label, torch.full_like(label, -1)).cpu().numpy())
     return np.concatenate(out)
 
@@ -95,7 +95,7 @@ def proto_3d(call: StageCall, views: np.ndarray) -> np.ndarray:
 @register("instance_inference", "protosaga_kmeans")
 def proto_kmeans(call: StageCall, views: np.ndarray) -> np.ndarray:
     cfg = config_from_params(InferenceOptions, call.options, "protosaga_kmeans")
-    scene, params, masks, track_id, train, k = load_association_inputs(call, cfg.level)
+    scene, params, masks, track_id, train, k = load_association_inputs(call)
     labels = consistent_maps(masks, track_id, train, cfg.level)
     _, per_view = train_view_prototypes(params, scene, labels, train, k, cfg.view_batch, keep_per_view=True)
     points = torch.cat([protos[present] for protos, present in per_view])
