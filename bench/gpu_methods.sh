@@ -3,6 +3,7 @@
 # once (bench/room.py), then each (method bench, corruption level) runs as its own process reusing them, spread
 # round-robin over the visible GPUs. Usage: bench/gpu_methods.sh OUT_DIR LEVELS METHOD_BENCH...
 #   e.g. bench/gpu_methods.sh /tmp/out clean ccl saga protosaga openins
+# EXTRA_<bench>="..." adds arguments to one bench's command (e.g. EXTRA_ccl="--query-latency").
 # Several processes sharing one GPU inflate each other's stage times: the CSVs record the GPU count and the
 # number of concurrent processes per GPU ("concurrent" column) so rows can be read accordingly.
 set -euo pipefail
@@ -23,8 +24,9 @@ for job in "${jobs[@]}"; do
   mkdir -p "$work"
   ln -sfn "$(realpath $room/scene.zarr)" "$work/scene.zarr"
   ln -sfn "$(realpath $room/train_gs.zarr)" "$work/train_gs.zarr"
+  extra_var="EXTRA_${m}"
   OMP_NUM_THREADS=$threads CUDA_VISIBLE_DEVICES=$(( i % ngpu )) BENCH_CONCURRENT=$per_gpu python3 -m bench."$m" --levels "$l" \
-    --work "$work" --reuse-gaussians --out "$out/${m}_${l}.csv" ${BENCH_EXTRA_ARGS:-} > "$out/${m}_${l}.log" 2>&1 &
+    --work "$work" --reuse-gaussians --out "$out/${m}_${l}.csv" ${!extra_var:-} > "$out/${m}_${l}.log" 2>&1 &
   i=$((i + 1))
 done
 status=0
