@@ -120,8 +120,16 @@ def test_tiny_room_training_stays_finite_across_seeds_and_threads(tiny_room, see
 
 
 def test_cpu_training_is_bit_reproducible_for_a_fixed_seed_and_thread_count(tiny_room):
+    """Same seed, same 2 threads, densification included: identical parameters (deterministic CPU kernels)."""
     cfg = GSTrainConfig.from_dict({**TINY, "iterations": 80, "seed": 3})
     first = train_rgb(tiny_room, cfg, torch.device("cpu"), progress=False)
     second = train_rgb(tiny_room, cfg, torch.device("cpu"), progress=False)
     for key in PARAM_KEYS:
         assert torch.equal(first[key], second[key]), key
+
+
+def test_training_leaves_the_scene_point_cloud_untouched(tiny_room):
+    """Regression: the initial means aliased the scene's points, so Adam moved the caller's point cloud in place."""
+    before = tiny_room.points_xyz.copy()
+    train_rgb(tiny_room, GSTrainConfig.from_dict({**TINY, "iterations": 5}), torch.device("cpu"), progress=False)
+    assert np.array_equal(tiny_room.points_xyz, before)

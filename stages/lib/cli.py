@@ -68,8 +68,12 @@ def pick_device(requested: str = "auto") -> torch.device:
         else:
             device = torch.device("cpu")
             log.info("device: cpu (no CUDA device visible; using the CPU path)")
-        return device
-    return torch.device(requested)
+    else:
+        device = torch.device(requested)
+    if device.type == "cpu":
+        # Multi-threaded CPU scatter/index-add kernels accumulate in thread order; the deterministic ones do not.
+        torch.use_deterministic_algorithms(True)
+    return device
 
 
 def config_from_params(cls: type[Config], params: Mapping[str, Any], what: str | None = None) -> Config:

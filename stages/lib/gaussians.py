@@ -32,7 +32,7 @@ def init_from_points(xyz: np.ndarray, rgb: np.ndarray, sh_degree: int, init_opac
     gen = torch.Generator().manual_seed(seed)
     quats = torch.rand((n, 4), generator=gen)
     return {
-        "means": torch.from_numpy(xyz),
+        "means": torch.from_numpy(xyz.copy()),  # never alias (and so train) the caller's point cloud
         "quats": quats,
         "scales": torch.log(torch.from_numpy(mean_dist * init_scale)).float()[:, None].repeat(1, 3),
         "opacities": torch.logit(torch.full((n,), init_opacity)),
