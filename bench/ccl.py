@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bench.common import CORRUPTION, GPU_ROOM, REPO, base_row, bench_room, load_config, recipe_params, timed
+from bench.common import GPU_ROOM, REPO, base_row, bench_room, level_params, load_config, recipe_params, timed
 from stages import codebook, evaluate_semantic, features, masks, track, train_features
 from stages.lib.store import read_store
 
@@ -34,12 +34,7 @@ STAGES = ("masks", "track", "features", "codebook", "train_features", "evaluate_
 def run_level(level: str, params: dict[str, dict], scene: Path, gaussians: Path, work: Path, rows: list[dict],
               base: dict) -> dict[str, float]:
     """The recipe's stages after train_gs for one corruption level; returns its semantic metrics."""
-    mask_c, feat_c = CORRUPTION[level]
-    d = work / level
-    d.mkdir(parents=True, exist_ok=True)
-    p = {k: dict(v) for k, v in params.items()}
-    p["masks"]["corruption"] = mask_c
-    p["features"]["corruption"] = feat_c
+    p, d = level_params(params, level, work)
     base = {**base, "level": level}
     s = ["--scene", str(scene)]
     m, t, f, c, g = (str(d / f"{name}.zarr") for name in ("masks", "track", "features", "codebook", "field"))

@@ -84,3 +84,16 @@ def bench_room(work: Path, scene_options: dict[str, Any], gs_params: dict[str, A
           ["--scene", str(scene), "--out", str(gaussians), "--params", json.dumps(gs_params)], rows,
           {**base, "level": ""})
     return scene, gaussians
+
+
+def level_params(params: dict[str, dict[str, Any]], level: str, work: Path) -> tuple[dict[str, dict[str, Any]], Path]:
+    """A recipe's stage parameters with the level's oracle corruption applied to masks and features, and the
+    level's own folder under ``work`` (created)."""
+    mask_c, feat_c = CORRUPTION[level]
+    folder = work / level
+    folder.mkdir(parents=True, exist_ok=True)
+    p = {k: dict(v) for k, v in params.items()}
+    p["masks"]["corruption"] = mask_c
+    if "features" in p:
+        p["features"]["corruption"] = feat_c
+    return p, folder

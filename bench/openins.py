@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from bench.common import CORRUPTION, GPU_ROOM, REPO, base_row, bench_room, load_config, recipe_params, timed
+from bench.common import GPU_ROOM, REPO, base_row, bench_room, level_params, load_config, recipe_params, timed
 from stages import (
     associate,
     codebook,
@@ -33,12 +33,7 @@ from stages.lib.store import read_store
 def run_level(level: str, params: dict[str, dict], scene: Path, gaussians: Path, work: Path, rows: list[dict],
               base: dict) -> dict[str, float]:
     """The recipe's stages after train_gs for one corruption level; returns its semantic metrics."""
-    mask_c, feat_c = CORRUPTION[level]
-    d = work / level
-    d.mkdir(parents=True, exist_ok=True)
-    p = {k: dict(v) for k, v in params.items()}
-    p["masks"]["corruption"] = mask_c
-    p["features"]["corruption"] = feat_c
+    p, d = level_params(params, level, work)
     base = {**base, "level": level}
     s = ["--scene", str(scene)]
     steps = [

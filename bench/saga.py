@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bench.common import CORRUPTION, GPU_ROOM, REPO, base_row, bench_room, load_config, recipe_params, timed
+from bench.common import GPU_ROOM, REPO, base_row, bench_room, level_params, load_config, recipe_params, timed
 from stages import associate, codebook, evaluate_prompt, evaluate_semantic, features, mask_scales, masks, \
     train_features
 from stages.lib.clustering import HDBSCANConfig
@@ -40,12 +40,7 @@ SMOKE_ITERATIONS = {"train_gs": 300, "train_features": 100}
 def run_level(level: str, params: dict[str, dict], scene: Path, gaussians: Path, work: Path, rows: list[dict],
               base: dict) -> dict[str, float]:
     """The recipe's stages after train_gs at one corruption level; returns its metrics."""
-    mask_c, feat_c = CORRUPTION[level]
-    d = work / level
-    d.mkdir(parents=True, exist_ok=True)
-    p = {k: dict(v) for k, v in params.items()}
-    p["masks"]["corruption"] = mask_c
-    p["features"]["corruption"] = feat_c
+    p, d = level_params(params, level, work)
     base = {**base, "level": level}
     s, g = ["--scene", str(scene)], ["--gaussians", str(d / "train_features.zarr")]
     m, ms = ["--masks", str(d / "masks.zarr")], ["--mask-scales", str(d / "mask_scales.zarr")]
