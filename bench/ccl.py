@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
 from bench.common import GPU_ROOM, REPO, base_row, bench_room, level_params, load_config, recipe_params, timed
 from stages import codebook, evaluate_semantic, features, masks, track, train_features
+from stages.lib.latency import latency_ms
 from stages.lib.store import read_store
 
 STAGES = ("masks", "track", "features", "codebook", "train_features", "evaluate_semantic")
@@ -62,7 +61,6 @@ def query_latency(size: int, n_gaussians: int, device: str, repeats: int = 100, 
 
     field = random_field(n_gaussians, device=device)
     feature_map = torch.rand(size, size, field.gaussians["features"].shape[1], device=device)
-    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
     queries = {
         "query_2d": lambda text: field.query_2d(text, field.pixel_prototypes(feature_map)),
         "query_3d": lambda text: field.select_gaussians(text),
@@ -70,16 +68,9 @@ def query_latency(size: int, n_gaussians: int, device: str, repeats: int = 100, 
     out: dict[str, float] = {"n_gaussians": n_gaussians, "map_size": f"{size}x{size}"}
     with torch.no_grad():
         for name, run in queries.items():
-            times = []
-            for i in range(warmup + repeats):
-                sync()
-                start = time.perf_counter()
-                run(field.vocabulary[i % len(field.vocabulary)])
-                sync()
-                times.append(time.perf_counter() - start)
-            ms = np.array(times[warmup:]) * 1e3
-            out[f"{name}_median_ms"] = float(np.median(ms))
-            out[f"{name}_p95_ms"] = float(np.percentile(ms, 95))
+            median, p95 = latency_ms(lambda i: run(field.vocabulary[i % len(field.vocabulary)]), device, repeats,
+                                     warmup)
+            out[f"{name}_median_ms"], out[f"{name}_p95_ms"] = median, p95
     return out
 
 

@@ -21,14 +21,13 @@ import time
 import traceback
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
 from bench.common import GPU_ROOM, REPO, base_row, bench_room, level_params, load_config, recipe_params, timed
-from stages import associate, codebook, evaluate_prompt, evaluate_semantic, features, mask_scales, masks, \
-    train_features
+from stages import associate, codebook, evaluate_prompt, evaluate_semantic, features, mask_scales, masks, train_features
 from stages.lib.clustering import HDBSCANConfig
+from stages.lib.latency import latency_ms
 from stages.lib.store import read_store
 from stages.methods.saga.decompose import decompose
 from stages.methods.saga.prompt import PointPrompt, select_gaussians
@@ -83,15 +82,8 @@ def prompt_latency(n: int, dim: int, size: int, device: str, repeats: int = 50) 
     fmap = torch.randn(size, size, dim, generator=gen).to(device)
     gate = torch.rand(dim, generator=gen).to(device)
     prompt = PointPrompt(0, [(10.5, 20.5), (30.5, 5.5), (7.5, 7.5)], 0.5, negative=[(50.5, 50.5)])
-    times = []
-    for i in range(repeats + 5):
-        synchronise()
-        t0 = time.perf_counter()
-        select_gaussians(feats, gate, fmap, prompt, 0.75)
-        synchronise()
-        if i >= 5:
-            times.append((time.perf_counter() - t0) * 1e3)
-    return {"gaussians": n, "latency_ms_median": float(np.median(times)), "latency_ms_p95": float(np.percentile(times, 95))}
+    median, p95 = latency_ms(lambda i: select_gaussians(feats, gate, fmap, prompt, 0.75), device, repeats, warmup=5)
+    return {"gaussians": n, "latency_ms_median": median, "latency_ms_p95": p95}
 
 
 def decomposition_time(n: int, dim: int, device: str) -> dict[str, float]:

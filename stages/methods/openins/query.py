@@ -9,10 +9,8 @@ device: an instance mask over K followed by one gather over the N Gaussians' lea
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -22,9 +20,11 @@ from stages.lib.instance_gaussians import (
     load_instance_gaussians,
     render_channels,
 )
+from stages.lib.latency import latency_ms
 from stages.lib.open_vocabulary import QueryError, TextEmbedder, TextEncoder  # noqa: F401  (QueryError: API)
 from stages.lib.selection import RenderHow, SelectMode
 from stages.lib.store import StoreError, read_store
+
 
 class Query:
     """Text queries over the instances of one scene.
@@ -151,17 +151,9 @@ def bench_query_latency(n_gaussians: int = 1_000_000, n_instances: int = 640, di
     Reports the median and 95th percentile per mode; the text is a vocabulary entry (as at evaluation time).
     """
     q = random_query(n_gaussians, n_instances, dim, device)
-    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
     result: dict[str, float] = {"n_gaussians": n_gaussians, "n_instances": n_instances, "dim": dim}
     for mode in ("argmax", "threshold"):
-        times = []
-        for i in range(warmup + repeats):
-            sync()
-            t0 = time.perf_counter()
-            q.select(q.vocabulary[i % len(q.vocabulary)], mode, threshold=0.05)
-            sync()
-            times.append(time.perf_counter() - t0)
-        ms = np.array(times[warmup:]) * 1e3
-        result[f"{mode}_median_ms"] = float(np.median(ms))
-        result[f"{mode}_p95_ms"] = float(np.percentile(ms, 95))
+        median, p95 = latency_ms(lambda i: q.select(q.vocabulary[i % len(q.vocabulary)], mode, threshold=0.05),
+                                 device, repeats, warmup)
+        result[f"{mode}_median_ms"], result[f"{mode}_p95_ms"] = median, p95
     return result
