@@ -59,7 +59,7 @@ def render(
 
 def _render_torch(means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree,
                   backgrounds, render_mode, near_plane, far_plane):
-    from gsplat.cuda._torch_impl import _quat_scale_to_covar_preci
+    from gsplat.cuda._torch_impl import _quat_scale_to_covar_preci, _spherical_harmonics
 
     num_cams, n = viewmats.shape[0], means.shape[0]
     with torch.no_grad():  # camera-space depth of every centre; the CUDA kernels skip the others the same way
@@ -72,8 +72,6 @@ def _render_torch(means, quats, scales, opacities, colors, viewmats, Ks, width, 
     out_colors, out_alphas = [], []
     for c, v in enumerate(views):
         if sh_degree is not None:
-            from gsplat.cuda._torch_impl import _spherical_harmonics
-
             campos = torch.linalg.inv(viewmats[c])[:3, 3]
             feats = torch.clamp_min(_spherical_harmonics(sh_degree, means[v.ids] - campos, colors[v.ids]) + 0.5, 0.0)
         else:  # post-activation colours / features, shared [N,D] or per camera [C,N,D]
