@@ -26,6 +26,7 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/evaluate_semantic.smk"
 include: "workflow/rules/evaluate_instances.smk"
 include: "workflow/rules/evaluate_prompt.smk"
+include: "workflow/rules/report_inputs.smk"
 include: "workflow/rules/report.smk"
 
 

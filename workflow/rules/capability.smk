@@ -8,6 +8,7 @@ rule capability:
         json=lambda w: stage_params("capability", w),
         upstream=stage_upstream("capability"),
         inputs=input_args,
+        weights=WEIGHTS_DIR,
     log:
         f"{RESULTS}/logs/{{dataset}}/{{scene}}/capability/{{variant}}.log",
     benchmark:
@@ -20,5 +21,5 @@ rule capability:
         runtime=res("capability", "runtime"),
         gpu=res("capability", "gpu"),
     shell:
-        "python -m stages.capability {params.inputs} --out {output.store} --weights-dir {WEIGHTS_DIR:q} "
+        "python -m stages.capability {params.inputs} --out {output.store} --weights-dir {params.weights:q} "
         "--params {params.json:q} &> {log}"

@@ -1,5 +1,6 @@
 # Config validation, scene table, stage parameters and resources: every input function lives here.
 import json
+import os
 import shlex
 from types import SimpleNamespace
 

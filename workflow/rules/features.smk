@@ -8,6 +8,7 @@ rule features:
         json=lambda w: stage_params("features", w),
         upstream=stage_upstream("features"),
         inputs=input_args,
+        weights=WEIGHTS_DIR,
     log:
         f"{RESULTS}/logs/{{dataset}}/{{scene}}/features/{{variant}}.log",
     benchmark:
@@ -20,5 +21,5 @@ rule features:
         runtime=res("features", "runtime"),
         gpu=res("features", "gpu"),
     shell:
-        "python -m stages.features {params.inputs} --out {output.store} --weights-dir {WEIGHTS_DIR:q} "
+        "python -m stages.features {params.inputs} --out {output.store} --weights-dir {params.weights:q} "
         "--params {params.json:q} &> {log}"

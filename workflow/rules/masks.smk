@@ -8,6 +8,7 @@ rule masks:
         json=lambda w: stage_params("masks", w),
         upstream=stage_upstream("masks"),
         inputs=input_args,
+        weights=WEIGHTS_DIR,
     log:
         f"{RESULTS}/logs/{{dataset}}/{{scene}}/masks/{{variant}}.log",
     benchmark:
@@ -20,5 +21,5 @@ rule masks:
         runtime=res("masks", "runtime"),
         gpu=res("masks", "gpu"),
     shell:
-        "python -m stages.masks {params.inputs} --out {output.store} --weights-dir {WEIGHTS_DIR:q} "
+        "python -m stages.masks {params.inputs} --out {output.store} --weights-dir {params.weights:q} "
         "--params {params.json:q} &> {log}"

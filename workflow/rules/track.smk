@@ -8,6 +8,7 @@ rule track:
         json=lambda w: stage_params("track", w),
         upstream=stage_upstream("track"),
         inputs=input_args,
+        weights=WEIGHTS_DIR,
     log:
         f"{RESULTS}/logs/{{dataset}}/{{scene}}/track/{{variant}}.log",
     benchmark:
@@ -20,5 +21,5 @@ rule track:
         runtime=res("track", "runtime"),
         gpu=res("track", "gpu"),
     shell:
-        "python -m stages.track {params.inputs} --out {output.store} --weights-dir {WEIGHTS_DIR:q} "
+        "python -m stages.track {params.inputs} --out {output.store} --weights-dir {params.weights:q} "
         "--params {params.json:q} &> {log}"
