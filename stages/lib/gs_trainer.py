@@ -63,7 +63,12 @@ class DensifyConfig:
 
 @dataclass
 class GSTrainConfig:
-    """RGB 3DGS training: L = (1 - lambda) L1 + lambda (1 - SSIM) (3DGS Eq. 7), learning rates as in 3DGS."""
+    """RGB 3DGS training: L = (1 - lambda) L1 + lambda (1 - SSIM) (3DGS Eq. 7), learning rates as in 3DGS.
+
+    ``fixed_points``: the OpenInsGaussian / OpenGaussian ScanNet setting (supplement B.2: "keep point cloud
+    coordinates fixed and disable 3DGS densification"): one Gaussian per scene point, whose centre is never updated
+    (no optimiser for the means) and no densification, so Gaussian i is point i of the scan throughout.
+    """
 
     iterations: int = 30_000
     sh_degree: int = 3
@@ -80,6 +85,7 @@ class GSTrainConfig:
     init_scale: float = 1.0
     checkpoint_every: int = 2000
     seed: int = 0
+    fixed_points: bool = False
     densify: DensifyConfig = field(default_factory=DensifyConfig)
 
     @classmethod
@@ -242,7 +248,9 @@ def train_rgb(scene: SceneData, cfg: GSTrainConfig, device: torch.device, checkp
                             cfg.seed)
     lrs = {"means": cfg.lr_means * extent, "quats": cfg.lr_quats, "scales": cfg.lr_scales,
            "opacities": cfg.lr_opacities, "sh0": cfg.lr_sh0, "shN": cfg.lr_shN}
-    densify = cfg.densify
+    densify = replace(cfg.densify, enabled=False) if cfg.fixed_points else cfg.densify
+    if cfg.fixed_points:
+        lrs["means"] = 0.0  # no optimiser: the centres stay the scan's points, bit for bit
     if min(scene.background) >= 0.99:  # 3DGS also resets opacity when densification starts on white backgrounds
         densify = replace(densify, opacity_reset_at=(*densify.opacity_reset_at, densify.refine_start_iter))
     trainer = GaussianTrainer(init, lrs, densify, extent, device)
@@ -267,7 +275,8 @@ def train_rgb(scene: SceneData, cfg: GSTrainConfig, device: torch.device, checkp
         l1 = torch.abs(out - target).mean()
         loss = (1 - cfg.ssim_lambda) * l1 + cfg.ssim_lambda * (1 - ssim(out, target))
         trainer.optimise(loss, info)
-        trainer.set_lr("means", cfg.lr_means * extent * math.exp(decay * min(step / max(cfg.iterations, 1), 1.0)))
+        if not cfg.fixed_points:
+            trainer.set_lr("means", cfg.lr_means * extent * math.exp(decay * min(step / max(cfg.iterations, 1), 1.0)))
         if on_step is not None:
             on_step(step + 1, trainer)
         if step % 100 == 0:
