@@ -6,6 +6,8 @@ from types import SimpleNamespace
 
 from snakemake.utils import validate
 
+from stages.lib.bench_plan import BenchPlan, add_variants, bench_plan
+
 validate(config, "../schemas/config.schema.yaml")
 
 RESULTS = config["results"]
@@ -194,7 +196,8 @@ def check_recipes():
     for method in config["run_methods"]:
         if method not in config["methods"]:
             raise ValueError(f"config.yaml: run_methods lists {method!r}, which is not a method recipe")
-        recipe = config["methods"][method]
+    recipes = [(m, config["methods"][m]) for m in config["run_methods"]]
+    for method, recipe in recipes + [(f"{run.method} (bench level {run.level})", run.recipe) for run in BENCH.runs]:
         for stage, variant in recipe.items():
             if stage not in UPSTREAM and stage != "evaluate_render":
                 raise ValueError(f"config.yaml: method {method!r} names unknown stage {stage!r}")
@@ -204,6 +207,11 @@ def check_recipes():
                         raise ValueError(f"config.yaml: method {method!r} uses {stage} variant {variant!r}, which "
                                          f"reads {up} variant {up_variant!r}, but the recipe names {recipe[up]!r}")
 
+
+# The benchmark (rule bench, workflow/rules/bench.smk): every bench method at every corruption level; the derived
+# variants <variant>__<level> join the stage variants before the checks below (stages/lib/bench_plan.py).
+BENCH = bench_plan(config) if "bench" in config else BenchPlan()
+add_variants(config, BENCH)
 
 check_variant_graph()
 check_recipes()
