@@ -8,6 +8,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from stages.lib.annotations import QueryAnnotations
 from stages.lib.store import Store, read_store, write_store
 
 OPTIONAL_ARRAYS = ("depth", "foreground", "gt_semantic", "gt_instance", "points_semantic", "points_instance")
@@ -43,6 +44,7 @@ class SceneData:
     points_semantic: np.ndarray | None = None
     points_instance: np.ndarray | None = None
     extra_attrs: dict[str, Any] = field(default_factory=dict)
+    annotations: QueryAnnotations | None = None  # text-query masks of a few views (LERF-OVS, 3D-OVS, LERF-Mask)
 
     @property
     def num_views(self) -> int:
@@ -91,6 +93,11 @@ class SceneData:
                 raise SceneError(f"{src}: {name} has shape {arr.shape}, images {self.images.shape[:3]}")
         if not self.is_test.any() or self.is_test.all():
             raise SceneError(f"{src}: the train/test split must have both train and test views")
+        if self.annotations is not None:
+            try:
+                self.annotations.validate(src, v, self.height, self.width)
+            except ValueError as exc:
+                raise SceneError(str(exc)) from exc
         return self
 
     def write(self, path: str | Path, stage: str, params: Mapping[str, Any], dataset: str, scene: str,
@@ -109,6 +116,8 @@ class SceneData:
                 arr = getattr(self, name)
                 if arr is not None:
                     w.write(name, arr.astype(dtypes.get(name, np.int32)))
+            if self.annotations is not None:
+                self.annotations.write(w)
             w.attrs.update(self.extra_attrs)
             w.attrs.update(dataset=dataset, scene=scene, reader=reader, image_names=list(self.image_names),
                            categories=list(self.categories), background=list(self.background),
@@ -125,4 +134,5 @@ def load_scene(path: str | Path) -> SceneData:
         points_xyz=store.load("points_xyz"), points_rgb=store.load("points_rgb"),
         image_names=list(store.attrs["image_names"]), source=str(path),
         categories=list(store.attrs["categories"]), background=tuple(store.attrs["background"]), **opt,
+        annotations=QueryAnnotations.read(store),
     )

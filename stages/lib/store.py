@@ -100,6 +100,13 @@ SCENE = register(
         gt_instance=ArraySpec("int32", ("V", "H", "W"), (1, None, None), False, "instance id"),
         points_semantic=ArraySpec("int32", ("P",), required=False),
         points_instance=ArraySpec("int32", ("P",), required=False),
+        # Text-query annotations of LERF-OVS / 3D-OVS / LERF-Mask (stages/lib/annotations.py): one mask per
+        # (annotated view, query); attrs annotation_queries, annotation_protocol.
+        annotation_masks=ArraySpec("bool", ("M", "H", "W"), (1, None, None), False, "annotated mask per (view, query)"),
+        annotation_view=ArraySpec("int32", ("M",), required=False, doc="scene view of each annotated mask"),
+        annotation_query=ArraySpec("int32", ("M",), required=False, doc="index into attrs['annotation_queries']"),
+        annotation_boxes=ArraySpec("float32", ("B", 4), required=False, doc="x1, y1, x2, y2 pixels (LERF-OVS)"),
+        annotation_box_mask=ArraySpec("int32", ("B",), required=False, doc="annotated mask each box belongs to"),
     )
 )
 

@@ -14,8 +14,11 @@ from typing import Any, Callable
 
 from stages.lib.readers.colmap import read_colmap
 from stages.lib.readers.idr import read_idr
+from stages.lib.readers.lerf_mask import read_lerf_mask
+from stages.lib.readers.lerf_ovs import read_lerf_ovs
 from stages.lib.readers.llff import read_llff
 from stages.lib.readers.nerf_json import read_nerf_json
+from stages.lib.readers.ovs3d import read_ovs3d
 from stages.lib.readers.scannet import read_scannet
 from stages.lib.scene import SceneData
 
@@ -25,10 +28,13 @@ READERS: dict[str, Callable[..., SceneData]] = {
     "scannet": read_scannet,
     "llff": read_llff,
     "idr": read_idr,
+    "lerf_ovs": read_lerf_ovs,
+    "3dovs": read_ovs3d,
+    "lerf_mask": read_lerf_mask,
 }
 
 __all__ = ["READERS", "read_scene", "reader_options", "read_colmap", "read_nerf_json", "read_scannet", "read_llff",
-           "read_idr"]
+           "read_idr", "read_lerf_ovs", "read_ovs3d", "read_lerf_mask"]
 
 
 def reader_options(reader: str) -> dict[str, Any]:

@@ -165,6 +165,7 @@ def resize_scene(scene: SceneData, factor: int) -> SceneData:
         scene, images=each(scene.images, downscale_area), intrinsics=scale_intrinsics(scene.intrinsics, 1 / factor),
         depth=each(scene.depth, downscale_nearest), foreground=each(scene.foreground, downscale_nearest),
         gt_semantic=each(scene.gt_semantic, downscale_nearest), gt_instance=each(scene.gt_instance, downscale_nearest),
+        annotations=None if scene.annotations is None else scene.annotations.downscale(factor),
     )
 
 
