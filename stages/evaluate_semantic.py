@@ -1,8 +1,13 @@
 """Semantic evaluation stage (OpenInsGaussian supplement B.4): ScanNet 3D protocol and LERF 2D protocol.
 
-3D: every ground-truth point (``points_semantic``, -1 ignored) takes the label of its nearest Gaussian, a Gaussian's
+3D: every ground-truth point (``points_semantic``, -1 ignored) takes the label of a Gaussian, a Gaussian's
 label being its instance's argmax over the text features of the evaluated class subset (19 / 15 / 10 ScanNet
-classes); mIoU and mAcc over the classes present. 2D: every category present in the test views' ground truth is a
+classes); mIoU and mAcc over the classes present, and the IoU of every class. Which Gaussian: under the paper's ScanNet
+setting (``train_gs`` ``fixed_points``: the centres are the scan's points, in order) point i takes Gaussian i's label
+(``scan_points``); otherwise its nearest Gaussian's (``nearest_gaussian``); the tables name the one used. With GT
+instances on the points (``points_instance``) the codebook's purity (``semantic_metrics.codebook_purity``) and the 3D
+mIoU of a codebook whose every cluster takes its majority GT instance's class (the codebook's upper bound, which
+separates what the codebook loses from what association loses) are reported too. 2D: every category present in the test views' ground truth is a
 text query; its selection is rendered on every test view that shows it and compared with the ground-truth category
 mask; a query's IoU is the mean over those views; mIoU and mAcc@0.25 / @0.5 over the queries.
 A method with queries of its own names a registered ``evaluation`` piece (parameter ``evaluation``, e.g. ``ccl``):
@@ -20,7 +25,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from scipy.spatial import cKDTree
 from tqdm import tqdm
 
 from stages.lib.cli import StageCall, config_from_params, pick_device, run_stage, stage_inputs, stage_parser
@@ -29,11 +33,16 @@ from stages.lib.open_vocabulary import label_instances
 from stages.lib.selection import SelectionConfig, SelectMode
 from stages.lib.semantic_metrics import (
     SCANNET_SUBSETS,
+    Purity,
     SemanticResult,
+    codebook_purity,
     confusion_matrix,
+    gaussian_instances,
+    gaussian_of_points,
     lerf_query_metrics,
     mask_iou,
     miou_macc,
+    points_protocol,
     subset_labels,
 )
 from stages.lib.store import Store, StoreError, read_store, write_store
@@ -56,12 +65,6 @@ class SemanticEvalConfig(SelectionConfig):
 # ----------------------------------------------------------------------------------------------
 # ScanNet protocol (3D)
 # ----------------------------------------------------------------------------------------------
-def point_predictions(points: np.ndarray, means: np.ndarray, gaussian_label: np.ndarray) -> np.ndarray:
-    """Label of every point = label of its nearest Gaussian (cKDTree)."""
-    _, nearest = cKDTree(means).query(points, k=1)
-    return gaussian_label[nearest]
-
-
 def subset_gaussian_labels(query: Query, subset: list[str]) -> np.ndarray:
     """Per Gaussian: index into ``subset`` of its instance's argmax over the subset's text features; -1 none.
 
@@ -80,12 +83,37 @@ def subset_gaussian_labels(query: Query, subset: list[str]) -> np.ndarray:
 def scannet_3d(query: Query, means: np.ndarray, points: np.ndarray, points_semantic: np.ndarray,
                categories: list[str]) -> dict[int, np.ndarray]:
     """Confusion matrix [C, C+1] per ScanNet class subset (19 / 15 / 10)."""
+    index, _ = gaussian_of_points(points, means)
     out = {}
     for size, subset in SCANNET_SUBSETS.items():
-        pred = point_predictions(points, means, subset_gaussian_labels(query, subset))
         gt = subset_labels(points_semantic, categories, subset)
-        out[size] = confusion_matrix(gt, pred, len(subset))
+        out[size] = confusion_matrix(gt, subset_gaussian_labels(query, subset)[index], len(subset))
     return out
+
+
+def instance_classes(points_instance: np.ndarray, points_semantic: np.ndarray) -> np.ndarray:
+    """Class of every GT instance id (the most frequent class of its points; -1 for ids without points)."""
+    keep = points_instance >= 0
+    table = np.full(int(points_instance.max()) + 1 if keep.any() else 0, -1, np.int64)
+    pairs, counts = np.unique(np.stack([points_instance[keep], points_semantic[keep]], 1), axis=0, return_counts=True)
+    for (inst, cls), _ in sorted(zip(map(tuple, pairs), counts), key=lambda x: x[1]):
+        table[inst] = cls  # ascending counts: the most frequent class is written last
+    return table
+
+
+def codebook_oracle_3d(leaf: np.ndarray, means: np.ndarray, points: np.ndarray, points_semantic: np.ndarray,
+                       points_instance: np.ndarray, categories: list[str]) -> tuple[dict[int, np.ndarray], Purity]:
+    """Codebook purity, and the confusions when every cluster is labelled with its majority GT instance's class."""
+    purity = codebook_purity(leaf, gaussian_instances(means, points, points_instance))
+    cluster_class = np.full(int(leaf.max()) + 2, -1, np.int64)
+    cluster_class[purity.cluster_ids] = instance_classes(points_instance, points_semantic)[purity.majority]
+    gaussian_class = cluster_class[np.where(leaf >= 0, leaf, -1)]
+    index, _ = gaussian_of_points(points, means)
+    out = {}
+    for size, subset in SCANNET_SUBSETS.items():
+        pred = subset_labels(gaussian_class[index], categories, subset)
+        out[size] = confusion_matrix(subset_labels(points_semantic, categories, subset), pred, len(subset))
+    return out, purity
 
 
 # ----------------------------------------------------------------------------------------------
@@ -114,10 +142,20 @@ def metrics_table(confusions: dict[int, np.ndarray], query_iou: dict[str, float]
     (Table 3 columns: mIoU, mAcc@0.25, mAcc@0.5), in percent; with ``result``'s localization a ``loc. acc`` column
     on the LERF rows, and with its 3D-OVS confusion one ``3dovs_2d`` row (mIoU, mAcc over the class list)."""
     rows = []
+    points = result.points_protocol if result is not None else SemanticResult({}, {}).points_protocol
     for size, cm in confusions.items():
         miou, macc, _, _ = miou_macc(cm)
-        rows.append({"protocol": "scannet_3d", "subset": f"{size} classes", "query": "",
+        rows.append({"protocol": "scannet_3d", "subset": f"{size} classes", "query": "", "points": points,
                      "mIoU": miou * PERCENT, "mAcc": macc * PERCENT})
+    rows += class_rows("scannet_3d_class", confusions[19], points)
+    if result is not None and result.codebook_oracle is not None:
+        miou, macc, _, _ = miou_macc(result.codebook_oracle[19])
+        rows.append({"protocol": "scannet_3d_codebook_oracle", "subset": "19 classes", "query": "", "points": points,
+                     "mIoU": miou * PERCENT, "mAcc": macc * PERCENT})
+        rows += class_rows("scannet_3d_codebook_oracle_class", result.codebook_oracle[19], points)
+    if result is not None and result.purity is not None:
+        rows.append({"protocol": "codebook_purity", "subset": "clusters", "query": "", "points": points,
+                     **{k: (v * PERCENT if k.startswith("purity") else v) for k, v in result.purity.as_dict().items()}})
     loc = result.localization if result is not None else None
     for text, iou in query_iou.items():
         one = lerf_query_metrics(np.array([iou]))
@@ -132,6 +170,14 @@ def metrics_table(confusions: dict[int, np.ndarray], query_iou: dict[str, float]
         rows.append({"protocol": "3dovs_2d", "subset": f"{len(result.ovs_classes)} classes", "query": "",
                      "mIoU": miou * PERCENT, "mAcc": macc * PERCENT})
     return pd.DataFrame(rows).round(2)
+
+
+def class_rows(protocol: str, cm: np.ndarray, points: str) -> list[dict]:
+    """One row per ScanNet-19 class present: its IoU and accuracy (%)."""
+    _, _, iou, acc = miou_macc(cm)
+    return [{"protocol": protocol, "subset": "19 classes", "query": name, "points": points,
+             "IoU": iou[c] * PERCENT, "mAcc": acc[c] * PERCENT}
+            for c, name in enumerate(SCANNET_SUBSETS[19]) if not np.isnan(iou[c])]
 
 
 def check_inputs(scene: Store, association: Store) -> None:
@@ -155,10 +201,16 @@ def codebook_search(args: argparse.Namespace, scene: Store, device: torch.device
     query = Query.load(args.association, args.codebook, args.gaussians, device=device)
     categories = list(scene.attrs["categories"])
     means = query.gaussians.means.cpu().numpy()
-    confusions = scannet_3d(query, means, scene.load("points_xyz"), scene.load("points_semantic"), categories)
+    points, points_semantic = scene.load("points_xyz"), scene.load("points_semantic")
+    confusions = scannet_3d(query, means, points, points_semantic, categories)
+    oracle, purity = None, None
+    if "points_instance" in scene:
+        oracle, purity = codebook_oracle_3d(query.leaf_id.cpu().numpy(), means, points, points_semantic,
+                                            scene.load("points_instance"), categories)
     test = np.nonzero(scene.load("is_test"))[0]
     gt = np.stack([scene["gt_semantic"][int(v)] for v in test])
-    return SemanticResult(confusions, lerf_2d(query, Cameras.from_scene(scene, test, device), gt, categories, cfg))
+    return SemanticResult(confusions, lerf_2d(query, Cameras.from_scene(scene, test, device), gt, categories, cfg),
+                          points_protocol=points_protocol(points, means), purity=purity, codebook_oracle=oracle)
 
 
 def main(args: argparse.Namespace) -> None:
@@ -180,8 +232,14 @@ def main(args: argparse.Namespace) -> None:
     with write_store("semantic_metrics", args.out, "evaluate_semantic", args.params, inputs) as w:
         w.write("confusion_3d", confusions[19].astype(np.int64))
         w.write("query_iou_2d", np.array(list(query_iou.values()), dtype=np.float32))
+        class_iou = miou_macc(confusions[19])[2]
         w.attrs.update(categories=SCANNET_SUBSETS[19], miou_3d=subsets["19"]["mIoU"], macc_3d=subsets["19"]["mAcc"],
-                       miou_2d=lerf["mIoU"], lerf_2d=lerf, subsets_3d=subsets, queries=list(query_iou))
+                       miou_2d=lerf["mIoU"], lerf_2d=lerf, subsets_3d=subsets, queries=list(query_iou),
+                       points_protocol=result.points_protocol,
+                       class_iou_3d={n: float(v) for n, v in zip(SCANNET_SUBSETS[19], class_iou) if not np.isnan(v)})
+        if result.purity is not None:
+            w.attrs["codebook_purity"] = result.purity.as_dict()
+            w.attrs["miou_3d_codebook_oracle"] = miou_macc(result.codebook_oracle[19])[0]
         if result.localization is not None:
             w.write("query_localization_2d", np.array([result.localization[q] for q in query_iou], np.float32))
             w.attrs["loc_acc_2d"] = float(np.mean(list(result.localization.values())))
@@ -192,7 +250,12 @@ def main(args: argparse.Namespace) -> None:
     table.insert(0, "scene", scene_attrs["scene"])
     table.insert(0, "dataset", scene_attrs["dataset"])
     write_csv_atomic(table, Path(args.table))
-    log.info("3D mIoU (19 classes) %.2f, 2D mIoU %.2f", subsets["19"]["mIoU"] * PERCENT, lerf["mIoU"] * PERCENT)
+    log.info("3D mIoU (19 classes, %s) %.2f, 2D mIoU %.2f", result.points_protocol, subsets["19"]["mIoU"] * PERCENT,
+             lerf["mIoU"] * PERCENT)
+    if result.purity is not None:
+        log.info("codebook purity %.3f (Gaussian-weighted %.3f), %d of %d GT instances are a cluster's majority",
+                 result.purity.purity, result.purity.purity_weighted, result.purity.instances_majority,
+                 result.purity.gt_instances)
 
 
 def parser() -> argparse.ArgumentParser:

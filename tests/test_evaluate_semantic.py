@@ -10,8 +10,8 @@ from oracle_stores import associated_oracle, run_cli
 
 from stages.evaluate_semantic import main as evaluate_main
 from stages.evaluate_semantic import parser as evaluate_parser
-from stages.evaluate_semantic import point_predictions, subset_gaussian_labels
-from stages.lib.semantic_metrics import SCANNET19
+from stages.evaluate_semantic import subset_gaussian_labels
+from stages.lib.semantic_metrics import NEAREST_GAUSSIAN, SCANNET19, gaussian_of_points
 from stages.lib.store import read_store, write_store
 from stages.methods.openins.query import Query
 
@@ -19,7 +19,8 @@ from stages.methods.openins.query import Query
 def test_points_take_the_label_of_their_nearest_gaussian():
     means = np.array([[0.0, 0, 0], [1, 0, 0], [5, 5, 5]])
     points = np.array([[0.1, 0, 0], [0.9, 0.2, 0], [4, 4, 4], [0.4, 0, 0]])
-    assert point_predictions(points, means, np.array([7, 3, -1])).tolist() == [7, 3, -1, 7]
+    index, protocol = gaussian_of_points(points, means)
+    assert np.array([7, 3, -1])[index].tolist() == [7, 3, -1, 7] and protocol == NEAREST_GAUSSIAN
 
 
 def test_instance_labels_are_the_argmax_within_each_class_subset():
@@ -66,10 +67,16 @@ def test_oracle_gives_perfect_3d_scores_and_shuffled_labels_do_not(oracle, tmp_p
         assert attrs["subsets_3d"][size]["mIoU"] == 1.0 and attrs["subsets_3d"][size]["mAcc"] == 1.0
     assert attrs["miou_3d"] == 1.0
     assert attrs["miou_2d"] > 0.3, "rendered oracle selections overlap the GT category masks"
-    assert set(table["protocol"]) == {"scannet_3d", "lerf_2d"}
-    assert list(table.columns) == ["dataset", "scene", "protocol", "subset", "query", "mIoU", "mAcc", "mAcc@0.25",
-                                   "mAcc@0.5"]
-    assert table.loc[table["subset"] == "19 classes", "mIoU"].item() == 100.0
+    assert set(table["protocol"]) == {"scannet_3d", "scannet_3d_class", "scannet_3d_codebook_oracle",
+                                      "scannet_3d_codebook_oracle_class", "codebook_purity", "lerf_2d"}
+    assert list(table.columns[:8]) == ["dataset", "scene", "protocol", "subset", "query", "points", "mIoU", "mAcc"]
+    assert {"IoU", "purity", "purity_weighted", "mAcc@0.25", "mAcc@0.5"} <= set(table.columns)
+    main_rows = table[table["protocol"] == "scannet_3d"]
+    assert main_rows.loc[main_rows["subset"] == "19 classes", "mIoU"].item() == 100.0
+    assert (main_rows["points"] == attrs["points_protocol"]).all()
+    per_class = table[table["protocol"] == "scannet_3d_class"]
+    assert set(per_class["query"]) == set(attrs["class_iou_3d"]) and (per_class["IoU"] == 100.0).all()
+    assert attrs["codebook_purity"]["purity"] > 0.9, "oracle instances are pure up to the Gaussians between objects"
     metrics = read_store("semantic_metrics", tmp_path / "oracle.zarr")
     assert len(metrics.load("query_iou_2d")) == len(attrs["queries"])
     assert metrics.load("confusion_3d").shape == (19, 20)

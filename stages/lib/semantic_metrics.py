@@ -1,4 +1,5 @@
-"""Semantic-segmentation metrics: confusion matrices, mIoU / mAcc (ScanNet 3D protocol), LERF 2D query metrics."""
+"""Semantic-segmentation metrics: confusion matrices, mIoU / mAcc (ScanNet 3D protocol), LERF 2D query metrics, the
+point-to-Gaussian correspondence of the 3D protocol and codebook purity."""
 
 from __future__ import annotations
 
@@ -27,6 +28,9 @@ class SemanticResult:
     localization: dict[str, float] | None = None
     ovs_classes: list[str] | None = None
     ovs_confusion: np.ndarray | None = None
+    points_protocol: str = "nearest_gaussian"  # how the scan's points got labels (SCAN_POINTS / NEAREST_GAUSSIAN / ...)
+    purity: "Purity | None" = None
+    codebook_oracle: dict[int, np.ndarray] | None = None  # confusions with every cluster labelled by its GT majority
 
 
 def confusion_matrix(gt: np.ndarray, pred: np.ndarray, num_classes: int) -> np.ndarray:
@@ -76,11 +80,92 @@ def lerf_query_metrics(ious: np.ndarray, thresholds: tuple[float, ...] = (0.25, 
     return out
 
 
-def localization_hit(relevance: np.ndarray, gt: np.ndarray) -> bool:
-    """LERF localization: the pixel of highest relevance [H,W] lies inside the tight box of the GT mask [H,W]
-    (first pixel in row-major order on ties; an empty GT mask is a miss)."""
-    ys, xs = np.nonzero(gt)
-    if ys.size == 0:
-        return False
+def localization_hit(relevance: np.ndarray, gt: np.ndarray, boxes: np.ndarray | None = None) -> bool:
+    """LERF localization: the pixel of highest relevance [H,W] lies inside the tight box of the GT mask [H,W], or,
+    given annotated ``boxes`` [B,4] (x1, y1, x2, y2, LERF-OVS), inside one of them, borders included (first pixel in
+    row-major order on ties; an empty GT mask without boxes is a miss)."""
+    if boxes is None or len(boxes) == 0:
+        ys, xs = np.nonzero(gt)
+        if ys.size == 0:
+            return False
+        boxes = np.array([[xs.min(), ys.min(), xs.max(), ys.max()]], np.float64)
     y, x = np.unravel_index(int(np.argmax(relevance)), relevance.shape)
-    return bool(ys.min() <= y <= ys.max() and xs.min() <= x <= xs.max())
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    x_lo, x_hi = np.minimum(b[:, 0], b[:, 2]), np.maximum(b[:, 0], b[:, 2])
+    y_lo, y_hi = np.minimum(b[:, 1], b[:, 3]), np.maximum(b[:, 1], b[:, 3])
+    return bool(((x_lo <= x) & (x <= x_hi) & (y_lo <= y) & (y <= y_hi)).any())
+
+
+# ----------------------------------------------------------------------------------------------
+# Which Gaussian labels which scan point (3D protocol), and codebook purity
+# ----------------------------------------------------------------------------------------------
+SCAN_POINTS = "scan_points"  # Gaussian i is point i (train_gs fixed_points: the paper's ScanNet setting)
+NEAREST_GAUSSIAN = "nearest_gaussian"  # each point takes the label of its nearest Gaussian centre
+
+
+def points_protocol(points: np.ndarray, means: np.ndarray) -> str:
+    """SCAN_POINTS when the Gaussian centres are exactly the scan's points in order, else NEAREST_GAUSSIAN."""
+    same = means.shape == points.shape and np.array_equal(means, np.asarray(points, dtype=means.dtype))
+    return SCAN_POINTS if same else NEAREST_GAUSSIAN
+
+
+def gaussian_of_points(points: np.ndarray, means: np.ndarray) -> tuple[np.ndarray, str]:
+    """Index of the Gaussian that labels every scan point, and the protocol: the point itself under SCAN_POINTS,
+    else the nearest centre (cKDTree)."""
+    protocol = points_protocol(points, means)
+    if protocol == SCAN_POINTS:
+        return np.arange(len(points)), protocol
+    from scipy.spatial import cKDTree
+
+    return cKDTree(means).query(points, k=1)[1], protocol
+
+
+def gaussian_instances(means: np.ndarray, points: np.ndarray, points_instance: np.ndarray) -> np.ndarray:
+    """Ground-truth instance of every Gaussian: its own point's under SCAN_POINTS, else its nearest scan point's."""
+    if points_protocol(points, means) == SCAN_POINTS:
+        return np.asarray(points_instance)
+    from scipy.spatial import cKDTree
+
+    return np.asarray(points_instance)[cKDTree(points).query(means, k=1)[1]]
+
+
+@dataclass
+class Purity:
+    """Codebook purity (see ``codebook_purity``)."""
+
+    purity: float            # mean over clusters of (majority-instance members / members)
+    purity_weighted: float   # the same, each cluster weighted by its members (= majority members / all members)
+    clusters: int            # clusters with at least one Gaussian of a GT instance
+    gt_instances: int        # GT instances with at least one clustered Gaussian
+    instances_majority: int  # GT instances that are the majority of at least one cluster (the others are swallowed)
+    majority: np.ndarray     # [clusters] majority GT instance of each cluster, in the order of ``cluster_ids``
+    cluster_ids: np.ndarray  # [clusters]
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {k: getattr(self, k) for k in ("purity", "purity_weighted", "clusters", "gt_instances",
+                                              "instances_majority")}
+
+
+def codebook_purity(cluster: np.ndarray, instance: np.ndarray) -> Purity:
+    """Purity of a clustering of Gaussians against their GT instances.
+
+    Only Gaussians with a cluster (>= 0) and a GT instance (>= 0) count. For cluster k with n_k such Gaussians, of
+    which m_k belong to its most frequent GT instance (ties: the smallest id), purity_k = m_k / n_k; ``purity`` is
+    the unweighted mean over clusters (a small impure cluster counts as much as a large one) and ``purity_weighted``
+    = sum m_k / sum n_k (a Gaussian-weighted mean).
+    """
+    cluster, instance = np.asarray(cluster, np.int64), np.asarray(instance, np.int64)
+    keep = (cluster >= 0) & (instance >= 0)
+    if not keep.any():
+        raise ValueError("no Gaussian has both a cluster and a ground-truth instance")
+    pairs, counts = np.unique(np.stack([cluster[keep], instance[keep]], 1), axis=0, return_counts=True)
+    cluster_ids = np.unique(pairs[:, 0])
+    order = np.lexsort((pairs[:, 1], -counts, pairs[:, 0]))  # per cluster: largest count first, then smallest id
+    pairs, counts = pairs[order], counts[order]
+    starts = np.searchsorted(pairs[:, 0], cluster_ids)
+    members = np.add.reduceat(counts, starts)
+    majority_count, majority = counts[starts], pairs[starts, 1]
+    return Purity(purity=float(np.mean(majority_count / members)),
+                  purity_weighted=float(majority_count.sum() / members.sum()), clusters=len(cluster_ids),
+                  gt_instances=len(np.unique(instance[keep])), instances_majority=len(np.unique(majority)),
+                  majority=majority, cluster_ids=cluster_ids)

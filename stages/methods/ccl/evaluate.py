@@ -22,8 +22,10 @@ from stages.lib.semantic_metrics import (
     SCANNET_SUBSETS,
     SemanticResult,
     confusion_matrix,
+    gaussian_of_points,
     localization_hit,
     mask_iou,
+    points_protocol,
     subset_labels,
 )
 from stages.lib.store import Store, StoreError, read_store
@@ -105,9 +107,7 @@ def ovs_2d(field: CCLField, index: torch.Tensor, gt: np.ndarray, categories: lis
 def scannet_3d(field: CCLField, points: np.ndarray, points_semantic: np.ndarray,
                categories: list[str]) -> dict[int, np.ndarray]:
     """Confusion [C, C+1] per ScanNet class subset; subset classes outside the vocabulary are never predicted."""
-    from scipy.spatial import cKDTree
-
-    _, nearest = cKDTree(field.gaussians["means"].cpu().numpy()).query(points, k=1)
+    nearest, _ = gaussian_of_points(points, field.gaussians["means"].cpu().numpy())
     out = {}
     for size, subset in SCANNET_SUBSETS.items():
         known = [n for n in subset if n in field.vocabulary]
@@ -145,4 +145,5 @@ def run_evaluation(call: StageCall) -> SemanticResult:
     if missing:
         raise StoreError(f"{prototypes}: the vocabulary lacks the scene categories {missing}")
     ev = evaluate(field, scene, cfg, call.device)
-    return SemanticResult(ev.scannet, ev.query_iou, ev.localization, ev.classes, ev.ovs_confusion)
+    return SemanticResult(ev.scannet, ev.query_iou, ev.localization, ev.classes, ev.ovs_confusion,
+                          points_protocol=points_protocol(scene.load("points_xyz"), field.gaussians["means"].cpu().numpy()))

@@ -17,7 +17,7 @@ import torch
 from stages.evaluate_semantic import SemanticEvalConfig, lerf_2d, scannet_3d
 from stages.lib.cli import StageCall, config_from_params
 from stages.lib.instance_gaussians import Cameras, load_instance_gaussians
-from stages.lib.semantic_metrics import SemanticResult
+from stages.lib.semantic_metrics import SemanticResult, points_protocol
 from stages.lib.store import StoreError, read_store
 from stages.methods import register
 from stages.methods.openins.association import fuse_language
@@ -71,4 +71,5 @@ def run_language(call: StageCall) -> SemanticResult:
     test = np.nonzero(scene.load("is_test"))[0]
     gt = np.stack([scene["gt_semantic"][int(v)] for v in test])
     selection = SemanticEvalConfig(**{k: v for k, v in asdict(cfg).items() if k != "fusion_tau"})
-    return SemanticResult(confusions, lerf_2d(query, Cameras.from_scene(scene, test, device), gt, categories, selection))
+    return SemanticResult(confusions, lerf_2d(query, Cameras.from_scene(scene, test, device), gt, categories, selection),
+                          points_protocol=points_protocol(scene.load("points_xyz"), inst.means.cpu().numpy()))

@@ -25,7 +25,14 @@ from tqdm import tqdm
 from stages.lib.cli import StageCall, config_from_params
 from stages.lib.oracle.class_models import OracleClassModel
 from stages.lib.oracle.embedding import encode_names
-from stages.lib.semantic_metrics import SCANNET_SUBSETS, SemanticResult, confusion_matrix, mask_iou, subset_labels
+from stages.lib.semantic_metrics import (
+    SCAN_POINTS,
+    SCANNET_SUBSETS,
+    SemanticResult,
+    confusion_matrix,
+    mask_iou,
+    subset_labels,
+)
 from stages.lib.store import Store, StoreError, read_store
 from stages.methods import register
 from stages.methods.sas.capability import filled
@@ -137,4 +144,4 @@ def evaluate_sas(call: StageCall) -> SemanticResult:
     point_class = np.where(seen, (fused @ unit(text).T).argmax(-1), -1)
     log.info("sas %s%s: %d of %d points seen by a training view", cfg.fusion,
              f" ({cfg.model})" if cfg.model else "", int(seen.sum()), len(seen))
-    return SemanticResult(confusions, test_view_queries(scene, point_class, vocabulary))
+    return SemanticResult(confusions, test_view_queries(scene, point_class, vocabulary), points_protocol=SCAN_POINTS)
