@@ -33,11 +33,12 @@ def read_lerf_mask(path: str | Path, *, split: str = "dataset", images_dir: str 
             raise SceneError(f"{folder}: LERF-Mask folder does not exist")
     scene = read_colmap(root, images_dir=images_dir, sparse_dir=sparse_dir, num_random_points=num_random_points,
                         seed=seed)
-    train_stems = {p.stem for p in list_images(train_dir)}
+    train_files = {p.stem: p for p in list_images(train_dir)}
+    train_stems = set(train_files)
     stems = [Path(n).stem for n in scene.image_names]
     unknown = sorted(train_stems - set(stems))
     if unknown:
-        raise SceneError(f"{train_dir / unknown[0]}: training image has no posed image in {root / images_dir}")
+        raise SceneError(f"{train_files[unknown[0]]}: training image has no posed image in {root / images_dir}")
     test_views = [i for i, s in enumerate(stems) if s not in train_stems]
     if not test_views:
         raise SceneError(f"{train_dir}: every image is a training image; LERF-Mask needs novel test views")
