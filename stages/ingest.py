@@ -31,7 +31,8 @@ def main(args: argparse.Namespace) -> None:
 
 def parser() -> argparse.ArgumentParser:
     p = stage_parser("ingest", __doc__)
-    p.add_argument("--reader", required=True, help="synthetic | colmap | nerf_json | scannet | llff | idr | lerf_ovs | 3dovs | lerf_mask")
+    p.add_argument("--reader", required=True, help="synthetic | colmap | nerf_json | scannet | llff | idr | lerf_ovs | "
+                   "3dovs | lerf_mask | replica | nvos | spin_nerf")
     p.add_argument("--path", default=None, help="scene folder (not used by the synthetic reader)")
     p.add_argument("--dataset", required=True)
     p.add_argument("--scene", required=True)

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-PROTOCOLS = ("lerf_ovs", "3dovs", "lerf_mask")
+# nvos / spin_nerf: prompt annotations (reference-view prompts, scored object masks) for evaluate_prompt
+PROTOCOLS = ("lerf_ovs", "3dovs", "lerf_mask", "nvos", "spin_nerf")
 
 
 @dataclass

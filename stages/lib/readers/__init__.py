@@ -18,8 +18,11 @@ from stages.lib.readers.lerf_mask import read_lerf_mask
 from stages.lib.readers.lerf_ovs import read_lerf_ovs
 from stages.lib.readers.llff import read_llff
 from stages.lib.readers.nerf_json import read_nerf_json
+from stages.lib.readers.nvos import read_nvos
 from stages.lib.readers.ovs3d import read_ovs3d
+from stages.lib.readers.replica import read_replica
 from stages.lib.readers.scannet import read_scannet
+from stages.lib.readers.spin_nerf import read_spin_nerf
 from stages.lib.scene import SceneData
 
 READERS: dict[str, Callable[..., SceneData]] = {
@@ -31,10 +34,14 @@ READERS: dict[str, Callable[..., SceneData]] = {
     "lerf_ovs": read_lerf_ovs,
     "3dovs": read_ovs3d,
     "lerf_mask": read_lerf_mask,
+    "replica": read_replica,
+    "nvos": read_nvos,
+    "spin_nerf": read_spin_nerf,
 }
 
 __all__ = ["READERS", "read_scene", "reader_options", "read_colmap", "read_nerf_json", "read_scannet", "read_llff",
-           "read_idr", "read_lerf_ovs", "read_ovs3d", "read_lerf_mask"]
+           "read_idr", "read_lerf_ovs", "read_ovs3d", "read_lerf_mask", "read_replica", "read_nvos",
+           "read_spin_nerf"]
 
 
 def reader_options(reader: str) -> dict[str, Any]:
