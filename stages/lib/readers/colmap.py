@@ -12,6 +12,7 @@ from stages.lib.readers.images import (
     check_factor,
     check_intrinsics,
     check_pose,
+    check_same_size,
     downscale_area,
     every_nth_test,
     load_image,
@@ -21,6 +22,7 @@ from stages.lib.readers.images import (
     scale_intrinsics,
     select_views,
 )
+from stages.lib.readers.colmap_files import check_model_files
 from stages.lib.scene import SceneData, SceneError
 
 # Models whose projection is a pinhole once their distortion parameters are zero.
@@ -63,6 +65,7 @@ def read_colmap(path: str | Path, *, images_dir: str = "images", sparse_dir: str
     Images sorted by name; view ``i`` is a test view iff ``i % test_every == 0``. Images stored at another
     size than the camera (e.g. an ``images_2`` folder) get their intrinsics scaled to the stored size.
     The point cloud is ``points3D`` with its colours (random points around the cameras if it is empty).
+    Pixel centres: COLMAP's are at +0.5, like ours, so the intrinsics are taken as they are.
     """
     import pycolmap
 
@@ -71,6 +74,7 @@ def read_colmap(path: str | Path, *, images_dir: str = "images", sparse_dir: str
     sparse = root / sparse_dir
     if not sparse.is_dir():
         raise SceneError(f"{sparse}: COLMAP sparse model folder does not exist")
+    check_model_files(sparse)
     try:
         rec = pycolmap.Reconstruction(str(sparse))
     except Exception as exc:  # pycolmap raises ValueError / RuntimeError for missing or corrupt files
@@ -105,15 +109,12 @@ def read_colmap(path: str | Path, *, images_dir: str = "images", sparse_dir: str
             raise SceneError(f"{root / images_dir / name}: image is {w}x{h} but its camera {cid} in {cameras_file} "
                              f"is {cw}x{ch} (different aspect ratio)")
         K = scale_intrinsics(cams[cid], sx, sy)
-        return downscale_area(img, factor), scale_intrinsics(K, 1 / factor)
+        return downscale_area(img, factor), scale_intrinsics(K, 1 / factor), (h, w)
 
     loaded = parallel_map(load, records)
-    shapes = {im.shape for im, _ in loaded}
-    if len(shapes) > 1:
-        raise SceneError(f"{root / images_dir}: images have different sizes {sorted(shapes)}; "
-                         f"a scene needs one image size")
-    images = np.stack([im for im, _ in loaded])
-    intrinsics = np.stack([K for _, K in loaded])
+    check_same_size([size for _, _, size in loaded], [root / images_dir / r[0] for r in records])
+    images = np.stack([im for im, _, _ in loaded])
+    intrinsics = np.stack([K for _, K, _ in loaded])
     w2c = np.stack([r[2] for r in records])
 
     if rec.num_points3D() > 0:

@@ -12,10 +12,12 @@ from stages.lib.readers.images import (
     check_factor,
     check_intrinsics,
     check_pose,
+    check_same_size,
     colour_points,
     downscale_area,
     downscale_nearest,
     every_nth_test,
+    integer_centres_to_ours,
     list_images,
     load_image,
     load_mask,
@@ -79,7 +81,8 @@ def read_idr(path: str | Path, *, cameras_file: str = "cameras_sphere.npz", imag
     ``004.png`` are both view 4), so a subset of the views may be present. Masks: grey ``> mask_threshold``
     -> ``foreground`` (downscaled nearest). Of the present views (sorted by index) view ``k`` is a test view
     iff ``k % test_every == 0``. Point cloud: random points in the sphere of ``sphere_radius`` coloured from
-    the first training view each projects into.
+    the first training view each projects into. Pixel centres: IDR/NeuS cast rays through integer pixel
+    coordinates (DTU's calibration convention), so the principal point moves by +0.5 to ours.
     """
     root = Path(path)
     factor = check_factor(downscale)
@@ -118,7 +121,7 @@ def read_idr(path: str | Path, *, cameras_file: str = "cameras_sphere.npz", imag
             K, w2c = decompose_projection(proj)
         except ValueError as exc:
             raise SceneError(f"{cam_path}: {key} @ scale_mat_{i}: {exc}") from exc
-        Ks.append(check_intrinsics(K, f"{cam_path}: {key}"))
+        Ks.append(integer_centres_to_ours(check_intrinsics(K, f"{cam_path}: {key}")))
         w2cs.append(check_pose(w2c, f"{cam_path}: {key}", "decomposed pose"))
     mask_folder = root / mask_dir
     masks_by_index = _indexed_files(mask_folder) if mask_folder.is_dir() else None
@@ -141,14 +144,12 @@ def read_idr(path: str | Path, *, cameras_file: str = "cameras_sphere.npz", imag
                 raise SceneError(f"{masks_by_index[i]}: mask is {mask.shape[1]}x{mask.shape[0]} but image "
                                  f"{images_by_index[i].name} is {img.shape[1]}x{img.shape[0]}")
             mask = downscale_nearest(mask, factor)
-        return downscale_area(img, factor), mask
+        return downscale_area(img, factor), mask, img.shape[:2]
 
     loaded = parallel_map(load, list(keep))
-    shapes = {im.shape for im, _ in loaded}
-    if len(shapes) > 1:
-        raise SceneError(f"{img_folder}: images have different sizes {sorted(shapes)}; a scene needs one image size")
-    images = np.stack([im for im, _ in loaded])
-    foreground = np.stack([m for _, m in loaded]) if masks_by_index is not None else None
+    check_same_size([size for _, _, size in loaded], [images_by_index[indices[k]] for k in keep])
+    images = np.stack([im for im, _, _ in loaded])
+    foreground = np.stack([m for _, m, _ in loaded]) if masks_by_index is not None else None
     intrinsics = scale_intrinsics(np.stack([Ks[k] for k in keep]), 1 / factor)
     w2c, is_test = np.stack([w2cs[k] for k in keep]), is_test_all[keep]
     xyz = random_points_in_sphere(num_random_points, sphere_radius, seed=seed)

@@ -4,7 +4,9 @@ camera checks and initial point clouds for formats that ship none.
 Pixel convention (the whole project): pixel ``(u, v)`` covers ``[u, u+1] x [v, v+1]``, its centre is at
 ``(u + 0.5, v + 0.5)``, so a principal point at ``(W/2, H/2)`` is the image centre. Under this convention
 downscaling by an integer factor ``s`` (after cropping the right/bottom remainder) divides the first two
-rows of ``K`` by ``s`` exactly.
+rows of ``K`` by ``s`` exactly. It is COLMAP's and gsplat's convention. Datasets whose intrinsics put pixel
+centres on integer coordinates (OpenCV calibration, ScanNet, IDR/NeuS) are converted with
+``integer_centres_to_ours`` (principal point + 0.5).
 """
 
 from __future__ import annotations
@@ -50,6 +52,25 @@ def _open_fully(path: Path) -> Image.Image:
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise SceneError(f"{path}: truncated or corrupt image ({exc})") from exc
     return img
+
+
+def open_image(path: str | Path, expect_format: str | None = None) -> Image.Image:
+    """The fully decoded image; ``expect_format`` (PIL's name, e.g. ``"PNG"``, ``"JPEG"``) checks that the file
+    is what its name says, a ``SceneError`` naming the file otherwise."""
+    img = _open_fully(Path(path))
+    if expect_format is not None and img.format != expect_format:
+        raise SceneError(f"{path}: the file is a {img.format or 'unknown'} image, not {expect_format} as its name says")
+    return img
+
+
+def load_label_png(path: str | Path, what: str, bits: tuple[int, ...] = (8, 16)) -> np.ndarray:
+    """A single-channel integer PNG (label or instance ids) as ``(H,W)`` int64; its bit depth must be in ``bits``."""
+    img = open_image(path, "PNG")
+    depth = {"L": 8, "I;16": 16, "I;16B": 16, "I;16L": 16}.get(img.mode)
+    if depth not in bits:
+        allowed = " or ".join(f"{b}-bit" for b in bits)
+        raise SceneError(f"{path}: {what} must be a single-channel {allowed} PNG of ids, got PIL mode {img.mode}")
+    return np.asarray(img).astype(np.int64)
 
 
 def load_image(path: str | Path) -> np.ndarray:
@@ -139,6 +160,29 @@ def downscale_nearest(arr: np.ndarray, factor: int) -> np.ndarray:
     h, w = arr.shape[0] // factor, arr.shape[1] // factor
     off = factor // 2
     return np.ascontiguousarray(arr[off: h * factor: factor, off: w * factor: factor])
+
+
+def integer_centres_to_ours(K: np.ndarray) -> np.ndarray:
+    """Intrinsics whose pixel centres sit on integer coordinates (OpenCV, ScanNet, IDR) in our convention
+    (centres at +0.5): the principal point moves by half a pixel, ``c' = c + 0.5``."""
+    out = np.array(K, dtype=np.float64, copy=True)
+    out[..., :2, 2] += 0.5 * out[..., 2:3, 2]
+    return out
+
+
+def ours_to_integer_centres(K: np.ndarray) -> np.ndarray:
+    """Inverse of ``integer_centres_to_ours`` (for writers of such datasets)."""
+    out = np.array(K, dtype=np.float64, copy=True)
+    out[..., :2, 2] -= 0.5 * out[..., 2:3, 2]
+    return out
+
+
+def check_same_size(sizes: Sequence[tuple[int, int]], paths: Sequence[str | Path]) -> None:
+    """Raise ``SceneError`` naming the first file whose stored ``(height, width)`` differs from the first file's."""
+    for size, path in zip(sizes, paths):
+        if tuple(size) != tuple(sizes[0]):
+            raise SceneError(f"{path}: image is {size[1]}x{size[0]} but {paths[0]} is {sizes[0][1]}x{sizes[0][0]}; "
+                             f"a scene needs one image size")
 
 
 def scale_intrinsics(K: np.ndarray, sx: float, sy: float | None = None) -> np.ndarray:

@@ -10,6 +10,7 @@ from stages.lib.readers.images import (
     check_factor,
     check_intrinsics,
     check_pose,
+    check_same_size,
     downscale_area,
     every_nth_test,
     invert_rigid,
@@ -57,7 +58,8 @@ def read_llff(path: str | Path, *, factor: int = 8, test_every: int = 8, downsca
 
     Each row: a 3x5 matrix [R | t | (H, W, f)] (camera-to-world, axes [down, right, backwards], H/W/f
     at full resolution) then the near and far depth bounds. Rows follow the sorted image names; the
-    focal length is scaled to the stored image size, the principal point is the image centre. Poses stay
+    focal length is scaled to the stored image size, the principal point is the image centre (``W/2`` in our
+    pixel convention: LLFF's poses come from COLMAP, whose pixel centres are at +0.5 like ours). Poses stay
     in the capture's world frame (no recentring or rescaling). View ``i`` is a test view iff
     ``i % test_every == 0``. Bounds go to ``extra_attrs["near_far"]``. Point cloud: random points in
     the training views' frusta between their bounds, coloured from those views.
@@ -105,14 +107,12 @@ def read_llff(path: str | Path, *, factor: int = 8, test_every: int = 8, downsca
         H, W, f = poses[i, :, 4]
         K = pinhole(f * w / W, f * h / H, w / 2, h / 2)
         check_intrinsics(K, f"{pb_path}: row {i}")
-        return downscale_area(img, dfactor), scale_intrinsics(K, 1 / dfactor)
+        return downscale_area(img, dfactor), scale_intrinsics(K, 1 / dfactor), img.shape[:2]
 
     loaded = parallel_map(load, list(keep))
-    shapes = {im.shape for im, _ in loaded}
-    if len(shapes) > 1:
-        raise SceneError(f"{img_dir}: images have different sizes {sorted(shapes)}; a scene needs one image size")
-    images = np.stack([im for im, _ in loaded])
-    intrinsics = np.stack([K for _, K in loaded])
+    check_same_size([size for _, _, size in loaded], [files[i] for i in keep])
+    images = np.stack([im for im, _, _ in loaded])
+    intrinsics = np.stack([K for _, K, _ in loaded])
     w2c, is_test, near_far = w2c_all[keep], is_test_all[keep], bounds[keep]
     train = np.where(~is_test)[0]
     xyz, rgb = frustum_points(num_random_points, images, intrinsics, w2c, near_far,

@@ -15,6 +15,7 @@ from stages.lib.readers.images import (
     check_factor,
     check_intrinsics,
     check_pose,
+    check_same_size,
     composite_downscaled,
     downscale_area,
     invert_rigid,
@@ -55,7 +56,9 @@ def read_nerf_json(path: str | Path, *, background: Sequence[float] = (1.0, 1.0,
 
     ``camera_angle_x`` gives the focal length (``fx = fy = W / 2 / tan(angle/2)``, principal point at the
     image centre; instant-ngp style ``fl_x``/``fl_y``/``cx``/``cy``, given for the stored resolution, override
-    it). ``transform_matrix`` is camera-to-world in the OpenGL/Blender convention. RGBA images are
+    it). Pixel centres: Blender renders with the optical axis through the image centre, ``W/2`` in our convention
+    (centres at +0.5); instant-ngp / nerfstudio ``cx``/``cy`` use centres at +0.5 too, so nothing is converted.
+    ``transform_matrix`` is camera-to-world in the OpenGL/Blender convention. RGBA images are
     composited onto ``background`` (RGB in [0,1]); ``alpha > 0.5`` (after downscaling) is the foreground.
     No point cloud ships with the format: ``num_random_points`` uniform points in
     ``[-points_extent, points_extent]^3`` with random colours (seeded).
@@ -121,20 +124,18 @@ def read_nerf_json(path: str | Path, *, background: Sequence[float] = (1.0, 1.0,
         check_intrinsics(K, f"{jpath}: frame {i}")
         if img.shape[2] == 4:
             rgb, alpha = composite_downscaled(img, background, factor)
-            return rgb, alpha > 0.5, scale_intrinsics(K, 1 / factor)
-        return downscale_area(img, factor), None, scale_intrinsics(K, 1 / factor)
+            return rgb, alpha > 0.5, scale_intrinsics(K, 1 / factor), img.shape[:2]
+        return downscale_area(img, factor), None, scale_intrinsics(K, 1 / factor), img.shape[:2]
 
     loaded = parallel_map(load, frames)
-    shapes = {im.shape for im, _, _ in loaded}
-    if len(shapes) > 1:
-        raise SceneError(f"{root}: images have different sizes {sorted(shapes)}; a scene needs one image size")
-    images = np.stack([im for im, _, _ in loaded])
+    check_same_size([size for *_, size in loaded], [f[1] for f in frames])
+    images = np.stack([im for im, *_ in loaded])
     foreground = None
-    if any(fg is not None for _, fg, _ in loaded):
-        foreground = np.stack([np.ones(images.shape[1:3], bool) if fg is None else fg for _, fg, _ in loaded])
+    if any(fg is not None for _, fg, *_ in loaded):
+        foreground = np.stack([np.ones(images.shape[1:3], bool) if fg is None else fg for _, fg, *_ in loaded])
     xyz, rgb = random_points_in_box(num_random_points, [-points_extent] * 3, [points_extent] * 3, seed)
     return SceneData(
-        images=images, intrinsics=np.stack([K for _, _, K in loaded]),
+        images=images, intrinsics=np.stack([K for _, _, K, _ in loaded]),
         world_to_camera=np.stack([f[3] for f in frames]), is_test=is_test_all[keep], points_xyz=xyz,
         points_rgb=rgb, image_names=[Path(os.path.relpath(f[1], root)).as_posix() for f in frames], source=str(root),
         background=background, foreground=foreground,
