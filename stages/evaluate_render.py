@@ -23,8 +23,9 @@ def mean_colour_psnr(mean_colour: torch.Tensor, target: torch.Tensor) -> float:
 
 
 def evaluate_test_views(scene: SceneData, params: dict[str, torch.Tensor], sh_degree: int, device: torch.device,
-                        num_previews: int = 4) -> tuple[pd.DataFrame, list[np.ndarray]]:
-    """Per-test-view PSNR / SSIM / mean-colour baseline, and ground-truth-over-render preview strips."""
+                        num_previews: int = 4, rasterize_mode: str = "classic") -> tuple[pd.DataFrame, list[np.ndarray]]:
+    """Per-test-view PSNR / SSIM / mean-colour baseline, and ground-truth-over-render preview strips; rendered in
+    the ``rasterize_mode`` the Gaussians were trained with."""
     test_ids = np.where(scene.is_test)[0]
     bg = torch.tensor(scene.background, dtype=torch.float32, device=device)[None]
     mean_colour = torch.from_numpy(scene.images[~scene.is_test].reshape(-1, 3).mean(0) / 255.0).float()
@@ -33,7 +34,8 @@ def evaluate_test_views(scene: SceneData, params: dict[str, torch.Tensor], sh_de
         for i in test_ids:
             viewmat = torch.from_numpy(scene.world_to_camera[i:i + 1]).float().to(device)
             K = torch.from_numpy(scene.intrinsics[i:i + 1]).float().to(device)
-            out, _, _ = render_params(params, viewmat, K, scene.width, scene.height, sh_degree, bg)
+            out, _, _ = render_params(params, viewmat, K, scene.width, scene.height, sh_degree, bg,
+                                      rasterize_mode=rasterize_mode)
             pred = out[0].clamp(0, 1).cpu()
             target = torch.from_numpy(scene.images[i]).float() / 255.0
             rows.append({"view": int(i), "psnr": float(psnr(pred, target)), "ssim": float(ssim(pred, target)),
@@ -47,7 +49,8 @@ def main(args: argparse.Namespace) -> None:
     device = pick_device(args.device)
     scene = load_scene(args.scene)
     params, attrs = load_gaussians(args.gaussians, device)
-    table, previews = evaluate_test_views(scene, params, int(attrs["sh_degree"]), device)
+    table, previews = evaluate_test_views(scene, params, int(attrs["sh_degree"]), device,
+                                          rasterize_mode=attrs.get("rasterize_mode", "classic"))
     with write_store("render_metrics", args.out, "evaluate_render", args.params,
                      {"scene": args.scene, "gaussians": args.gaussians}) as w:
         w.write("view", table["view"].to_numpy(np.int32))

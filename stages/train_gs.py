@@ -11,6 +11,7 @@ from stages.lib.checkpoints import checkpoint_path, run_fingerprint
 from stages.lib.cli import pick_device, run_stage, stage_parser
 from stages.lib.gaussians import export_ply, save_gaussians
 from stages.lib.gs_trainer import GSTrainConfig, train_rgb
+from stages.lib.gsplat_build import build_cache, ensure_built
 from stages.lib.scene import load_scene
 
 log = logging.getLogger(__name__)
@@ -19,6 +20,10 @@ log = logging.getLogger(__name__)
 def main(args: argparse.Namespace) -> None:
     cfg = GSTrainConfig.from_dict(args.params)
     device = pick_device(args.device)
+    cfg.check_device(device)
+    log.info("%s%s", build_cache().describe(), "" if device.type == "cuda" else " (not used on CPU)")
+    if device.type == "cuda":
+        ensure_built(log)
     scene = load_scene(args.scene)
     out = Path(args.out)
     fingerprint = run_fingerprint(args.params, {"scene": args.scene})
@@ -30,6 +35,7 @@ def main(args: argparse.Namespace) -> None:
     log.info("trained %d Gaussians in %.1f s", params["means"].shape[0], seconds)
     save_gaussians(out, params, "train_gs", args.params, {"scene": args.scene},
                    {"sh_degree": cfg.sh_degree, "background": list(scene.background), "iterations": cfg.iterations,
+                    "rasterize_mode": cfg.rasterize_mode,
                     "train_seconds": seconds, "device": str(device)})
     if args.ply:
         export_ply(args.ply, params)

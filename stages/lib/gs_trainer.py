@@ -12,16 +12,16 @@ import math
 import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Literal, Mapping
 
 import numpy as np
 import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from stages.lib.gaussians import PARAM_KEYS, activated, init_from_points
+from stages.lib.gaussians import PARAM_KEYS, activated, init_from_points, rgb_to_sh0
 from stages.lib.image_metrics import ssim
-from stages.lib.render import render
+from stages.lib.render import CudaOnlyError, RasterizeMode, render
 from stages.lib.scene import SceneData
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,18 @@ class DensifyConfig:
     absgrad: bool = False
     opacity_reset_at: tuple[int, ...] = ()  # extra resets; train_rgb adds refine_start_iter on white backgrounds
 
+    def strategy_knobs(self) -> dict[str, Any]:
+        """Keyword arguments of gsplat's ``DefaultStrategy``.
+
+        ``reset_every`` is passed on because gsplat also uses it to start the size-based pruning (3DGS: Gaussians
+        larger than ``prune_scale3d`` x extent in world space are pruned from the first opacity reset on); its own
+        reset never fires (see ``is_opacity_reset_step``), so the trainer's reset is the only one. ``reset_every: 0``
+        (no resets) also means no size-based pruning.
+        """
+        knobs = {k: v for k, v in asdict(self).items() if k not in ("enabled", "opacity_reset_at")}
+        knobs["reset_every"] = self.reset_every if self.reset_every > 0 else 2**62
+        return knobs
+
     def is_opacity_reset_step(self, step: int) -> bool:
         """3DGS opacity reset schedule: every ``reset_every`` steps while densifying, plus the extra steps.
 
@@ -62,12 +74,41 @@ class DensifyConfig:
 
 
 @dataclass
+class MCMCConfig:
+    """gsplat ``MCMCStrategy`` knobs (3DGS as Markov Chain Monte Carlo, Kheradmand et al. 2024): relocation of dead
+    Gaussians and growth up to ``cap_max`` instead of clone / split / prune; ``opacity_reg`` and ``scale_reg`` weight
+    the L1 regularisers of the activated opacities and scales that the method adds to the loss (gsplat's
+    simple_trainer defaults). CUDA only (gsplat's relocation kernel)."""
+
+    cap_max: int = 1_000_000
+    noise_lr: float = 5e5
+    refine_start_iter: int = 500
+    refine_stop_iter: int = 25_000
+    refine_every: int = 100
+    min_opacity: float = 0.005
+    opacity_reg: float = 0.01
+    scale_reg: float = 0.01
+
+    def strategy_knobs(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if k not in ("opacity_reg", "scale_reg")}
+
+
+@dataclass
 class GSTrainConfig:
     """RGB 3DGS training: L = (1 - lambda) L1 + lambda (1 - SSIM) (3DGS Eq. 7), learning rates as in 3DGS.
 
     ``fixed_points``: the OpenInsGaussian / OpenGaussian ScanNet setting (supplement B.2: "keep point cloud
     coordinates fixed and disable 3DGS densification"): one Gaussian per scene point, whose centre is never updated
     (no optimiser for the means) and no densification, so Gaussian i is point i of the scan throughout.
+
+    Options beyond the 3DGS recipe (README, "RGB Gaussians"): ``strategy`` ``default`` (3DGS adaptive density
+    control, ``densify``) or ``mcmc`` (``mcmc``); ``rasterize_mode`` ``antialiased``; ``packed`` (gsplat's packed
+    CUDA layout); ``densify.absgrad``. ``lr_means_steps``: steps of the exponential position-lr decay (3DGS: 30000
+    whatever the iteration count; 0 = ``iterations``). ``init_rotation``: ``identity`` (3DGS) or ``random`` (gsplat's
+    trainer); ``init_color``: ``points`` (the scene's point colours) or ``grey`` (what 3DGS's random-cube
+    initialisation amounts to: its SH colours in [0, 1/255] go through an 8-bit PLY, so every point reads back
+    as 127/255). ``view_order``: ``random`` (a uniformly drawn train view per step) or ``epoch`` (3DGS: every train
+    view once per epoch, in a fresh random order).
     """
 
     iterations: int = 30_000
@@ -86,7 +127,15 @@ class GSTrainConfig:
     checkpoint_every: int = 2000
     seed: int = 0
     fixed_points: bool = False
+    lr_means_steps: int = 0
+    init_rotation: Literal["random", "identity"] = "random"
+    init_color: Literal["points", "grey"] = "points"
+    view_order: Literal["random", "epoch"] = "random"
+    rasterize_mode: RasterizeMode = "classic"
+    packed: bool = False
+    strategy: Literal["default", "mcmc"] = "default"
     densify: DensifyConfig = field(default_factory=DensifyConfig)
+    mcmc: MCMCConfig = field(default_factory=MCMCConfig)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "GSTrainConfig":
@@ -94,7 +143,44 @@ class GSTrainConfig:
         densify_d = dict(d.pop("densify", {}))
         densify_d["opacity_reset_at"] = tuple(densify_d.get("opacity_reset_at", ()))
         densify = DensifyConfig(**densify_d)
-        return cls(**d, densify=densify)
+        mcmc = MCMCConfig(**d.pop("mcmc", {}))
+        cfg = cls(**d, densify=densify, mcmc=mcmc)
+        cfg.check_choices()
+        return cfg
+
+    def check_choices(self) -> None:
+        """Stop with one line naming the parameter if a choice is not one of its values."""
+        choices = {"init_rotation": ("random", "identity"), "init_color": ("points", "grey"),
+                   "view_order": ("random", "epoch"), "rasterize_mode": ("classic", "antialiased"),
+                   "strategy": ("default", "mcmc")}
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"train_gs: {key} must be one of {list(allowed)}, got {getattr(self, key)!r}")
+        if self.strategy == "mcmc" and self.fixed_points:
+            raise ValueError("train_gs: strategy 'mcmc' moves and relocates Gaussians; it cannot be combined with "
+                             "fixed_points")
+
+    def cuda_only_options(self) -> list[str]:
+        """The options set here that only gsplat's CUDA kernels implement (the CPU path stops on them)."""
+        needs = []
+        if self.strategy == "mcmc":
+            needs.append("strategy: mcmc (gsplat's relocation and noise kernels)")
+        if self.strategy == "default" and self.densify.absgrad:
+            needs.append("densify.absgrad (absolute 2D-mean gradients from the CUDA backward)")
+        return needs
+
+    def check_device(self, device: torch.device) -> None:
+        """Raise ``CudaOnlyError`` naming every CUDA-only option when training would run on the CPU path."""
+        needs = self.cuda_only_options()
+        if device.type != "cuda" and needs:
+            raise CudaOnlyError(f"train_gs: {'; '.join(needs)} need(s) CUDA, but the device is {device.type}: "
+                                f"run on a GPU or drop the option")
+
+    def means_lr_factor(self, step: int) -> float:
+        """3DGS's exponential position-lr schedule: lr(t) = lr_init^(1-t) lr_final^t, t = step / steps (clamped)."""
+        steps = self.lr_means_steps or self.iterations
+        t = min(step / max(steps, 1), 1.0)
+        return math.exp(math.log(self.lr_means_final / self.lr_means) * t)
 
 
 def scene_extent(world_to_camera: np.ndarray) -> float:
@@ -107,20 +193,24 @@ class GaussianTrainer:
     """Owns Gaussian parameters, their optimisers and the densification strategy state."""
 
     def __init__(self, params: Mapping[str, Tensor], lrs: Mapping[str, float], densify: DensifyConfig | None,
-                 extent: float, device: torch.device) -> None:
+                 extent: float, device: torch.device, mcmc: MCMCConfig | None = None) -> None:
         self.device = device
         self.params = torch.nn.ParameterDict({k: torch.nn.Parameter(v.to(device).contiguous()) for k, v in params.items()})
         self.optimizers = {k: torch.optim.Adam([{"params": self.params[k], "lr": lrs[k], "name": k}], eps=1e-15)
                            for k in self.params if lrs.get(k, 0.0) > 0}
         self.strategy = None
         self.strategy_state: dict[str, Any] = {}
-        self.densify = densify
-        if densify is not None and densify.enabled:
+        self.densify = None if mcmc is not None else densify
+        if mcmc is not None:
+            from gsplat.strategy import MCMCStrategy
+
+            self.strategy = MCMCStrategy(**mcmc.strategy_knobs())
+            self.strategy.check_sanity(self.params, self.optimizers)
+            self.strategy_state = self.strategy.initialize_state()
+        elif densify is not None and densify.enabled:
             from gsplat.strategy import DefaultStrategy
 
-            knobs = {k: v for k, v in asdict(densify).items() if k not in ("enabled", "opacity_reset_at")}
-            knobs["reset_every"] = 2**62  # resets are scheduled here (DensifyConfig.is_opacity_reset_step)
-            self.strategy = DefaultStrategy(**knobs)
+            self.strategy = DefaultStrategy(**densify.strategy_knobs())
             self.strategy.check_sanity(self.params, self.optimizers)
             self.strategy_state = self.strategy.initialize_state(scene_scale=extent)
         self.modules: dict[str, torch.nn.Module] = {}
@@ -148,15 +238,18 @@ class GaussianTrainer:
             if not torch.isfinite(loss.detach()).all():
                 raise NonFiniteError(f"step {self.step}: the loss is {loss.item()} "
                                      f"({len(self.params['means'])} Gaussians)")
-        if self.strategy is not None:
+        if self.densify is not None and self.strategy is not None:
             self.strategy.step_pre_backward(self.params, self.optimizers, self.strategy_state, self.step, info)
         loss.backward()
         for opt in (*self.optimizers.values(), *self.module_optimizers.values()):
             opt.step()
             opt.zero_grad(set_to_none=True)
-        if self.strategy is not None:
+        if self.densify is None and self.strategy is not None:  # MCMC: its noise scales with the position lr
             self.strategy.step_post_backward(self.params, self.optimizers, self.strategy_state, self.step, info,
-                                             packed=False)
+                                             lr=self.optimizers["means"].param_groups[0]["lr"])
+        elif self.strategy is not None:
+            self.strategy.step_post_backward(self.params, self.optimizers, self.strategy_state, self.step, info,
+                                             packed=bool(info.get("packed", False)))
             if self.densify.is_opacity_reset_step(self.step):
                 from gsplat.strategy.ops import reset_opa
 
@@ -234,18 +327,46 @@ def render_params(params: Mapping[str, Tensor], viewmats: Tensor, Ks: Tensor, wi
                   sh_degree=sh_degree, backgrounds=backgrounds, **kw)
 
 
+REFERENCE_GREY = 127 / 255  # 3DGS's random-cube colours after its 8-bit PLY round trip (GSTrainConfig.init_color)
+
+
+def initial_gaussians(scene: SceneData, cfg: GSTrainConfig) -> dict[str, Tensor]:
+    """The scene's points as Gaussians (``init_from_points``), with 3DGS's identity rotations and grey colours when
+    ``init_rotation`` / ``init_color`` ask for them."""
+    init = init_from_points(scene.points_xyz, scene.points_rgb, cfg.sh_degree, cfg.init_opacity, cfg.init_scale,
+                            cfg.seed)
+    n = init["means"].shape[0]
+    if cfg.init_rotation == "identity":
+        init["quats"] = torch.tensor([1.0, 0.0, 0.0, 0.0]).repeat(n, 1)
+    if cfg.init_color == "grey":
+        init["sh0"] = rgb_to_sh0(torch.full((n, 1, 3), REFERENCE_GREY))
+    return init
+
+
+def view_schedule(num_views: int, order: str, rng: np.random.Generator):
+    """Endless train-view indices: uniform draws (``random``) or 3DGS's epochs, each a fresh permutation (``epoch``)."""
+    while True:
+        if order == "epoch":
+            yield from (int(i) for i in rng.permutation(num_views))
+        else:
+            yield int(rng.integers(num_views))
+
+
 def train_rgb(scene: SceneData, cfg: GSTrainConfig, device: torch.device, checkpoint: Path | None = None,
               fingerprint: str = "", progress: bool = True,
-              on_step: Callable[[int, "GaussianTrainer"], None] | None = None) -> dict[str, Tensor]:
+              on_step: Callable[[int, "GaussianTrainer"], None] | None = None,
+              on_start: Callable[["GaussianTrainer"], None] | None = None) -> dict[str, Tensor]:
     """Train RGB Gaussians on the scene's train views; returns the final raw parameters.
 
-    ``on_step(step, trainer)`` runs after every optimisation step (benchmarks evaluate intermediate models).
+    ``on_step(step, trainer)`` runs after every optimisation step (benchmarks evaluate intermediate models);
+    ``on_start(trainer)`` once set-up is done, right before the first step (benchmarks start their clock there).
     """
+    cfg.check_choices()
+    cfg.check_device(device)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     extent = scene_extent(scene.world_to_camera[~scene.is_test])
-    init = init_from_points(scene.points_xyz, scene.points_rgb, cfg.sh_degree, cfg.init_opacity, cfg.init_scale,
-                            cfg.seed)
+    init = initial_gaussians(scene, cfg)
     lrs = {"means": cfg.lr_means * extent, "quats": cfg.lr_quats, "scales": cfg.lr_scales,
            "opacities": cfg.lr_opacities, "sh0": cfg.lr_sh0, "shN": cfg.lr_shN}
     densify = replace(cfg.densify, enabled=False) if cfg.fixed_points else cfg.densify
@@ -253,7 +374,8 @@ def train_rgb(scene: SceneData, cfg: GSTrainConfig, device: torch.device, checkp
         lrs["means"] = 0.0  # no optimiser: the centres stay the scan's points, bit for bit
     if min(scene.background) >= 0.99:  # 3DGS also resets opacity when densification starts on white backgrounds
         densify = replace(densify, opacity_reset_at=(*densify.opacity_reset_at, densify.refine_start_iter))
-    trainer = GaussianTrainer(init, lrs, densify, extent, device)
+    mcmc = cfg.mcmc if cfg.strategy == "mcmc" else None
+    trainer = GaussianTrainer(init, lrs, densify, extent, device, mcmc=mcmc)
     if checkpoint is not None:
         trainer.try_resume(checkpoint, fingerprint)
 
@@ -262,21 +384,27 @@ def train_rgb(scene: SceneData, cfg: GSTrainConfig, device: torch.device, checkp
     viewmats = torch.from_numpy(scene.world_to_camera[train_ids]).float().to(device)
     Ks = torch.from_numpy(scene.intrinsics[train_ids]).float().to(device)
     bg_fixed = torch.tensor(scene.background, dtype=torch.float32, device=device)[None]
-    decay = math.log(cfg.lr_means_final / cfg.lr_means)
+    views = view_schedule(len(train_ids), cfg.view_order, rng)
+    if on_start is not None:
+        on_start(trainer)
 
     bar = tqdm(range(trainer.step, cfg.iterations), initial=trainer.step, total=cfg.iterations,
                disable=not progress, desc="train_gs", mininterval=5)
     for step in bar:
-        i = int(rng.integers(len(train_ids)))
+        i = next(views)
         sh = min(step // cfg.sh_increase_every, cfg.sh_degree)
         out, _, info = render_params(trainer.params, viewmats[i:i + 1], Ks[i:i + 1], scene.width, scene.height,
-                                     sh, backgrounds=bg_fixed, absgrad=cfg.densify.absgrad)
+                                     sh, backgrounds=bg_fixed, absgrad=cfg.strategy == "default" and cfg.densify.absgrad,
+                                     rasterize_mode=cfg.rasterize_mode, packed=cfg.packed)
         target = images[i:i + 1].float() / 255.0
         l1 = torch.abs(out - target).mean()
         loss = (1 - cfg.ssim_lambda) * l1 + cfg.ssim_lambda * (1 - ssim(out, target))
+        if mcmc is not None:  # MCMC's regularisers of the activated opacities and scales
+            loss = loss + mcmc.opacity_reg * torch.sigmoid(trainer.params["opacities"]).mean() \
+                + mcmc.scale_reg * torch.exp(trainer.params["scales"]).mean()
         trainer.optimise(loss, info)
         if not cfg.fixed_points:
-            trainer.set_lr("means", cfg.lr_means * extent * math.exp(decay * min(step / max(cfg.iterations, 1), 1.0)))
+            trainer.set_lr("means", cfg.lr_means * extent * cfg.means_lr_factor(step))
         if on_step is not None:
             on_step(step + 1, trainer)
         if step % 100 == 0:

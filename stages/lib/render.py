@@ -4,7 +4,13 @@ On CUDA tensors it calls ``gsplat.rasterization`` (tile-based CUDA kernels). On 
 pure-PyTorch reference projection and SH evaluation plus a dense front-to-back alpha compositor
 (the 3DGS volume rendering sum C = sum_i c_i a_i prod_{j<i} (1 - a_j)), so the whole pipeline runs
 in tests without a GPU. Both return ``(colors [C,H,W,D], alphas [C,H,W,1], info)`` where ``info``
-carries what gsplat's densification strategies read (means2d, radii, width, height, n_cameras).
+carries what gsplat's densification strategies read (means2d, radii, width, height, n_cameras) and ``packed``.
+
+Options of gsplat's rasteriser: ``rasterize_mode="antialiased"`` (Mip-Splatting's 2D filter: each opacity is scaled
+by sqrt(det(Sigma2D) / det(Sigma2D + 0.3 I))) is computed by both backends; ``packed`` is a memory layout of the CUDA
+kernels only (the CPU path always works on the visible Gaussians, so it returns the same image and non-packed
+``info``); ``absgrad`` (per-pixel absolute gradients of the 2D means, written by the CUDA backward) has no CPU
+counterpart and stops with ``CudaOnlyError``.
 """
 
 from __future__ import annotations
@@ -16,11 +22,16 @@ import torch
 from torch import Tensor
 
 RenderMode = Literal["RGB", "RGB+D", "RGB+ED", "D", "ED"]
+RasterizeMode = Literal["classic", "antialiased"]
 ALPHA_MIN = 1.0 / 255.0
 ALPHA_MAX = 0.999
 TRANSMITTANCE_MIN = 1e-4
 LOG_TRANSMITTANCE_MIN = math.log(TRANSMITTANCE_MIN)
 TILE = 4
+
+
+class CudaOnlyError(ValueError):
+    """An option that only gsplat's CUDA kernels implement was asked of the CPU path."""
 
 
 def render(
@@ -39,26 +50,36 @@ def render(
     near_plane: float = 0.01,
     far_plane: float = 1e10,
     absgrad: bool = False,
+    rasterize_mode: RasterizeMode = "classic",
+    packed: bool = False,
     backend: Literal["auto", "gsplat", "torch"] = "auto",
 ) -> tuple[Tensor, Tensor, dict[str, Any]]:
     """Render C cameras. ``colors`` are SH coefficients [N,K,3] if ``sh_degree`` is set, else features [N,D] (or
     [C,N,D], one set per camera)."""
+    if rasterize_mode not in ("classic", "antialiased"):
+        raise ValueError(f"rasterize_mode must be 'classic' or 'antialiased', got {rasterize_mode!r}")
     if backend == "auto":
         backend = "gsplat" if means.is_cuda else "torch"
     if backend == "gsplat":
         from gsplat import rasterization
 
-        return rasterization(
+        colors_out, alphas, info = rasterization(
             means, quats, scales, opacities, colors, viewmats, Ks, width, height,
             sh_degree=sh_degree, backgrounds=backgrounds, render_mode=render_mode,
-            near_plane=near_plane, far_plane=far_plane, absgrad=absgrad, packed=False,
+            near_plane=near_plane, far_plane=far_plane, absgrad=absgrad, packed=packed,
+            rasterize_mode=rasterize_mode,
         )
+        info["packed"] = packed
+        return colors_out, alphas, info
+    if absgrad:
+        raise CudaOnlyError("absgrad densification needs gsplat's CUDA rasteriser (the CUDA backward writes the "
+                            "per-pixel absolute gradients); the CPU path has none: set densify.absgrad: false")
     return _render_torch(means, quats, scales, opacities, colors, viewmats, Ks, width, height,
-                         sh_degree, backgrounds, render_mode, near_plane, far_plane)
+                         sh_degree, backgrounds, render_mode, near_plane, far_plane, rasterize_mode == "antialiased")
 
 
 def _render_torch(means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree,
-                  backgrounds, render_mode, near_plane, far_plane):
+                  backgrounds, render_mode, near_plane, far_plane, antialiased=False):
     from gsplat.cuda._torch_impl import _quat_scale_to_covar_preci, _spherical_harmonics
 
     num_cams, n = viewmats.shape[0], means.shape[0]
@@ -81,7 +102,8 @@ def _render_torch(means, quats, scales, opacities, colors, viewmats, Ks, width, 
         elif render_mode in ("RGB+D", "RGB+ED"):
             feats = torch.cat([feats, v.depths[:, None]], dim=-1)
         table = _tile_table(v.means2d.detach(), v.radii, v.depths.detach(), width, height)
-        col, acc = _composite_tiles(table, means2d[c][v.ids], v.conics, opacities[v.ids], feats, width, height)
+        opa = opacities[v.ids] * v.compensations if antialiased else opacities[v.ids]
+        col, acc = _composite_tiles(table, means2d[c][v.ids], v.conics, opa, feats, width, height)
         out_colors.append(col)
         out_alphas.append(acc)
     render_colors = torch.stack(out_colors)
@@ -98,7 +120,7 @@ def _render_torch(means, quats, scales, opacities, colors, viewmats, Ks, width, 
                          for v in views])
     conics = torch.stack([means.new_zeros(n, 3).index_copy(0, v.ids, v.conics.detach()) for v in views])
     info = {"means2d": means2d, "radii": radii, "depths": cam_depths, "conics": conics,
-            "width": width, "height": height, "n_cameras": num_cams, "gaussian_ids": None}
+            "width": width, "height": height, "n_cameras": num_cams, "gaussian_ids": None, "packed": False}
     return render_colors, render_alphas, info
 
 
@@ -110,6 +132,7 @@ class _VisibleProjection(NamedTuple):
     radii: Tensor    # [n, 2], 0 where outside the image
     depths: Tensor   # [n]
     conics: Tensor   # [n, 3]
+    compensations: Tensor  # [n], sqrt(det(Sigma2D) / det(Sigma2D + eps2d I)): the anti-aliased opacity factor
 
 
 def _project_visible(means: Tensor, covars: Tensor, viewmat: Tensor, K: Tensor, width: int, height: int,
@@ -123,9 +146,10 @@ def _project_visible(means: Tensor, covars: Tensor, viewmat: Tensor, K: Tensor, 
     from gsplat.cuda._torch_impl import _fully_fused_projection
 
     ids = torch.nonzero((cam_depths > near_plane) & (cam_depths < far_plane)).squeeze(1)
-    radii, means2d, depths, conics, _ = _fully_fused_projection(
-        means[ids], covars[ids], viewmat, K, width, height, eps2d=0.3, near_plane=near_plane, far_plane=far_plane)
-    return _VisibleProjection(ids, means2d[0], radii[0], depths[0], conics[0])
+    radii, means2d, depths, conics, compensations = _fully_fused_projection(
+        means[ids], covars[ids], viewmat, K, width, height, eps2d=0.3, near_plane=near_plane, far_plane=far_plane,
+        calc_compensations=True)
+    return _VisibleProjection(ids, means2d[0], radii[0], depths[0], conics[0], compensations[0])
 
 
 def _tile_table(means2d: Tensor, radii: Tensor, depths: Tensor, width: int, height: int) -> Tensor:
