@@ -87,7 +87,8 @@ def config_from_params(cls: type[Config], params: Mapping[str, Any], what: str |
 
 def run_stage(main: Callable[[argparse.Namespace], Any], parser: argparse.ArgumentParser,
               argv: list[str] | None = None) -> None:
-    """Parse arguments, configure logging and run ``main``; input and parameter errors exit with a clear message."""
+    """Parse arguments, configure logging and run ``main``; input, parameter and OS errors exit with status 1 and a
+    one-line message (no traceback). Outputs are written atomically (``stages.lib.store``), so none is left."""
     from stages.lib.gs_trainer import NonFiniteError
     from stages.lib.scene import SceneError
     from stages.lib.store import StoreError
@@ -98,6 +99,17 @@ def run_stage(main: Callable[[argparse.Namespace], Any], parser: argparse.Argume
     log.info("torch threads: %d (OMP_NUM_THREADS=%s)", torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS"))
     try:
         main(args)
-    except (SceneError, StoreError, NonFiniteError, FileNotFoundError, ValueError) as exc:
-        log.error("%s", exc)
-        sys.exit(f"error: {exc}")
+    except (SceneError, StoreError, NonFiniteError, OSError, ValueError) as exc:
+        message = one_line_error(exc)
+        log.error("%s", message)
+        sys.exit(f"error: {message}")
+
+
+def one_line_error(exc: BaseException) -> str:
+    """The error as one line; an OS error (permissions, full disk, missing folder) names its file(s) first."""
+    if isinstance(exc, OSError) and exc.filename is not None:
+        files = f"{exc.filename} -> {exc.filename2}" if exc.filename2 is not None else f"{exc.filename}"
+        text = f"{files}: {exc.strerror or exc}"
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())
