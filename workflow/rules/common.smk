@@ -12,6 +12,12 @@ validate(config, "../schemas/config.schema.yaml")
 
 RESULTS = config["results"]
 WEIGHTS_DIR = config.get("weights_dir", "weights")  # model checkpoints: python -m stages.weights fetch
+# gsplat's one-off CUDA build (~70-80 s) is cached in torch's extensions root; the profiles' torch_extensions_dir puts
+# it on storage every job sees (README, "Run on a SLURM cluster"). Jobs inherit this environment (local subprocesses;
+# sbatch --export=ALL, and each cluster job re-reads this file with the same config).
+if config.get("torch_extensions_dir"):
+    os.environ["TORCH_EXTENSIONS_DIR"] = os.path.abspath(os.path.expanduser(os.path.expandvars(
+        str(config["torch_extensions_dir"]))))
 SCENES = {(s["dataset"], s["scene"]): s for s in config["scenes"]}
 
 
@@ -208,7 +214,7 @@ def check_recipes():
                                          f"reads {up} variant {up_variant!r}, but the recipe names {recipe[up]!r}")
 
 
-# The benchmark (rule bench, workflow/rules/bench.smk): every bench method at every corruption level; the derived
+# The benchmark (target bench in workflow/rules/bench.smk): every bench method at every corruption level; the derived
 # variants <variant>__<level> join the stage variants before the checks below (stages/lib/bench_plan.py).
 BENCH = bench_plan(config) if "bench" in config else BenchPlan()
 add_variants(config, BENCH)

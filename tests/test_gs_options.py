@@ -1,0 +1,159 @@
+"""train_gs options on CPU: parameter plumbing, the 3DGS schedules and initialisation, gsplat's anti-aliased
+opacity, size-based pruning after the first reset, and the one-line stops of CUDA-only options."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from stages.lib.gaussians import SH_C0
+from stages.lib.gs_trainer import (
+    REFERENCE_GREY,
+    DensifyConfig,
+    GaussianTrainer,
+    GSTrainConfig,
+    initial_gaussians,
+    train_rgb,
+    view_schedule,
+)
+from stages.lib.readers.images import random_points_in_box
+from stages.lib.render import CudaOnlyError, render
+from stages.lib.synthetic import SyntheticConfig, make_scene
+
+W, H, F = 32, 24, 40.0
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return make_scene(SyntheticConfig(seed=3, num_views=6, width=32, height=24, num_points=400))
+
+
+def test_every_option_reaches_the_config():
+    cfg = GSTrainConfig.from_dict({
+        "lr_means_steps": 30000, "init_rotation": "identity", "init_color": "grey", "view_order": "epoch",
+        "rasterize_mode": "antialiased", "packed": True, "strategy": "mcmc",
+        "densify": {"absgrad": True, "grow_grad2d": 0.0008}, "mcmc": {"cap_max": 300000, "noise_lr": 1e5}})
+    assert (cfg.lr_means_steps, cfg.init_rotation, cfg.init_color, cfg.view_order) == (30000, "identity", "grey",
+                                                                                        "epoch")
+    assert (cfg.rasterize_mode, cfg.packed, cfg.strategy) == ("antialiased", True, "mcmc")
+    assert cfg.densify.absgrad and cfg.densify.grow_grad2d == 0.0008
+    assert cfg.mcmc.strategy_knobs()["cap_max"] == 300000 and "opacity_reg" not in cfg.mcmc.strategy_knobs()
+    assert cfg.mcmc.noise_lr == 1e5 and cfg.mcmc.refine_stop_iter == 25000  # gsplat's default kept
+
+
+@pytest.mark.parametrize("key,value", [("rasterize_mode", "mip"), ("strategy", "mcmcx"), ("init_color", "rgb"),
+                                       ("view_order", "sequential"), ("init_rotation", "zero")])
+def test_unknown_choice_names_the_parameter(key, value):
+    with pytest.raises(ValueError, match=f"train_gs: {key} must be one of"):
+        GSTrainConfig.from_dict({key: value})
+
+
+def test_unknown_key_is_refused():
+    with pytest.raises(TypeError, match="cap_maxx"):
+        GSTrainConfig.from_dict({"mcmc": {"cap_maxx": 1}})
+
+
+@pytest.mark.parametrize("params,needle", [({"strategy": "mcmc"}, "strategy: mcmc"),
+                                           ({"densify": {"absgrad": True}}, "densify.absgrad")])
+def test_cuda_only_options_stop_on_cpu_before_training(scene, params, needle):
+    cfg = GSTrainConfig.from_dict({"iterations": 5, **params})
+    with pytest.raises(CudaOnlyError, match=f"train_gs: {needle}.*need\\(s\\) CUDA, but the device is cpu"):
+        train_rgb(scene, cfg, torch.device("cpu"), progress=False,
+                  on_start=lambda t: pytest.fail("training started"))
+
+
+def test_absgrad_render_on_cpu_stops_with_one_line():
+    means, quats, scales, opac, col = single_gaussian()
+    with pytest.raises(CudaOnlyError, match="absgrad densification needs gsplat's CUDA rasteriser"):
+        render(means, quats, scales, opac, col, torch.eye(4)[None], intrinsics(), W, H, absgrad=True)
+
+
+def test_position_lr_decays_exponentially_over_lr_means_steps():
+    cfg = GSTrainConfig(iterations=7000, lr_means_steps=30000)
+    assert cfg.means_lr_factor(0) == 1.0
+    assert cfg.means_lr_factor(15000) == pytest.approx(0.1)  # geometric midpoint of 1.6e-4 -> 1.6e-6
+    assert cfg.means_lr_factor(7000) == pytest.approx(0.01 ** (7000 / 30000))
+    assert cfg.means_lr_factor(30000) == pytest.approx(0.01) == cfg.means_lr_factor(40000)
+    assert GSTrainConfig(iterations=7000).means_lr_factor(7000) == pytest.approx(0.01)  # 0: over iterations
+
+
+def test_random_cube_initialisation_as_3dgs(scene):
+    """Lego: 100k uniform points in [-1.3, 1.3]^3, identity rotations, 3DGS's grey colours, opacity 0.1."""
+    from dataclasses import replace
+
+    xyz, rgb = random_points_in_box(100_000, [-1.3] * 3, [1.3] * 3, seed=0)
+    cube = replace(scene, points_xyz=xyz, points_rgb=rgb)
+    init = initial_gaussians(cube, GSTrainConfig(init_rotation="identity", init_color="grey"))
+    assert init["means"].shape == (100_000, 3) and init["means"].abs().max() <= 1.3
+    assert init["means"].mean(0).abs().max() < 0.02  # uniform: centred
+    torch.testing.assert_close(init["quats"], torch.tensor([1.0, 0, 0, 0]).expand(100_000, 4))
+    torch.testing.assert_close(SH_C0 * init["sh0"] + 0.5, torch.full((100_000, 1, 3), REFERENCE_GREY))
+    torch.testing.assert_close(torch.sigmoid(init["opacities"]), torch.full((100_000,), 0.1))
+    default = initial_gaussians(cube, GSTrainConfig())
+    assert not torch.allclose(default["quats"], init["quats"])  # gsplat-style random rotations by default
+    torch.testing.assert_close(SH_C0 * default["sh0"][:, 0] + 0.5, torch.from_numpy(rgb / 255.0).float())
+
+
+def test_epoch_order_visits_every_view_once_per_epoch():
+    views = view_schedule(7, "epoch", np.random.default_rng(0))
+    first = [next(views) for _ in range(21)]
+    for epoch in range(3):
+        assert sorted(first[7 * epoch:7 * epoch + 7]) == list(range(7))
+    assert first[:7] != first[7:14]
+    uniform = view_schedule(7, "random", np.random.default_rng(0))
+    assert all(0 <= next(uniform) < 7 for _ in range(50))
+
+
+@pytest.mark.parametrize("reset_every,expected", [(3000, 3000), (0, 2**62)])
+def test_densify_passes_reset_every_to_gsplat(reset_every, expected):
+    assert DensifyConfig(reset_every=reset_every).strategy_knobs()["reset_every"] == expected
+
+
+def test_world_size_pruning_starts_after_the_first_reset():
+    """3DGS prunes Gaussians larger than 0.1 x extent from the first opacity reset on (gsplat's _prune_gs)."""
+    extent = 2.0
+    params = {"means": torch.zeros(3, 3), "quats": torch.tensor([[1.0, 0, 0, 0]]).repeat(3, 1),
+              "scales": torch.log(torch.tensor([[0.05] * 3, [0.19] * 3, [0.21] * 3])),
+              "opacities": torch.logit(torch.full((3,), 0.5)), "sh0": torch.zeros(3, 1, 3),
+              "shN": torch.zeros(3, 0, 3)}
+    lrs = {k: 1e-3 for k in params}
+    trainer = GaussianTrainer(params, lrs, DensifyConfig(reset_every=3000), extent, torch.device("cpu"))
+    strategy, state = trainer.strategy, trainer.strategy_state
+    assert strategy._prune_gs(trainer.params, trainer.optimizers, state, step=3000) == 0
+    assert strategy._prune_gs(trainer.params, trainer.optimizers, state, step=3100) == 1
+    assert torch.exp(trainer.params["scales"]).max().item() == pytest.approx(0.19)
+
+
+def intrinsics():
+    return torch.tensor([[[F, 0, W / 2], [0, F, H / 2], [0, 0, 1]]])
+
+
+def single_gaussian(z=4.0, sigma=0.1, opacity=0.8):
+    return (torch.tensor([[0.0, 0.0, z]]), torch.tensor([[1.0, 0, 0, 0]]), torch.full((1, 3), sigma),
+            torch.tensor([opacity]), torch.tensor([[1.0, 0.5, 0.25]]))
+
+
+def test_antialiased_opacity_is_scaled_by_the_filter_compensation():
+    """Anti-aliased mode: opacity x sqrt(det(S) / det(S + 0.3 I)) = v / (v + 0.3) for an isotropic 2D variance v."""
+    g = single_gaussian()
+    var2d = (F * 0.1 / 4.0) ** 2
+    _, classic, _ = render(*g, torch.eye(4)[None], intrinsics(), W, H)
+    _, aa, info = render(*g, torch.eye(4)[None], intrinsics(), W, H, rasterize_mode="antialiased")
+    ratio = aa[0, ..., 0] / classic[0, ..., 0].clamp_min(1e-12)
+    centre = ratio[H // 2, W // 2].item()
+    assert centre == pytest.approx(var2d / (var2d + 0.3), rel=1e-5)
+    _, packed, info_packed = render(*g, torch.eye(4)[None], intrinsics(), W, H, packed=True)
+    assert torch.equal(packed, classic) and info_packed["packed"] is False and info["packed"] is False
+    with pytest.raises(ValueError, match="rasterize_mode must be"):
+        render(*g, torch.eye(4)[None], intrinsics(), W, H, rasterize_mode="mip")
+
+
+def test_antialiased_training_runs_on_cpu(scene):
+    cfg = GSTrainConfig.from_dict({"iterations": 4, "sh_degree": 0, "checkpoint_every": 0, "packed": True,
+                                   "rasterize_mode": "antialiased", "view_order": "epoch",
+                                   "init_rotation": "identity", "densify": {"enabled": False}})
+    started = []
+    params = train_rgb(scene, cfg, torch.device("cpu"), progress=False, on_start=lambda t: started.append(t.step))
+    assert started == [0] and params["means"].shape[0] == len(scene.points_xyz)
+    assert math.isfinite(float(params["opacities"].sum()))
