@@ -295,6 +295,21 @@ CAPABILITY = register(
     )
 )
 
+DISTILLED_POINTS = register(
+    _spec(
+        "distilled_points",
+        "Per-point features of SAS's distilled 3D network (Sec. 3.4: superpoint distillation and temporal-ensembling "
+        "self-distillation from the fused 2D point features); written by the distill stage.",
+        ("backend", "schedule", "vocabulary", "losses", "voxel_size", "superpoint_source", "num_superpoints",
+         "seconds_per_epoch", "points_per_second"),
+        point_features=ArraySpec("float32", ("P", "D"), (65536, None), doc="aligned with the scene's points_xyz",
+                                 finite=True),
+        text_features=ArraySpec("float32", ("C", "D"), doc="the vocabulary's text features (attrs['vocabulary'])"),
+        superpoint=ArraySpec("int32", ("P",), doc="superpoint id 0..L-1 of every point"),
+        losses=ArraySpec("float32", ("E", 4), doc="mean loss per epoch, columns attrs['losses'] (Eq. 10, Eq. 13)"),
+    )
+)
+
 # ----------------------------------------------------------------------------------------------
 # Provenance and fingerprints
 # ----------------------------------------------------------------------------------------------
