@@ -1,9 +1,10 @@
 """Deterministic synthetic indoor scenes with exact ground truth (depth, instance and semantic maps, labelled points).
 
 A closed box room (floor, ceiling, four walls) holding furniture from the ScanNet-19 vocabulary, built from analytic
-primitives with procedural textures and ray cast in PyTorch (CPU or GPU) from orbit or forward-facing cameras.
-Instance ids: 0 floor, 1 ceiling, 2-5 walls, then one per furniture object. The ceiling is not a ScanNet-19 class:
-its semantic label is -1 (as ScanNet's "ceiling" is ignored by the 19-class evaluation); every other pixel has a class.
+primitives with procedural textures and ray cast in PyTorch (CPU or GPU) from orbit, forward-facing or walk-through
+cameras. Instance ids: 0 floor, 1 ceiling, 2-5 walls, then one per furniture object. The ceiling is not a ScanNet-19
+class: its semantic label is -1 (as ScanNet's "ceiling" is ignored by the 19-class evaluation), as is the clutter of
+the hard room (``difficulty: hard``, ``stages.lib.synthetic.hard``); every other pixel has a class.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from tqdm import tqdm
 
 from stages.lib.scene import SceneData
 from stages.lib.semantic_metrics import SCANNET19
-from stages.lib.synthetic.cameras import forward_facing, orbit
+from stages.lib.synthetic.cameras import forward_facing, orbit, walk
+from stages.lib.synthetic.hard import hard_objects
 from stages.lib.synthetic.layout import place_objects
 from stages.lib.synthetic.raycast import NUM_ROOM_SURFACES, cast, pixel_rays
 from stages.lib.synthetic.shading import instance_colours, shade
+from stages.lib.synthetic.surface import sample_surfaces
 
 __all__ = ["SCANNET19", "SyntheticConfig", "make_scene"]
 MIN_OBJECTS = 8
@@ -36,6 +39,11 @@ class SyntheticConfig:
     ``fov_deg`` is the horizontal field of view; pixels are square. Every ``test_every``-th view (from view 0)
     is a test view. ``num_points`` pixels of the train views (spread evenly over them, at most all of their pixels)
     are back-projected into the initial point cloud. About 13 objects fit into the room; more raise ``ValueError``.
+
+    ``difficulty: hard`` builds the hard benchmark room (``stages.lib.synthetic.hard``: 38 instances, 17 classes; it
+    ignores ``num_objects``). ``trajectory: walk`` is a ScanNet-like hand-held walk through the room
+    (``cameras.walk``). ``cloud: surface`` samples ``num_points`` points on every surface by area, hidden ones
+    included, as a scan's mesh vertices (``surface.sample_surfaces``), instead of back-projecting train-view pixels.
     """
 
     seed: int = 0
@@ -47,6 +55,8 @@ class SyntheticConfig:
     fov_deg: float = 60.0
     test_every: int = 8
     num_points: int = 20000
+    difficulty: str = "standard"
+    cloud: str = "views"
     device: str = "cpu"
 
 
@@ -57,10 +67,14 @@ def intrinsics(cfg: SyntheticConfig) -> np.ndarray:
 
 
 def _check(cfg: SyntheticConfig) -> None:
-    if cfg.num_objects < MIN_OBJECTS:
+    if cfg.difficulty not in ("standard", "hard"):
+        raise ValueError(f"difficulty must be 'standard' or 'hard', got {cfg.difficulty!r}")
+    if cfg.cloud not in ("views", "surface"):
+        raise ValueError(f"cloud must be 'views' or 'surface', got {cfg.cloud!r}")
+    if cfg.difficulty == "standard" and cfg.num_objects < MIN_OBJECTS:
         raise ValueError(f"num_objects must be >= {MIN_OBJECTS}, got {cfg.num_objects}")
-    if cfg.trajectory not in ("orbit", "forward"):
-        raise ValueError(f"trajectory must be 'orbit' or 'forward', got {cfg.trajectory!r}")
+    if cfg.trajectory not in ("orbit", "forward", "walk"):
+        raise ValueError(f"trajectory must be 'orbit', 'forward' or 'walk', got {cfg.trajectory!r}")
     if cfg.test_every < 2 or cfg.num_views < 2:
         raise ValueError(f"need num_views >= 2 and test_every >= 2 for a train/test split, got {cfg}")
 
@@ -72,23 +86,43 @@ def _sample_pixels(num_points: int, train: np.ndarray, pixels: int, rng: np.rand
     return {int(v): np.sort(rng.choice(pixels, size=min(int(n), pixels), replace=False)) for v, n in zip(train, counts)}
 
 
+def trajectory(cfg: SyntheticConfig) -> np.ndarray:
+    """World-to-camera poses of the configured trajectory."""
+    if cfg.trajectory == "walk":
+        return walk(cfg.num_views, cfg.seed)
+    return (orbit if cfg.trajectory == "orbit" else forward_facing)(cfg.num_views)
+
+
+def surface_cloud(objects: list, cfg: SyntheticConfig, colours: torch.Tensor,
+                  device: torch.device) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Points on every surface (``cloud: surface``), coloured as a camera facing each surface would see them."""
+    xyz, normal, inst = sample_surfaces(objects, cfg.num_points, NUM_ROOM_SURFACES,
+                                        np.random.default_rng([cfg.seed, POINTS_STREAM]))
+    hit = torch.from_numpy(xyz).float().to(device)
+    n = torch.from_numpy(normal).float().to(device)
+    rgb = shade(hit, n, torch.from_numpy(inst).long().to(device), colours, -n, NUM_ROOM_SURFACES)
+    return xyz.astype(np.float32), (rgb * 255).round().byte().cpu().numpy(), inst
+
+
 def make_scene(cfg: SyntheticConfig) -> SceneData:
     """Generate the scene described by ``cfg`` (validated)."""
     _check(cfg)
-    objects = place_objects(cfg.num_objects, np.random.default_rng([cfg.seed, LAYOUT_STREAM]))
+    layout_rng = np.random.default_rng([cfg.seed, LAYOUT_STREAM])
+    objects = hard_objects(layout_rng) if cfg.difficulty == "hard" else place_objects(cfg.num_objects, layout_rng)
     room = [-1 if c is None else SCANNET19.index(c) for c in ROOM_CATEGORIES]
-    categories = np.array(room + [SCANNET19.index(o.category) for o in objects], dtype=np.int32)
+    categories = np.array(room + [SCANNET19.index(o.category) if o.category in SCANNET19 else -1 for o in objects],
+                          dtype=np.int32)
     device = torch.device(cfg.device)
     colours = instance_colours(len(categories), NUM_ROOM_SURFACES, np.random.default_rng([cfg.seed, COLOUR_STREAM]))
     colours_t = torch.from_numpy(colours).float().to(device)
-    w2c = (orbit if cfg.trajectory == "orbit" else forward_facing)(cfg.num_views).astype(np.float32)
+    w2c = trajectory(cfg).astype(np.float32)
     K = intrinsics(cfg)
     K_t = torch.from_numpy(K).to(device)
 
     v, h, w = cfg.num_views, cfg.height, cfg.width
     is_test = np.arange(v) % cfg.test_every == 0
-    picks = _sample_pixels(cfg.num_points, np.where(~is_test)[0], h * w,
-                           np.random.default_rng([cfg.seed, POINTS_STREAM]))
+    picks = {} if cfg.cloud == "surface" else _sample_pixels(cfg.num_points, np.where(~is_test)[0], h * w,
+                                                             np.random.default_rng([cfg.seed, POINTS_STREAM]))
     images = np.zeros((v, h, w, 3), np.uint8)
     depth = np.zeros((v, h, w), np.float32)
     instance = np.zeros((v, h, w), np.int32)
@@ -105,6 +139,8 @@ def make_scene(cfg: SyntheticConfig) -> SceneData:
             p = picks[i]
             cloud.append((hit[torch.from_numpy(p).to(device)].cpu().numpy(), images[i].reshape(-1, 3)[p],
                           instance[i].reshape(-1)[p]))
+    if cfg.cloud == "surface":
+        cloud = [surface_cloud(objects, cfg, colours_t, device)]
     points_xyz, points_rgb, points_instance = (np.concatenate(c) for c in zip(*cloud))
     return SceneData(
         images=images, intrinsics=np.repeat(K[None], v, 0), world_to_camera=w2c, is_test=is_test,

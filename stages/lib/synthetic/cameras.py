@@ -48,3 +48,29 @@ def forward_facing(num_views: int) -> np.ndarray:
         w2c[:3, :3], w2c[:3, 3] = rot, -rot @ eye
         poses.append(w2c)
     return np.stack(poses)
+
+
+WALK_HALF = 1.9  # the walk keeps >= 1.6 m from the walls, where only thin or low objects stand below eye height
+WALK_HEIGHT = 1.5
+
+
+def walk(num_views: int, seed: int = 0) -> np.ndarray:
+    """A ScanNet-like hand-held walk: one lap of a rounded square (half size WALK_HALF) at about eye height, the
+    camera swinging between the nearest wall and the room's middle (yaw +-110 degrees around the outward direction,
+    five sweeps per lap), tilted down 5-35 degrees, with a little hand shake (seeded)."""
+    rng = np.random.default_rng([seed, 3])
+    poses = []
+    for i in range(num_views):
+        s = i / num_views
+        a = 2 * math.pi * s
+        # rounded square: superellipse |x|^4 + |z|^4 = r^4
+        c, si = math.cos(a), math.sin(a)
+        r = WALK_HALF / (c ** 4 + si ** 4) ** 0.25
+        x, z = r * c, r * si
+        outward = math.atan2(si, c) if abs(x) < 1e-9 else math.atan2(z, x)
+        yaw = outward + math.radians(110) * math.sin(2 * math.pi * 5 * s) + rng.normal(0, 0.03)
+        pitch = -math.radians(20 + 15 * math.sin(2 * math.pi * 7 * s)) + rng.normal(0, 0.02)
+        eye = np.array([x, WALK_HEIGHT + 0.1 * math.sin(2 * math.pi * 4 * s), z]) + rng.normal(0, 0.02, 3)
+        direction = np.array([math.cos(yaw) * math.cos(pitch), math.sin(pitch), math.sin(yaw) * math.cos(pitch)])
+        poses.append(look_at(eye, eye + direction))
+    return np.stack(poses)
