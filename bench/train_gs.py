@@ -1,33 +1,192 @@
-"""Benchmark of the train_gs stage: test-view PSNR/SSIM, iterations/s, peak GPU memory, wall time.
+"""Benchmark of train_gs: scenes x recipe variants in one call, spread over the GPUs (one process per GPU), rows
+appended to bench/results/train_gs.csv.
 
-Example (GPU): python -m bench.train_gs --label synthetic150 --reader synthetic \
-    --options '{"num_views": 150, "width": 512, "height": 512, "device": "cuda"}' \
-    --params '{"iterations": 15000}' --eval-at 7000,15000 --out bench/results/train_gs.csv
+Each job trains one variant on one scene to the last ``--eval-at`` iteration and evaluates the scene's test views
+(for lego the 25 frames of transforms_test.json, r_0, r_8, ..., r_192; the reader marks them ``is_test``) at every
+``--eval-at`` iteration: float PSNR / SSIM of the clamped render against the 8-bit image, as in 3DGS's in-loop
+report. ``train_seconds`` is the training loop only: gsplat's CUDA extension is built (or loaded) and its kernels,
+the SSIM convolution and the optimiser are run once before any clock starts (``gsplat_build_seconds`` records the
+build), and set-up (point cloud, images to the GPU) and evaluation are excluded. ``peak_gpu_mem_gib`` is torch's
+peak allocation of the job (reset before it), ``device`` the GPU model.
+
+A variant is a train_gs variant of config.yaml followed by ``+``-joined options: a name from ``OPTIONS`` or a
+``dotted.key=JSON`` override, e.g. ``gpu_3dgs+aa+mcmc.cap_max=500000``.
+
+Examples (GPU; lego and fern from ../shared/data or --data-root):
+    python -m bench.train_gs --scenes lego,fern --variants gpu_3dgs,gpu_3dgs+absgrad,gpu_3dgs+aa \\
+        --eval-at 7000,30000 --out bench/results/train_gs.csv --note "..."
+    python -m bench.train_gs --scaling views --variants gpu_3dgs --out bench/results/train_gs.csv
+    python -m bench.train_gs --smoke --workers 2 --out /tmp/train_gs_smoke.csv      # tiny, CPU
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime as dt
 import json
+import logging
+import math
+import os
+import subprocess
+import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
+import yaml
 
-from stages.evaluate_render import evaluate_test_views
-from stages.ingest import load_source
-from stages.lib.gs_trainer import (
-    GaussianTrainer,
-    GSTrainConfig,
-    render_params,
-    train_rgb,
-)
+REPO = Path(__file__).resolve().parents[1]
+log = logging.getLogger("bench.train_gs")
+
+# name -> (reader, path under --data-root, reader options)
+SCENES: dict[str, tuple[str, str | None, dict[str, Any]]] = {
+    "lego": ("nerf_json", "lego/data/nerf_synthetic/lego", {"background": [1.0, 1.0, 1.0]}),
+    "fern": ("llff", "fern/data/nerf_llff_data/fern", {"factor": 8, "test_every": 8}),
+    "room": ("synthetic", None, {"num_views": 150, "width": 512, "height": 512, "num_points": 100000}),
+    "smoke": ("synthetic", None, {"num_views": 8, "width": 32, "height": 24, "num_points": 300, "test_every": 4}),
+}
+# Named options of gsplat and of the 3DGS recipe, merged over the variant's parameters.
+OPTIONS: dict[str, dict[str, Any]] = {
+    "absgrad": {"densify": {"absgrad": True, "grow_grad2d": 0.0008}},  # gsplat's threshold for absolute gradients
+    "aa": {"rasterize_mode": "antialiased"},
+    "packed": {"packed": True},
+    # 3DGS-MCMC (gsplat simple_trainer's MCMC settings: initial opacity 0.5, scale 0.1 x kNN distance); NeRF-synthetic
+    # cap 300k, about 3DGS's count on lego
+    "mcmc": {"strategy": "mcmc", "init_opacity": 0.5, "init_scale": 0.1, "mcmc": {"cap_max": 300000}},
+    "no_size_prune": {"densify": {"prune_scale3d": 1.0e9}},  # world-size pruning off (what train_gs did before)
+    "screen_prune": {"densify": {"refine_scale2d_stop_iter": 15000, "prune_scale2d": 0.025, "grow_scale2d": 1.0e9}},
+    "random_order": {"view_order": "random"},
+    "random_rot": {"init_rotation": "random"},
+    "point_colors": {"init_color": "points"},
+    "decay_to_end": {"lr_means_steps": 0},  # position lr reaches its final value at the last iteration
+    "opacity_lr_025": {"lr_opacities": 0.025},  # the later reference code's opacity lr
+}
+SCALING_VIEWS = (50, 100, 200, 400)
+SCALING_CAPS = (250_000, 500_000, 1_000_000, 2_000_000)
+SCALING_SIZE = {"width": 800, "height": 800, "num_points": 100000, "test_every": 8}
+
+
+@dataclass
+class Job:
+    scene: str
+    variant: str
+    reader: str
+    path: str | None
+    options: dict[str, Any]
+    params: dict[str, Any]
+    label: str
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def resolve_variant(spec: str, variants: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """``base+option+dotted.key=JSON`` -> train_gs parameters (ValueError naming an unknown part)."""
+    base, *parts = spec.split("+")
+    if base not in variants:
+        raise ValueError(f"{spec}: {base!r} is no train_gs variant of config.yaml ({sorted(variants)})")
+    params = {k: v for k, v in variants[base].items() if k != "after"}
+    for part in parts:
+        if "=" in part:
+            key, value = part.split("=", 1)
+            override: dict[str, Any] = json.loads(value)
+            for name in reversed(key.split(".")):
+                override = {name: override}
+            params = deep_merge(params, override)
+        elif part in OPTIONS:
+            params = deep_merge(params, OPTIONS[part])
+        else:
+            raise ValueError(f"{spec}: unknown option {part!r} (known: {sorted(OPTIONS)}, or key=JSON)")
+    return params
+
+
+def views_for_train(n: int, test_every: int) -> int:
+    """The smallest view count whose train split (every ``test_every``-th view held out) has ``n`` views."""
+    v = n
+    while v - math.ceil(v / test_every) < n:
+        v += 1
+    return v
+
+
+def plan(args: argparse.Namespace, variants: dict[str, dict[str, Any]]) -> list[Job]:
+    specs = [s for s in args.variants.split(",") if s]
+    jobs = []
+    if args.scaling == "views":
+        for n in SCALING_VIEWS:
+            opts = dict(SCALING_SIZE, num_views=views_for_train(n, SCALING_SIZE["test_every"]))
+            jobs += [Job("room", s, "synthetic", None, opts, resolve_variant(s, variants), f"scaling_views{n}:{s}")
+                     for s in specs]
+    elif args.scaling == "gaussians":
+        opts = dict(SCALING_SIZE, num_views=views_for_train(100, SCALING_SIZE["test_every"]))
+        for cap in SCALING_CAPS:
+            for s in specs:
+                params = resolve_variant(f"{s}+mcmc+mcmc.cap_max={cap}", variants)
+                jobs.append(Job("room", s, "synthetic", None, opts, params, f"scaling_gaussians{cap}:{s}+mcmc"))
+    else:
+        for scene in [s for s in args.scenes.split(",") if s]:
+            reader, rel, opts = SCENES[scene]
+            path = args.scene_path.get(scene) or (str(Path(args.data_root) / rel) if rel else None)
+            jobs += [Job(scene, s, reader, path, dict(opts), resolve_variant(s, variants), f"{scene}:{s}")
+                     for s in specs]
+    last = max(args.eval_at)
+    for job in jobs:
+        job.params["iterations"] = last
+        job.params.setdefault("checkpoint_every", 0)
+    return jobs
+
+
+def check_devices(jobs: list[Job], device: torch.device) -> None:
+    """Stop before any work if a job needs CUDA on a machine without it (naming the jobs)."""
+    from stages.lib.gs_trainer import GSTrainConfig
+
+    bad = [f"{j.label} ({'; '.join(GSTrainConfig.from_dict(j.params).cuda_only_options())})" for j in jobs
+           if device.type != "cuda" and GSTrainConfig.from_dict(j.params).cuda_only_options()]
+    if bad:
+        raise SystemExit(f"bench.train_gs: CUDA-only options on a {device.type} machine: {', '.join(bad)}")
+
+
+def warm_up(device: torch.device) -> float:
+    """Build / load gsplat's CUDA extension and run its kernels, SSIM and Adam once; returns the build seconds."""
+    if device.type != "cuda":
+        return 0.0
+    from stages.lib.gsplat_build import ensure_built
+    from stages.lib.image_metrics import ssim
+    from stages.lib.render import render
+
+    seconds = ensure_built(log)
+    n = 1000
+    g = torch.Generator(device="cpu").manual_seed(0)
+    means = (torch.rand(n, 3, generator=g) - 0.5).to(device).requires_grad_()
+    quats = torch.rand(n, 4, generator=g).to(device)
+    scales = torch.full((n, 3), 0.02, device=device)
+    opac = torch.full((n,), 0.5, device=device)
+    colors = torch.rand(n, 4, 3, generator=g).to(device)
+    view = torch.eye(4, device=device)[None]
+    view[0, 2, 3] = 3.0
+    K = torch.tensor([[[100.0, 0, 32], [0, 100.0, 32], [0, 0, 1]]], device=device)
+    opt = torch.optim.Adam([means], lr=1e-3)
+    for mode, packed, absgrad in (("classic", False, False), ("antialiased", True, True)):
+        out, _, _ = render(means, quats, scales, opac, colors, view, K, 64, 64, sh_degree=1, rasterize_mode=mode,
+                           packed=packed, absgrad=absgrad)
+        (1 - ssim(out, out.detach() * 0.5)).backward()
+        opt.step()
+        opt.zero_grad()
+    torch.cuda.synchronize()
+    return seconds
 
 
 def backend_parity(scene, params, sh_degree: int, device: torch.device) -> float:
     """Max abs difference between gsplat's CUDA rasteriser and the CPU path on one test view."""
+    from stages.lib.gs_trainer import render_params
+
     i = int(scene.is_test.nonzero()[0][0])
     view = torch.from_numpy(scene.world_to_camera[i:i + 1]).float()
     K = torch.from_numpy(scene.intrinsics[i:i + 1]).float()
@@ -38,58 +197,151 @@ def backend_parity(scene, params, sh_degree: int, device: torch.device) -> float
     return float((gpu.cpu() - cpu).abs().max())
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--label", required=True)
-    p.add_argument("--reader", required=True)
-    p.add_argument("--path", default=None)
-    p.add_argument("--options", type=json.loads, default={})
-    p.add_argument("--params", type=json.loads, default={})
-    p.add_argument("--eval-at", default="", help="comma-separated iterations at which to evaluate")
-    p.add_argument("--parity", action="store_true", help="also compare the CUDA and CPU renderers")
-    p.add_argument("--out", required=True, help="CSV to append rows to")
-    args = p.parse_args()
+def run_job(job: Job, device: torch.device, eval_at: list[int], build_seconds: float, worker: int,
+            note: str, parity: bool = False) -> list[dict[str, Any]]:
+    from stages.evaluate_render import evaluate_test_views
+    from stages.ingest import load_source
+    from stages.lib.gs_trainer import GSTrainConfig, train_rgb
 
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     t0 = time.perf_counter()
-    scene = load_source(args.reader, args.path, args.options)
+    scene = load_source(job.reader, job.path, job.options)
     load_s = time.perf_counter() - t0
-    cfg = GSTrainConfig.from_dict(args.params)
-    eval_at = {int(x) for x in args.eval_at.split(",") if x} | {cfg.iterations}
-    rows: list[dict] = []
-    clock = {"train": 0.0, "last": time.perf_counter()}
+    cfg = GSTrainConfig.from_dict(job.params)
+    test_names = [Path(scene.image_names[i]).stem for i in scene.is_test.nonzero()[0]]
+    cuda = device.type == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    if cuda:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    rows: list[dict[str, Any]] = []
+    clock = {"train": 0.0, "last": 0.0, "setup": time.perf_counter()}
 
-    def on_step(step: int, trainer: GaussianTrainer) -> None:
+    def on_start(trainer) -> None:
+        sync()
+        clock["last"] = time.perf_counter()
+        clock["setup"] = clock["last"] - clock["setup"]
+
+    def on_step(step: int, trainer) -> None:
         if step not in eval_at:
             return
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        sync()
         clock["train"] += time.perf_counter() - clock["last"]
-        table, _ = evaluate_test_views(scene, trainer.params, cfg.sh_degree, device, num_previews=0)
+        table, _ = evaluate_test_views(scene, trainer.params, cfg.sh_degree, device, num_previews=0,
+                                       rasterize_mode=cfg.rasterize_mode)
         rows.append({
-            "label": args.label, "iterations": step, "views": scene.num_views,
-            "test_views": int(scene.is_test.sum()), "width": scene.width, "height": scene.height,
-            "psnr": table["psnr"].mean(), "ssim": table["ssim"].mean(),
-            "baseline_psnr": table["baseline_psnr"].mean(), "train_seconds": clock["train"],
-            "iters_per_second": step / clock["train"], "num_gaussians": len(trainer.params["means"]),
-            "peak_gpu_mem_gib": torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else 0.0,
-            "scene_load_seconds": load_s,
-            "device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu",
-            "torch": torch.__version__, "params": json.dumps(args.params, sort_keys=True),
-            "date": dt.date.today().isoformat(),
+            "label": job.label, "scene": job.scene, "variant": job.variant, "iterations": step,
+            "views": scene.num_views, "train_views": int((~scene.is_test).sum()),
+            "test_views": int(scene.is_test.sum()),
+            "test_view_names": " ".join(test_names), "width": scene.width, "height": scene.height,
+            "psnr": table["psnr"].mean(), "ssim": table["ssim"].mean(), "baseline_psnr": table["baseline_psnr"].mean(),
+            "train_seconds": clock["train"], "iters_per_second": step / clock["train"],
+            "num_gaussians": len(trainer.params["means"]),
+            "peak_gpu_mem_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else 0.0,
+            "setup_seconds": clock["setup"], "scene_load_seconds": load_s, "gsplat_build_seconds": build_seconds,
+            "device": torch.cuda.get_device_name(0) if cuda else "cpu", "worker": worker,
+            "torch": torch.__version__, "params": json.dumps(job.params, sort_keys=True),
+            "date": dt.date.today().isoformat(), "note": note,
         })
         print(json.dumps(rows[-1]), flush=True)
+        sync()
         clock["last"] = time.perf_counter()
 
-    params = train_rgb(scene, cfg, device, on_step=on_step, progress=False)
-    if args.parity and device.type == "cuda":
+    params = train_rgb(scene, cfg, device, on_step=on_step, on_start=on_start, progress=False)
+    if parity and device.type == "cuda":
         rows[-1]["cuda_vs_cpu_max_abs_diff"] = backend_parity(scene, params, cfg.sh_degree, device)
-    out = Path(args.out)
+    return rows
+
+
+def append_rows(out: Path, rows: pd.DataFrame) -> None:
+    """Append to the CSV, keeping its columns and adding new ones (older rows get blanks)."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    frame = pd.DataFrame(rows)
-    frame.to_csv(out, mode="a", header=not out.exists(), index=False)
-    print(frame.to_string())
+    if out.exists() and out.stat().st_size:
+        rows = pd.concat([pd.read_csv(out), rows], ignore_index=True)
+    rows.to_csv(out, index=False)
+
+
+def part_path(out: Path, worker: int) -> Path:
+    return out.with_name(f".{out.name}.worker{worker}")
+
+
+def worker_main(args: argparse.Namespace, jobs: list[Job]) -> None:
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    mine = jobs[args.worker::args.workers]
+    build_s = warm_up(device)
+    rows: list[dict[str, Any]] = []
+    part = part_path(Path(args.out), args.worker)
+    for job in mine:
+        log.info("worker %d: %s", args.worker, job.label)
+        rows += run_job(job, device, args.eval_at, build_s, args.worker, args.note, args.parity)
+        pd.DataFrame(rows).to_csv(part, index=False)  # after every job: a crash keeps the finished ones
+
+
+def spawn_workers(args: argparse.Namespace, jobs: list[Job], argv: list[str]) -> int:
+    """One process per worker (GPU ``i % GPUs`` each); then their rows are merged into ``--out``."""
+    out = Path(args.out)
+    gpus = torch.cuda.device_count()
+    threads = max(1, (os.cpu_count() or 1) // args.workers)
+    procs = []
+    for w in range(args.workers):
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+        if gpus:
+            env["CUDA_VISIBLE_DEVICES"] = str(w % gpus)
+        part_path(out, w).unlink(missing_ok=True)
+        procs.append(subprocess.Popen([sys.executable, "-m", "bench.train_gs", *argv, "--workers", str(args.workers),
+                                       "--worker", str(w)], cwd=REPO, env=env))
+    codes = [p.wait() for p in procs]
+    parts = [part_path(out, w) for w in range(args.workers) if part_path(out, w).exists()]
+    if parts:
+        append_rows(out, pd.concat([pd.read_csv(p) for p in parts], ignore_index=True))
+        for p in parts:
+            p.unlink()
+    failed = [w for w, c in enumerate(codes) if c != 0]
+    if failed:
+        print(f"bench.train_gs: workers {failed} failed (their finished jobs are in {out})", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--scenes", default="lego", help=f"comma-separated, of {sorted(SCENES)}")
+    p.add_argument("--variants", default="gpu_3dgs", help="comma-separated variant specs (see above)")
+    p.add_argument("--eval-at", default="7000,30000", type=lambda s: sorted({int(x) for x in s.split(",") if x}),
+                   help="iterations at which to evaluate; the last is the training length")
+    p.add_argument("--scaling", choices=("views", "gaussians"), default=None,
+                   help=f"synthetic room at 800x800: train views {SCALING_VIEWS}, or 100 views with MCMC caps "
+                        f"{SCALING_CAPS} (instead of --scenes)")
+    p.add_argument("--data-root", default=str(REPO.parent / "shared/data"))
+    p.add_argument("--scene-path", action="append", default=[], metavar="SCENE=PATH",
+                   help="path of one scene (e.g. a packed copy: bench/pack_nerf_scene.py)")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: one per visible GPU, 1 on CPU)")
+    p.add_argument("--smoke", action="store_true", help="tiny synthetic scene, 40 iterations, CPU-able")
+    p.add_argument("--parity", action="store_true",
+                   help="also compare the CUDA and CPU renderers (last row of each job)")
+    p.add_argument("--note", default="", help="free text stored in every row (conditions of the run)")
+    p.add_argument("--out", required=True, help="CSV to append rows to")
+    p.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser().parse_args(argv)
+    args.scene_path = dict(s.split("=", 1) for s in args.scene_path)
+    if args.smoke:
+        args.scenes, args.scaling = "smoke", None
+        args.eval_at = [20, 40] if args.eval_at == [7000, 30000] else args.eval_at
+    variants = yaml.safe_load((REPO / "config.yaml").read_text())["stages"]["train_gs"]["variants"]
+    jobs = plan(args, variants)
+    if args.workers is None:
+        args.workers = max(1, torch.cuda.device_count())
+    args.workers = max(1, min(args.workers, len(jobs)))
+    if args.worker is not None:
+        worker_main(args, jobs)
+        return 0
+    check_devices(jobs, torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+    return spawn_workers(args, jobs, argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

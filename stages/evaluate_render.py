@@ -23,7 +23,8 @@ def mean_colour_psnr(mean_colour: torch.Tensor, target: torch.Tensor) -> float:
 
 
 def evaluate_test_views(scene: SceneData, params: dict[str, torch.Tensor], sh_degree: int, device: torch.device,
-                        num_previews: int = 4, rasterize_mode: str = "classic") -> tuple[pd.DataFrame, list[np.ndarray]]:
+                        num_previews: int = 4,
+                        rasterize_mode: str = "classic") -> tuple[pd.DataFrame, list[np.ndarray]]:
     """Per-test-view PSNR / SSIM / mean-colour baseline, and ground-truth-over-render preview strips; rendered in
     the ``rasterize_mode`` the Gaussians were trained with."""
     test_ids = np.where(scene.is_test)[0]

@@ -394,7 +394,8 @@ def train_rgb(scene: SceneData, cfg: GSTrainConfig, device: torch.device, checkp
         i = next(views)
         sh = min(step // cfg.sh_increase_every, cfg.sh_degree)
         out, _, info = render_params(trainer.params, viewmats[i:i + 1], Ks[i:i + 1], scene.width, scene.height,
-                                     sh, backgrounds=bg_fixed, absgrad=cfg.strategy == "default" and cfg.densify.absgrad,
+                                     sh, backgrounds=bg_fixed,
+                                     absgrad=cfg.strategy == "default" and cfg.densify.absgrad,
                                      rasterize_mode=cfg.rasterize_mode, packed=cfg.packed)
         target = images[i:i + 1].float() / 255.0
         l1 = torch.abs(out - target).mean()

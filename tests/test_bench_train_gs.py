@@ -1,0 +1,83 @@
+"""bench/train_gs.py on CPU: variant specs, the job plan (scaling sizes included), a --smoke run over two worker
+processes merged into an existing CSV, and the stop before any work when a job needs CUDA."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from bench.train_gs import SCALING_CAPS, SCALING_VIEWS, parser, plan, resolve_variant, views_for_train
+
+REPO = Path(__file__).resolve().parents[1]
+VARIANTS = yaml.safe_load((REPO / "config.yaml").read_text())["stages"]["train_gs"]["variants"]
+
+
+def test_variant_spec_merges_options_and_overrides():
+    p = resolve_variant("gpu_3dgs+aa+absgrad+mcmc.cap_max=500000+densify.refine_every=50", VARIANTS)
+    assert p["init_rotation"] == "identity" and p["rasterize_mode"] == "antialiased"
+    assert p["densify"] == {"absgrad": True, "grow_grad2d": 0.0008, "refine_every": 50}
+    assert p["mcmc"] == {"cap_max": 500000}
+    assert "rasterize_mode" not in VARIANTS["gpu_3dgs"], "the config's variant is not modified"
+    with pytest.raises(ValueError, match="unknown option 'fast'"):
+        resolve_variant("gpu_3dgs+fast", VARIANTS)
+    with pytest.raises(ValueError, match="'gpu_x' is no train_gs variant"):
+        resolve_variant("gpu_x", VARIANTS)
+
+
+def test_plan_scenes_and_scaling():
+    args = parser().parse_args(["--scenes", "lego,fern", "--variants", "gpu_3dgs,gpu_3dgs+aa", "--out", "x.csv",
+                                "--scene-path", "fern=/data/fern"])
+    args.scene_path = dict(s.split("=", 1) for s in args.scene_path)
+    jobs = plan(args, VARIANTS)
+    assert [j.label for j in jobs] == ["lego:gpu_3dgs", "lego:gpu_3dgs+aa", "fern:gpu_3dgs", "fern:gpu_3dgs+aa"]
+    assert jobs[0].path.endswith("lego/data/nerf_synthetic/lego") and jobs[2].path == "/data/fern"
+    assert all(j.params["iterations"] == 30000 for j in jobs)
+    args = parser().parse_args(["--scaling", "views", "--variants", "gpu_3dgs", "--out", "x.csv"])
+    jobs = plan(args, VARIANTS)
+    for job, n in zip(jobs, SCALING_VIEWS):
+        v = job.options["num_views"]
+        assert v - math.ceil(v / 8) == n and (job.options["width"], job.options["height"]) == (800, 800)
+    args = parser().parse_args(["--scaling", "gaussians", "--out", "x.csv"])
+    caps = [j.params["mcmc"]["cap_max"] for j in plan(args, VARIANTS)]
+    assert caps == list(SCALING_CAPS) and views_for_train(100, 8) == 115
+
+
+def run_bench(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
+    return subprocess.run([sys.executable, "-m", "bench.train_gs", *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=900)
+
+
+def test_smoke_run_over_two_workers_appends_to_the_csv(tmp_path):
+    out = tmp_path / "train_gs.csv"
+    pd.DataFrame([{"label": "old", "iterations": 1, "psnr": 20.0}]).to_csv(out, index=False)
+    proc = run_bench("--smoke", "--workers", "2", "--variants", "cpu_demo,gpu_3dgs+aa+packed", "--note", "smoke",
+                     "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    rows = pd.read_csv(out)
+    assert rows["label"].tolist()[0] == "old" and rows["psnr"].iloc[0] == 20.0
+    new = rows.iloc[1:]
+    assert sorted(zip(new["label"], new["iterations"])) == [("smoke:cpu_demo", 20), ("smoke:cpu_demo", 40),
+                                                           ("smoke:gpu_3dgs+aa+packed", 20),
+                                                           ("smoke:gpu_3dgs+aa+packed", 40)]
+    assert set(new["worker"]) == {0, 1} and set(new["device"]) == {"cpu"} and set(new["note"]) == {"smoke"}
+    assert (new["test_views"] == 2).all() and (new["train_views"] == 6).all()
+    assert (new["train_seconds"] > 0).all() and new["psnr"].notna().all() and (new["num_gaussians"] > 0).all()
+    late = new.sort_values("iterations").groupby("label")["train_seconds"]
+    assert (late.last() > late.first()).all(), "the clock runs on between evaluations"
+    assert '"rasterize_mode": "antialiased"' in new[new["label"].str.contains("aa")]["params"].iloc[0]
+    assert not list(tmp_path.glob(".train_gs.csv.worker*")), "worker parts are merged and removed"
+
+
+def test_cuda_only_variant_stops_before_any_work_on_cpu(tmp_path):
+    proc = run_bench("--smoke", "--variants", "cpu_demo,gpu_3dgs+mcmc", "--out", str(tmp_path / "x.csv"))
+    assert proc.returncode != 0
+    assert "CUDA-only options on a cpu machine: smoke:gpu_3dgs+mcmc (strategy: mcmc" in proc.stderr
+    assert not (tmp_path / "x.csv").exists()
