@@ -1,6 +1,8 @@
-"""Promptable-segmentation evaluation stage (SAGA Tables 1-2 layout): NVOS and SPIn-NeRF protocols on a scene with
-ground-truth instances; point prompts on a reference train view, IoU and pixel accuracy of the rendered mask on a
-target test view (``stages.methods.saga.evaluation`` says how objects, views, scales and prompts are chosen).
+"""Promptable-segmentation evaluation stage (SAGA Tables 1-2 layout): NVOS and SPIn-NeRF protocols, on the dataset's
+own scribbles / masks when the scene has NVOS or SPIn-NeRF annotations, else from its ground-truth instances; point
+prompts on a reference train view, IoU and pixel accuracy of the rendered mask on each scored view
+(``stages.lib.promptable`` defines the protocols, ``stages.methods.saga.evaluation`` how objects, views, scales and
+prompts are chosen). ``protocols`` applies to scenes without annotations.
 
 Parameters (JSON): the ``PromptEvalConfig`` fields (protocols, num_positive, num_negative, threshold, min_area,
 min_instance, max_objects, seed).
@@ -33,7 +35,8 @@ def main(args: argparse.Namespace) -> None:
     knots = read_store("mask_scales", args.mask_scales).load("scale_knots")
     rows = evaluate_prompts(SagaField.load(args.gaussians, device), scene, knots, cfg)
     if not rows:
-        raise StoreError(f"{args.scene}: no object is seen by >= {cfg.min_area} pixels in a train and a test view")
+        raise StoreError(f"{args.scene}: no prompt annotations and no object seen by >= {cfg.min_area} pixels in a "
+                         f"train and a test view")
     summary = protocol_summary(rows)
     table = pd.DataFrame(rows)
     with write_store("prompt_metrics", args.out, "evaluate_prompt", args.params,
@@ -44,7 +47,7 @@ def main(args: argparse.Namespace) -> None:
         w.attrs.update(protocols=list(table["protocol"]), summary=summary)
     out = pd.DataFrame([{"protocol": p, "object": "mean", "mIoU": s["mIoU"] * PERCENT, "mAcc": s["mAcc"] * PERCENT,
                          "objects": s["objects"]} for p, s in summary.items()]
-                       + [{"protocol": r["protocol"], "object": str(r["instance"]), "mIoU": r["iou"] * PERCENT,
+                       + [{"protocol": r["protocol"], "object": r["object"], "mIoU": r["iou"] * PERCENT,
                            "mAcc": r["accuracy"] * PERCENT, "objects": 1} for r in rows]).round(2)
     scene_attrs = read_store("scene", args.scene).attrs
     out.insert(0, "scene", scene_attrs["scene"])

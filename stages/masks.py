@@ -7,7 +7,8 @@ Parameters (``--params`` JSON):
     whole+part: [whole, part]}; OpenInsGaussian {whole: [whole]}; SAGA {all: [subpart, part, whole]} with keep_all.
   keep_all: keep every mask in full (SAGA); otherwise redundant masks are removed per output level (filter).
   filter: LevelFilter fields (min_predicted_iou, min_stability, max_overlap, min_area).
-  sam: {model: weights registry name, random_weights: false, points_per_side, points_per_batch, ...}.
+  sam: {model: weights registry name, random_weights: false, tiny: false (random-weight tests: a shrunken SAM),
+    points_per_side, points_per_batch, ...}.
   corruption: MaskCorruption fields (oracle only); seed.
   shuffle_ids: number every view's masks in a random order (oracle only; ``oracle_id_order``): what a per-image
     segmenter gives, ids that mean nothing across views (Proto-SaGa / Gaga's inconsistent masks).
@@ -65,9 +66,10 @@ def sam_view_masks(scene: SceneData, params: dict[str, Any], weights_dir: str | 
         generate_level_masks,
         generate_masks,
     )
-    sam_cfg = {k: v for k, v in params.get("sam", {}).items() if k not in ("model", "random_weights")}
+    sam_cfg = {k: v for k, v in params.get("sam", {}).items() if k not in ("model", "random_weights", "tiny")}
     model = sam_model(params)
-    sam = build_sam(model.arch, model.checkpoint(weights_dir), device, random_weights=model.random_weights)
+    sam = build_sam(model.arch, model.checkpoint(weights_dir), device, random_weights=model.random_weights,
+                    tiny=bool(params.get("sam", {}).get("tiny", False)))
     generate = generate_masks if params.get("keep_all") else generate_level_masks
     for view in range(scene.num_views):
         yield [Mask(r.segmentation, r.predicted_iou, r.stability_score, r.level) for r in

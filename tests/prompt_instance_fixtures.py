@@ -6,12 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from dataset_fixtures import save_mask
 from PIL import Image
 
 from stages.lib.readers.images import downscale_area, invert_rigid
 from stages.lib.scene import SceneData
 from stages.lib.synthetic import SyntheticConfig, make_scene
-from dataset_fixtures import save_mask
 
 REPLICA_HFOV = 90.0
 

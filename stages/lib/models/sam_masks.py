@@ -41,21 +41,43 @@ log = logging.getLogger(__name__)
 LEVELS = {0: "subpart", 1: "part", 2: "whole"}
 
 
+TINY_IMAGE_SIZE = 64  # input side of the tiny random-weight SAM (tests)
+
+
+def tiny_sam() -> Sam:
+    """SAM's architecture shrunk for tests (random weights only): a 1-block ViT on 64x64 inputs, 32-d prompt and mask
+    decoder; the automatic mask generator and predictor run on it unchanged, in milliseconds per image."""
+    from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, TwoWayTransformer
+
+    dim, grid = 32, TINY_IMAGE_SIZE // 16
+    return Sam(
+        image_encoder=ImageEncoderViT(img_size=TINY_IMAGE_SIZE, patch_size=16, embed_dim=dim, depth=1, num_heads=2,
+                                      out_chans=dim, global_attn_indexes=(0,), window_size=0),
+        prompt_encoder=PromptEncoder(embed_dim=dim, image_embedding_size=(grid, grid),
+                                     input_image_size=(TINY_IMAGE_SIZE, TINY_IMAGE_SIZE), mask_in_chans=4),
+        mask_decoder=MaskDecoder(transformer_dim=dim, num_multimask_outputs=3, iou_head_hidden_dim=dim,
+                                 transformer=TwoWayTransformer(depth=1, embedding_dim=dim, mlp_dim=2 * dim,
+                                                               num_heads=2)))
+
+
 def build_sam(arch: str, checkpoint: Path | str | None, device: torch.device | str,
-              random_weights: bool = False) -> Sam:
+              random_weights: bool = False, tiny: bool = False) -> Sam:
     """SAM ``arch`` (vit_h | vit_l | vit_b) in eval mode on ``device``.
 
     ``checkpoint=None`` is only accepted with ``random_weights=True`` (tests, benchmarks): the outputs are then
-    meaningless.
+    meaningless. ``tiny=True`` (random weights only) builds ``tiny_sam`` instead of ``arch``.
     """
     if arch not in sam_model_registry:
         raise ValueError(f"unknown SAM arch {arch!r}; one of {sorted(sam_model_registry)}")
     if checkpoint is None and not random_weights:
         raise ValueError("build_sam needs a checkpoint; pass random_weights=True to build an untrained model")
+    if tiny and not random_weights:
+        raise ValueError("tiny=True builds a random-weight model; pass random_weights=True")
     path = None if checkpoint is None else require_file(checkpoint)
-    sam = sam_model_registry[arch](checkpoint=None)
+    sam = tiny_sam() if tiny else sam_model_registry[arch](checkpoint=None)
     if path is None:
-        log.warning("SAM %s built with RANDOM WEIGHTS: its masks are meaningless (benchmark/test use only)", arch)
+        log.warning("SAM %s built with RANDOM WEIGHTS (tiny=%s): its masks are meaningless (benchmark/test use only)",
+                    arch, tiny)
     else:
         sam.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return sam.eval().to(device)

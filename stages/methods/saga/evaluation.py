@@ -1,10 +1,11 @@
-"""Promptable-segmentation evaluation of a SAGA field on a scene with ground truth (NVOS and SPIn-NeRF protocols).
+"""Promptable-segmentation evaluation of a SAGA field (NVOS and SPIn-NeRF protocols, ``stages.lib.promptable``).
 
-Our reading for synthetic scenes: every furniture instance (GT instance id >= ``min_instance``) seen by at least
-``min_area`` pixels in a train view and a test view is an object; its reference view is the train view showing it
-largest, its target view the test view showing it largest; the prompt scale is the normalised Eq. 2 scale of the
-reference mask (rendered depth of the field, the scene's mask-scale normaliser). Prompts come from
-``stages.lib.promptable`` with a fixed seed per object.
+A scene with NVOS or SPIn-NeRF annotations is scored by its dataset's protocol on its annotated views. Our reading for
+scenes without them (synthetic scenes with GT instances): every furniture instance (GT instance id >=
+``min_instance``) seen by at least ``min_area`` pixels in a train view and a test view is an object; its reference
+view is the train view showing it largest, its target view the test view showing it largest; every protocol of
+``protocols`` prompts it. The prompt scale is the normalised Eq. 2 scale of the task's scale region (rendered depth of
+the field, the scene's mask-scale normaliser). Prompt points are drawn with a fixed seed per object.
 """
 
 from __future__ import annotations
@@ -13,15 +14,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from stages.lib.promptable import nvos_prompts, pixel_accuracy, spin_prompts
+from stages.lib.promptable import DATASET_PROTOCOLS, PromptTask, dataset_tasks, score_mask, synthetic_task
 from stages.lib.scene import SceneData
-from stages.lib.semantic_metrics import mask_iou
 from stages.methods.saga.cameras import Camera
 from stages.methods.saga.field import SagaField
 from stages.methods.saga.prompt import PointPrompt
 from stages.methods.saga.scales import normalise_scales, view_mask_scales
 
-PROTOCOLS = {"nvos": nvos_prompts, "spin": spin_prompts}
+PROTOCOLS = ("nvos", "spin")
 
 
 @dataclass
@@ -68,25 +68,36 @@ def reference_scale(saga: SagaField, cam: Camera, mask: np.ndarray, knots: np.nd
     return float(s) if np.isfinite(s) else 0.5
 
 
-def evaluate_prompts(saga: SagaField, scene: SceneData, knots: np.ndarray, cfg: PromptEvalConfig) -> list[dict]:
-    """One row per (protocol, object): IoU and pixel accuracy of the target-view mask, and the prompt used."""
+def prompt_tasks(scene: SceneData, cfg: PromptEvalConfig) -> list[PromptTask]:
+    """The dataset's own prompt task when the scene has NVOS / SPIn-NeRF annotations, else synthetic tasks from the
+    GT instances (module docstring)."""
+    if scene.annotations is not None and scene.annotations.protocol in DATASET_PROTOCOLS:
+        return dataset_tasks(scene.annotations)
     if scene.gt_instance is None:
-        raise ValueError(f"{scene.source}: no gt_instance ground truth to take prompt objects from")
+        raise ValueError(f"{scene.source}: neither NVOS / SPIn-NeRF annotations nor gt_instance ground truth to take "
+                         f"prompts from")
+    return [synthetic_task(protocol, inst, ref, scene.gt_instance[ref] == inst, tgt, scene.gt_instance[tgt] == inst)
+            for inst, ref, tgt in prompt_objects(scene.gt_instance, scene.is_test, cfg) for protocol in cfg.protocols]
+
+
+def evaluate_prompts(saga: SagaField, scene: SceneData, knots: np.ndarray, cfg: PromptEvalConfig) -> list[dict]:
+    """One row per (task, target view): IoU and pixel accuracy of the rendered selection, and the prompt used; the
+    object label is the target image's name on annotated datasets, the GT instance id on synthetic scenes."""
+    from_dataset = scene.annotations is not None and scene.annotations.protocol in DATASET_PROTOCOLS
     rows = []
-    for inst, ref, tgt in prompt_objects(scene.gt_instance, scene.is_test, cfg):
-        ref_mask, gt = scene.gt_instance[ref] == inst, scene.gt_instance[tgt] == inst
-        ref_cam, tgt_cam = camera(scene, ref), camera(scene, tgt)
-        scale = reference_scale(saga, ref_cam, ref_mask, knots)
-        fmap = saga.feature_map(ref_cam)
-        for protocol in cfg.protocols:
-            rng = np.random.default_rng([cfg.seed, inst])
-            pos, neg = PROTOCOLS[protocol](ref_mask, cfg.num_positive, cfg.num_negative, rng)
-            prompt = PointPrompt(view=ref, positive=pos, negative=neg, scale=scale)
-            selected = saga.segment(prompt, ref_cam, cfg.threshold, fmap)
-            pred = saga.render_selection(selected, tgt_cam).cpu().numpy()
-            rows.append({"protocol": protocol, "instance": inst, "reference_view": ref, "target_view": tgt,
-                         "scale": scale, "selected": int(selected.sum()), "iou": mask_iou(pred, gt),
-                         "accuracy": pixel_accuracy(pred, gt)})
+    for task in prompt_tasks(scene, cfg):
+        ref_cam = camera(scene, task.reference_view)
+        scale = reference_scale(saga, ref_cam, task.scale_region, knots)
+        pos, neg = task.points(cfg.num_positive, cfg.num_negative, np.random.default_rng([cfg.seed, task.instance]))
+        prompt = PointPrompt(view=task.reference_view, positive=pos, negative=neg, scale=scale)
+        selected = saga.segment(prompt, ref_cam, cfg.threshold, saga.feature_map(ref_cam))
+        for view, gt in task.targets:
+            pred = saga.render_selection(selected, camera(scene, view)).cpu().numpy()
+            iou, accuracy = score_mask(pred, gt)
+            label = scene.image_names[view] if from_dataset else str(task.instance)
+            rows.append({"protocol": task.protocol, "instance": task.instance, "object": label,
+                         "reference_view": task.reference_view, "target_view": view, "scale": scale,
+                         "selected": int(selected.sum()), "iou": iou, "accuracy": accuracy})
     return rows
 
 
