@@ -16,8 +16,8 @@ WEIGHTS_DIR = config.get("weights_dir", "weights")  # model checkpoints: python 
 # it on storage every job sees (README, "Run on a SLURM cluster"). Jobs inherit this environment (local subprocesses;
 # sbatch --export=ALL, and each cluster job re-reads this file with the same config).
 if config.get("torch_extensions_dir"):
-    os.environ["TORCH_EXTENSIONS_DIR"] = os.path.abspath(os.path.expanduser(os.path.expandvars(
-        str(config["torch_extensions_dir"]))))
+    os.environ.update(TORCH_EXTENSIONS_DIR=os.path.abspath(os.path.expanduser(os.path.expandvars(
+        str(config["torch_extensions_dir"])))))
 SCENES = {(s["dataset"], s["scene"]): s for s in config["scenes"]}
 
 
