@@ -26,6 +26,7 @@ from stages.methods.protosaga.memory_bank import (
     depth_set,
     mask_of_gaussians,
     own_probabilities,
+    patch_groups,
     project_centres,
     semantic_set,
     view_sets,
@@ -132,6 +133,35 @@ def test_memory_bank_eq11_13_join_new_and_threshold_boundary():
     above = torch.cat([torch.tensor([10, 11]), torch.arange(60, 68)])  # gamma = 2 / 10 with entry 1
     assert bank.assign(above) == 1
     assert bank.assign(torch.zeros(0, dtype=torch.long)) == -1 and bank.size == 4
+
+
+def test_exclusive_membership_moves_gaussians_to_the_entry_their_latest_set_joined():
+    bank = MemoryBank(20, delta=0.1)
+    assert bank.assign(torch.arange(0, 5), exclusive=True) == 0
+    assert bank.assign(torch.arange(10, 15), exclusive=True) == 1
+    # 4 of 5 in entry 1 (gamma 0.8) and Gaussian 4 from entry 0: it leaves entry 0 for entry 1.
+    assert bank.assign(torch.tensor([4, 10, 11, 12, 13]), exclusive=True) == 1
+    sets = bank.gaussian_sets()
+    assert sets[:, 0].nonzero()[:, 0].tolist() == [0, 1, 2, 3]
+    assert sets[:, 1].nonzero()[:, 0].tolist() == [4, 10, 11, 12, 13, 14]
+    assert (sets.sum(1) <= 1).all()
+
+
+def test_patch_wise_ranking_keeps_the_front_of_every_patch():
+    # One mask over a 4x2 image with patch_size 2: patches (cols 0-1) and (cols 2-3). The nearest 50 % of the whole
+    # mask are both in the left patch; patch-wise, each patch keeps its own nearest.
+    width, height = 4, 2
+    pixel = torch.tensor([0, 1, 2, 3, 4, 5, 6, 7])  # row-major pixel of each Gaussian
+    mask_of = torch.zeros(8, dtype=torch.long)
+    depth = torch.tensor([1.0, 2.0, 5.0, 6.0, 3.0, 4.0, 7.0, 8.0])
+    whole = view_sets(mask_of, depth, None, BankConfig(semantic=False, delta_d=0.5))
+    assert whole.nonzero()[:, 0].tolist() == [0, 1, 4, 5]
+    groups = patch_groups(mask_of, pixel, width, height, 2)
+    assert groups.tolist() == [0, 0, 1, 1, 0, 0, 1, 1]
+    patched = view_sets(mask_of, depth, None, BankConfig(semantic=False, delta_d=0.5), groups)
+    assert patched.nonzero()[:, 0].tolist() == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="patch_size"):
+        BankConfig(patch_size=0)
 
 
 def test_association_makes_swapped_ids_consistent():

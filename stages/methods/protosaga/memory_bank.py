@@ -7,10 +7,12 @@ sets initialise the bank (Eq. 11); a later set joins the entry it overlaps most 
 (Eq. 12-13), else it starts a new entry. The entry index is the mask's consistent instance id.
 
 Our reading where the paper is silent, following Gaga's reference code: masks are visited one after the other and
-each updates the bank at once; a mask joins the entry of highest score (argmax); a Gaussian may belong to several
-entries (Gaga's code additionally lets each Gaussian join only one entry, which the equations do not); a mask with no
-projected Gaussian centre gets no id (-1). Eq. 10 and 15 rank within the whole mask (Gaga's code ranks within each of
-32 x 32 image patches).
+each updates the bank at once; a mask joins the entry of highest score (argmax); a mask with no projected Gaussian
+centre gets no id (-1). Two choices of Gaga's code that the equations do not state are options (``BankConfig``):
+``exclusive`` lets each Gaussian belong to one entry only, the one its latest set joined (default: a Gaussian may
+belong to several entries, as Eq. 13's union reads), and ``patch_size`` ranks Eq. 10 and 15 within each
+patch_size x patch_size image patch of the mask, so the kept fraction covers the whole mask (default: within the
+whole mask).
 """
 
 from __future__ import annotations
@@ -105,18 +107,30 @@ class MemoryBank:
         self.size += 1
         return self.size - 1
 
-    def assign(self, gaussians: Tensor) -> int:
+    def claim(self, gaussians: Tensor, entry: int) -> None:
+        """Exclusive membership: ``gaussians`` leave every other entry for ``entry``."""
+        self.members[gaussians, :self.size] = False
+        self.members[gaussians, entry] = True
+
+    def assign(self, gaussians: Tensor, exclusive: bool = False) -> int:
         """Eq. 12-13: join the entry of highest overlap if it exceeds delta (M(e) <- G cup M(e)), else start a new
-        entry; returns the entry id, -1 for an empty set (no Gaussian to decide by)."""
+        entry; returns the entry id, -1 for an empty set (no Gaussian to decide by). ``exclusive``: the set's Gaussians
+        leave the other entries."""
         if len(gaussians) == 0:
             return -1
+        entry = -1
         if self.size:
             gamma = self.overlap(gaussians)
             best = int(gamma.argmax())
             if float(gamma[best]) > self.delta:
-                self.members[gaussians, best] = True
-                return best
-        return self.add(gaussians)
+                entry = best
+        if entry < 0:
+            entry = self.add(gaussians)
+        if exclusive:
+            self.claim(gaussians, entry)
+        else:
+            self.members[gaussians, entry] = True
+        return entry
 
     def gaussian_sets(self) -> Tensor:
         """Membership [N, entries] of the filled entries."""
@@ -136,6 +150,8 @@ class BankConfig:
     delta: float = 0.1
     tau: float = 10.0
     semantic: bool = True
+    exclusive: bool = False
+    patch_size: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("delta_d", "delta"):
@@ -143,24 +159,37 @@ class BankConfig:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
         if self.delta_s is not None and not 0.0 <= self.delta_s <= 1.0:
             raise ValueError(f"delta_s must lie in [0, 1], got {self.delta_s}")
+        if self.patch_size is not None and self.patch_size < 1:
+            raise ValueError(f"patch_size must be a positive pixel count, got {self.patch_size}")
 
     @property
     def semantic_delta(self) -> float:
         return self.delta_d if self.delta_s is None else self.delta_s
 
 
-def view_sets(mask_of: Tensor, depth: Tensor, own_probability: Tensor | None, cfg: BankConfig) -> Tensor:
+def patch_groups(mask_of: Tensor, pixel: Tensor, width: int, height: int, patch_size: int) -> Tensor:
+    """Group id [N] of every Gaussian's (mask, image patch) cell for patch-wise ranking (-1 in no mask)."""
+    cols, rows = -(-width // patch_size), -(-height // patch_size)
+    patch = (pixel // width // patch_size) * cols + (pixel % width) // patch_size
+    return torch.where(mask_of >= 0, mask_of * (cols * rows) + patch, torch.full_like(mask_of, -1))
+
+
+def view_sets(mask_of: Tensor, depth: Tensor, own_probability: Tensor | None, cfg: BankConfig,
+              groups: Tensor | None = None) -> Tensor:
     """G^d (Gaga) or G^saga = G^d cup G^s (Eq. 16) of every mask of a view, as a boolean [N] over Gaussians (each
-    Gaussian lies in at most one mask's set, its own mask's)."""
-    chosen = depth_set(mask_of, depth, cfg.delta_d)
+    Gaussian lies in at most one mask's set, its own mask's). ``groups`` [N] (``patch_groups``) ranks within
+    (mask, patch) cells instead of whole masks."""
+    ranked_in = mask_of if groups is None else groups
+    chosen = depth_set(ranked_in, depth, cfg.delta_d)
     if cfg.semantic:
         if own_probability is None:
             raise ValueError("the semantic-aware set (Eq. 15) needs the classifier probabilities of Eq. 14")
-        chosen = chosen | semantic_set(mask_of, own_probability, cfg.semantic_delta)
+        chosen = chosen | semantic_set(ranked_in, own_probability, cfg.semantic_delta)
     return chosen
 
 
-def associate_view(bank: MemoryBank, mask_of: Tensor, chosen: Tensor, num_masks: int) -> Tensor:
+def associate_view(bank: MemoryBank, mask_of: Tensor, chosen: Tensor, num_masks: int,
+                   exclusive: bool = False) -> Tensor:
     """Consistent id [num_masks] of every mask id of a view (-1: no Gaussian), masks visited in id order."""
     ids = torch.full((num_masks,), -1, dtype=torch.long)
     keep = chosen & (mask_of >= 0)
@@ -170,7 +199,7 @@ def associate_view(bank: MemoryBank, mask_of: Tensor, chosen: Tensor, num_masks:
     gaussians, owner = gaussians[order], owner[order]
     counts = torch.bincount(owner, minlength=num_masks).tolist()
     for t, members in enumerate(torch.split(gaussians, counts)):
-        ids[t] = bank.assign(members)
+        ids[t] = bank.assign(members, exclusive)
     return ids
 
 
@@ -216,5 +245,7 @@ def associate_views(means: Tensor, viewmats: Tensor, Ks: Tensor, width: int, hei
             weights, row_ids = classifiers[k]
             own = own_probabilities(features, mask_of, weights, row_ids, cfg.tau)
         num_masks = int(label_maps[k].max()) + 1
-        out.append(associate_view(bank, mask_of, view_sets(mask_of, depth, own, cfg), max(num_masks, 0)))
+        groups = None if cfg.patch_size is None else patch_groups(mask_of, pixel, width, height, cfg.patch_size)
+        chosen = view_sets(mask_of, depth, own, cfg, groups)
+        out.append(associate_view(bank, mask_of, chosen, max(num_masks, 0), cfg.exclusive))
     return out, bank
