@@ -18,6 +18,7 @@ include: "workflow/rules/track.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/mask_scales.smk"
 include: "workflow/rules/capability.smk"
+include: "workflow/rules/distill.smk"
 include: "workflow/rules/train_features.smk"
 include: "workflow/rules/codebook.smk"
 include: "workflow/rules/pseudo_gt.smk"
@@ -28,6 +29,7 @@ include: "workflow/rules/evaluate_instances.smk"
 include: "workflow/rules/evaluate_prompt.smk"
 include: "workflow/rules/report_inputs.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/bench.smk"
 
 
 rule all:

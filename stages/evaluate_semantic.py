@@ -52,7 +52,7 @@ from stages.methods.openins.query import Query
 
 log = logging.getLogger(__name__)
 PERCENT = 100.0
-INPUTS = ["scene", "gaussians", "codebook", "association", "features", "capability"]
+INPUTS = ["scene", "gaussians", "codebook", "association", "features", "capability", "distilled"]
 
 
 @dataclass
@@ -266,6 +266,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--association", default=None, help="association store (after: associate)")
     p.add_argument("--features", default=None, help="features store (optional: after: features)")
     p.add_argument("--capability", default=None, help="capability store (SAS: after: capability)")
+    p.add_argument("--distilled", default=None, help="distilled_points store (SAS 3D: after: distill)")
     p.add_argument("--out", required=True, help="output semantic_metrics store (.zarr)")
     p.add_argument("--table", required=True, help="CSV table: one row per class subset and per text query")
     return p

@@ -69,10 +69,12 @@ UPSTREAM = {
     },
     "evaluate_prompt": {"required": {"gaussians": ["train_features"], "mask_scales": ["mask_scales"]}, "optional": {}},
     "capability": {"required": {}, "optional": {}},
+    "distill": {"required": {"capability": ["capability"]}, "optional": {}},
     "evaluate_semantic": {
         "required": {},
         "optional": {"gaussians": ["pseudo_gt", "train_features"], "codebook": ["codebook"],
-                     "association": ["associate"], "features": ["features"], "capability": ["capability"]},
+                     "association": ["associate"], "features": ["features"], "capability": ["capability"],
+                     "distilled": ["distill"]},
     },
     "evaluate_instances": {
         "required": {"gaussians": ["train_features", "pseudo_gt"]},

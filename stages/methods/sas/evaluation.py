@@ -1,5 +1,5 @@
 """SAS 2D fusion evaluated per point (the "2D Fusion" rows of SAS Table 3), the ``evaluation`` piece ``sas`` of
-``evaluate_semantic``.
+``evaluate_semantic``; the distilled 3D network's point features (the lower rows), the piece ``sas_distilled``.
 
 Each 2D model's per-pixel class prediction on every training view is aligned by text (Sec. 3.1) and fused onto the
 scene's 3D points over the views that see them (occlusion-aware, ``projection``); the two models' point features are
@@ -52,6 +52,11 @@ class SasEvalConfig:
     tau: float = 0.1
     visibility_threshold: float = VISIBILITY_THRESHOLD
     text_dim: int = 512
+
+
+@dataclass
+class SasDistilledEvalConfig:
+    """The distilled network's evaluation has no parameters of its own (its store holds the text features)."""
 
 
 def model_point_features(scene: Store, models: list[OracleClassModel], vocabulary: list[str], text: np.ndarray,
@@ -124,24 +129,53 @@ def test_view_queries(scene: Store, point_class: np.ndarray, vocabulary: list[st
     return {name: float(np.mean(v)) for name, v in sorted(ious.items())}
 
 
+def fused_scene_features(scene: Store, capability: Store,
+                         cfg: SasEvalConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """The configured row's point features [P, D], [P] seen by a training view, the text features [C, D] and the
+    vocabulary (the capability store's)."""
+    vocabulary = list(capability.attrs["vocabulary"])
+    missing = sorted(set(scene.attrs["categories"]) - set(vocabulary))
+    if missing:
+        raise StoreError(f"{capability.path}: the vocabulary lacks the scene categories {missing}")
+    models = [OracleClassModel.from_params(p) for p in capability.attrs["model_params"]]
+    text = encode_names(vocabulary, cfg.text_dim).numpy().astype(np.float64)
+    features, seen = model_point_features(scene, models, vocabulary, text, cfg.visibility_threshold)
+    fused = fused_features(cfg, features, [m.name for m in models], capability.load("capability"), text)
+    log.info("sas %s%s: %d of %d points seen by a training view", cfg.fusion,
+             f" ({cfg.model})" if cfg.model else "", int(seen.sum()), len(seen))
+    return fused, seen, text, vocabulary
+
+
+def point_rows(scene: Store, point_feats: np.ndarray, seen: np.ndarray, text: np.ndarray,
+               vocabulary: list[str]) -> SemanticResult:
+    """The ScanNet 3D protocol and the per-view 2D queries of per-point features (unseen points are a miss)."""
+    categories = list(scene.attrs["categories"])
+    confusions = subset_confusions(point_feats, seen, text, vocabulary, scene.load("points_semantic"), categories)
+    point_class = np.where(seen, (point_feats @ unit(text).T).argmax(-1), -1)
+    return SemanticResult(confusions, test_view_queries(scene, point_class, vocabulary))
+
+
 @register("evaluation", "sas")
 def evaluate_sas(call: StageCall) -> SemanticResult:
     """The configured row (one model or a fusion) in the ScanNet 3D protocol and the per-view 2D queries."""
     cfg = config_from_params(SasEvalConfig, call.options, "sas evaluation")
     scene_path, capability_path = call.require("scene", "capability")
-    scene, capability = read_store("scene", scene_path), read_store("capability", capability_path)
-    vocabulary = list(capability.attrs["vocabulary"])
-    missing = sorted(set(scene.attrs["categories"]) - set(vocabulary))
-    if missing:
-        raise StoreError(f"{capability_path}: the vocabulary lacks the scene categories {missing}")
-    models = [OracleClassModel.from_params(p) for p in capability.attrs["model_params"]]
-    text = encode_names(vocabulary, cfg.text_dim).numpy().astype(np.float64)
-    features, seen = model_point_features(scene, models, vocabulary, text, cfg.visibility_threshold)
-    names = [m.name for m in models]
-    fused = fused_features(cfg, features, names, capability.load("capability"), text)
-    categories = list(scene.attrs["categories"])
-    confusions = subset_confusions(fused, seen, text, vocabulary, scene.load("points_semantic"), categories)
-    point_class = np.where(seen, (fused @ unit(text).T).argmax(-1), -1)
-    log.info("sas %s%s: %d of %d points seen by a training view", cfg.fusion,
-             f" ({cfg.model})" if cfg.model else "", int(seen.sum()), len(seen))
-    return SemanticResult(confusions, test_view_queries(scene, point_class, vocabulary), points_protocol=SCAN_POINTS)
+    scene = read_store("scene", scene_path)
+    fused, seen, text, vocabulary = fused_scene_features(scene, read_store("capability", capability_path), cfg)
+    return point_rows(scene, fused, seen, text, vocabulary)
+
+
+@register("evaluation", "sas_distilled")
+def evaluate_sas_distilled(call: StageCall) -> SemanticResult:
+    """SAS Sec. 3.5 inference: the distilled network's point features against the text features, no post-processing
+    (every point has a prediction, seen by a training view or not)."""
+    config_from_params(SasDistilledEvalConfig, call.options, "sas_distilled evaluation")
+    scene_path, distilled_path = call.require("scene", "distilled")
+    scene, distilled = read_store("scene", scene_path), read_store("distilled_points", distilled_path)
+    feats = distilled.load("point_features").astype(np.float64)
+    if len(feats) != scene["points_xyz"].shape[0]:
+        raise StoreError(f"{distilled_path}: {len(feats)} point features for {scene['points_xyz'].shape[0]} scene "
+                         "points")
+    log.info("sas distilled (%s, backend %s)", distilled.attrs["schedule"], distilled.attrs["backend"])
+    return point_rows(scene, feats, np.ones(len(feats), bool), distilled.load("text_features").astype(np.float64),
+                      list(distilled.attrs["vocabulary"]))
