@@ -16,6 +16,7 @@ Examples (GPU; lego and fern from ../shared/data or --data-root):
     python -m bench.train_gs --scenes lego,fern --variants gpu_3dgs,gpu_3dgs+absgrad,gpu_3dgs+aa \\
         --eval-at 7000,30000 --out bench/results/train_gs.csv --note "..."
     python -m bench.train_gs --scaling views --variants gpu_3dgs --out bench/results/train_gs.csv
+    python -m bench.train_gs --out bench/results/train_gs.csv --plot-scaling bench/results/train_gs_scaling.png
     python -m bench.train_gs --smoke --workers 2 --out /tmp/train_gs_smoke.csv      # tiny, CPU
 """
 
@@ -252,6 +253,38 @@ def run_job(job: Job, device: torch.device, eval_at: list[int], build_seconds: f
     return rows
 
 
+def plot_scaling(csv: Path, png: Path) -> pd.DataFrame:
+    """Training time and peak memory of the scaling rows (their last iteration) against train views and Gaussian
+    count, each with the line through the origin and the smallest run (what linear scaling would give)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = pd.read_csv(csv)
+    rows = rows[rows["label"].astype(str).str.startswith("scaling_")]
+    rows = rows[rows["iterations"] == rows.groupby("label")["iterations"].transform("max")]
+    fig, axes = plt.subplots(2, 2, figsize=(10, 8))
+    for col, (kind, x) in enumerate((("scaling_views", "train_views"), ("scaling_gaussians", "num_gaussians"))):
+        sel = rows[rows["label"].str.startswith(kind)].sort_values(x)
+        for row, y in enumerate(("train_seconds", "peak_gpu_mem_gib")):
+            ax = axes[row, col]
+            for variant, g in sel.groupby("variant"):
+                ax.plot(g[x], g[y], "o-", label=variant)
+                ax.plot(g[x], g[x] * (g[y].iloc[0] / g[x].iloc[0]), ":", color="grey")
+            ax.set_xlabel(x.replace("_", " "))
+            ax.set_ylabel(y.replace("_", " "))
+            ax.grid(alpha=0.3)
+            if len(sel):
+                ax.legend(fontsize=8)
+    fig.suptitle("train_gs scaling (dotted: linear from the smallest run)")
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+    return rows
+
+
 def append_rows(out: Path, rows: pd.DataFrame) -> None:
     """Append to the CSV, keeping its columns and adding new ones (older rows get blanks)."""
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -319,6 +352,8 @@ def parser() -> argparse.ArgumentParser:
                    help="also compare the CUDA and CPU renderers (last row of each job)")
     p.add_argument("--note", default="", help="free text stored in every row (conditions of the run)")
     p.add_argument("--out", required=True, help="CSV to append rows to")
+    p.add_argument("--plot-scaling", default=None, metavar="PNG",
+                   help="only plot the scaling rows of --out into PNG (time and memory vs views and Gaussians)")
     p.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     return p
 
@@ -328,6 +363,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
     args.scene_path = dict(s.split("=", 1) for s in args.scene_path)
+    if args.plot_scaling:
+        print(plot_scaling(Path(args.out), Path(args.plot_scaling))[["label", "train_views", "num_gaussians",
+                                                                     "train_seconds", "peak_gpu_mem_gib"]])
+        return 0
     if args.smoke:
         args.scenes, args.scaling = "smoke", None
         args.eval_at = [20, 40] if args.eval_at == [7000, 30000] else args.eval_at

@@ -13,7 +13,15 @@ import pandas as pd
 import pytest
 import yaml
 
-from bench.train_gs import SCALING_CAPS, SCALING_VIEWS, parser, plan, resolve_variant, views_for_train
+from bench.train_gs import (
+    SCALING_CAPS,
+    SCALING_VIEWS,
+    parser,
+    plan,
+    plot_scaling,
+    resolve_variant,
+    views_for_train,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = yaml.safe_load((REPO / "config.yaml").read_text())["stages"]["train_gs"]["variants"]
@@ -81,3 +89,15 @@ def test_cuda_only_variant_stops_before_any_work_on_cpu(tmp_path):
     assert proc.returncode != 0
     assert "CUDA-only options on a cpu machine: smoke:gpu_3dgs+mcmc (strategy: mcmc" in proc.stderr
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_scaling_plot_takes_the_last_iteration_of_each_scaling_run(tmp_path):
+    rows = [{"label": f"scaling_views{n}:gpu_3dgs", "variant": "gpu_3dgs", "iterations": it, "train_views": n,
+             "num_gaussians": 1000 * n, "train_seconds": n * it / 1000, "peak_gpu_mem_gib": n / 100}
+            for n in SCALING_VIEWS for it in (7000, 30000)]
+    rows += [{"label": "lego:gpu_3dgs", "variant": "gpu_3dgs", "iterations": 30000, "train_views": 100,
+              "num_gaussians": 1, "train_seconds": 1.0, "peak_gpu_mem_gib": 1.0}]
+    pd.DataFrame(rows).to_csv(tmp_path / "t.csv", index=False)
+    picked = plot_scaling(tmp_path / "t.csv", tmp_path / "s.png")
+    assert sorted(picked["train_views"]) == list(SCALING_VIEWS) and set(picked["iterations"]) == {30000}
+    assert (tmp_path / "s.png").stat().st_size > 10_000
