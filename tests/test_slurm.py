@@ -93,7 +93,8 @@ def snakemake_cmd(results: Path, config: Path, *args: str, slurm: bool, timeout:
         cmd += ["--profile", PROFILE, "--slurm-logdir", str(results.parent / "slurm_logs"), *FAST]
     else:
         cmd += ["--cores", "2"]
-    return cmd + ["--config", f"results={results}"]  # --config takes every later word: keep it last
+    # --config takes every later word: keep it last; it replaces the profile's config block (torch_extensions_dir)
+    return cmd + ["--config", f"results={results}", f"torch_extensions_dir={results.parent / 'torch_extensions'}"]
 
 
 def start_snakemake(env: dict, results: Path, config: Path, *args: str, slurm: bool = True, name: str = "run",
@@ -245,7 +246,10 @@ def test_every_stage_is_a_slurm_job(demo, slurm_env):
     # GPU stages asked for a GPU (gpu: 1 -> --gpus=1, a fake GRES here), CPU stages did not
     for j in jobs:
         assert ("gres/gpu=1" in j["tres"]) == (rule_of(j["comment"]) in ("train_gs", "evaluate_render")), j
-    assert "device: cpu" in (demo.results / f"logs/synthetic/tiny_a/train_gs/{VARIANT}.log").read_text()
+    train_log = (demo.results / f"logs/synthetic/tiny_a/train_gs/{VARIANT}.log").read_text()
+    assert "device: cpu" in train_log
+    # the config's torch_extensions_dir reached the sbatch job as TORCH_EXTENSIONS_DIR (gsplat's build cache)
+    assert f"gsplat CUDA build cache TORCH_EXTENSIONS_DIR={demo.results.parent / 'torch_extensions'}:" in train_log
     assert (demo.results / "report/report.md").read_text().count("tiny_") >= 2
     assert planned_jobs(slurm_env, demo.results, demo.config) == {}
 
