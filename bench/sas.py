@@ -1,4 +1,4 @@
-"""Benchmark of SAS's 2D fusion (recipe ``sas_gpu`` in config.yaml) on a synthetic room with oracle 2D models.
+"""Benchmark of SAS's 2D fusion (recipe ``sas_2d_fusion_gpu`` in config.yaml; the distilled 3D network: bench/sas3d.py) on a synthetic room with oracle 2D models.
 
 For each per-class confusion level (``clean``: neither oracle model confuses anything; ``moderate``: the recipe's
 confusion rates x 0.6; ``strong``: the recipe's rates) it runs the capability stage (oracle source) and
@@ -91,7 +91,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=REPO / "bench/results/sas.csv")
     p.add_argument("--work", type=Path, default=Path("/tmp/ovgs_bench_sas"))
-    p.add_argument("--method", default="sas_gpu", help="SAS recipe in config.yaml")
+    p.add_argument("--method", default="sas_2d_fusion_gpu", help="SAS 2D-fusion recipe in config.yaml")
     p.add_argument("--scene-options", type=json.loads, default={}, help="synthetic room options (JSON)")
     p.add_argument("--levels", nargs="+", default=list(LEVEL_SCALE), choices=list(LEVEL_SCALE))
     p.add_argument("--diffusion-speed", choices=["tiny", "full"], default=None,
