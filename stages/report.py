@@ -256,8 +256,9 @@ def main(args: argparse.Namespace) -> None:
                   inference_table(instances).to_markdown(index=False, floatfmt=".1f"), ""]
     if args.fusion_methods and args.semantic_tables:
         fusion = scannet[scannet["method"].isin(args.fusion_methods)]
-        lines += ["## SAS 2D fusion (Table 3 upper half: each model alone, Add, Linear, capability-guided; ScanNet "
-                  "protocol on the scan's points, %)", "", fusion.to_markdown(index=False, floatfmt=".2f"), ""]
+        lines += ["## SAS 2D fusion and 3D distillation (Table 3: each model alone, Add, Linear, capability-guided "
+                  "2D fusion; the distilled network after pixel-point, superpoint, superpoint + TESD distillation; "
+                  "ScanNet protocol on the scan's points, %)", "", fusion.to_markdown(index=False, floatfmt=".2f"), ""]
     if args.capability_stores:
         lines += ["## SAS model capability (Eq. 3-5: mean IoU against the pseudo masks of single-object images)", ""]
         for item in args.capability_stores:
