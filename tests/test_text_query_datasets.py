@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from dataset_fixtures import room, save_mask, write_lerf_mask, write_lerf_ovs, write_ovs3d
 from PIL import Image
 
-from dataset_fixtures import room, save_mask, write_lerf_mask, write_lerf_ovs, write_ovs3d
 from stages.lib.annotation_protocols import lerf_mask_scores, lerf_ovs_scores, ovs3d_scores
 from stages.lib.annotations import QueryAnnotations
 from stages.lib.readers import read_scene
