@@ -8,7 +8,7 @@ import pytest
 
 from stages.lib.readers import read_scene
 from stages.lib.semantic_metrics import SCANNET19
-from stages.lib.synthetic import SyntheticConfig, make_scene
+from stages.lib.synthetic import SyntheticConfig, make_scene, seen_by_any_view
 from stages.lib.synthetic.cameras import WALK_HALF, walk
 from stages.lib.synthetic.hard import CLUTTER, TOP_Y, hard_objects
 from stages.lib.synthetic.layout import ROOM_HALF
@@ -102,3 +102,12 @@ def test_export_in_the_scannet_layout_reads_back(tmp_path):
     np.testing.assert_array_equal(scan.points_semantic, truth.points_semantic)
     np.testing.assert_array_equal(scan.gt_semantic, truth.gt_semantic)
     assert len(np.unique(scan.points_instance[scan.points_instance >= 0])) >= 25
+
+
+def test_scan_cloud_keeps_points_a_view_sees():
+    K = np.array([[10.0, 0, 4], [0, 10, 3], [0, 0, 1]])
+    w2c = np.eye(4)[None]
+    depth = np.full((1, 6, 8), 2.0)
+    points = np.array([[0.0, 0, 2.0], [0.0, 0, 3.0], [5.0, 0, 2.0], [0.1, 0.1, 2.03], [0, 0, -2.0]])
+    # on the surface / behind it / outside the image / within 2 % + 1 cm / behind the camera
+    assert seen_by_any_view(points, w2c, K, depth).tolist() == [True, False, False, True, False]

@@ -43,7 +43,9 @@ class SyntheticConfig:
     ``difficulty: hard`` builds the hard benchmark room (``stages.lib.synthetic.hard``: 38 instances, 17 classes; it
     ignores ``num_objects``). ``trajectory: walk`` is a ScanNet-like hand-held walk through the room
     (``cameras.walk``). ``cloud: surface`` samples ``num_points`` points on every surface by area, hidden ones
-    included, as a scan's mesh vertices (``surface.sample_surfaces``), instead of back-projecting train-view pixels.
+    included, instead of back-projecting train-view pixels (``surface.sample_surfaces``); ``cloud: scan`` keeps of
+    those the points that at least one view (train or test) sees, as a scan's mesh holds only what its frames saw,
+    so every point is hidden from some views but none from all.
     """
 
     seed: int = 0
@@ -69,8 +71,8 @@ def intrinsics(cfg: SyntheticConfig) -> np.ndarray:
 def _check(cfg: SyntheticConfig) -> None:
     if cfg.difficulty not in ("standard", "hard"):
         raise ValueError(f"difficulty must be 'standard' or 'hard', got {cfg.difficulty!r}")
-    if cfg.cloud not in ("views", "surface"):
-        raise ValueError(f"cloud must be 'views' or 'surface', got {cfg.cloud!r}")
+    if cfg.cloud not in ("views", "surface", "scan"):
+        raise ValueError(f"cloud must be 'views', 'surface' or 'scan', got {cfg.cloud!r}")
     if cfg.difficulty == "standard" and cfg.num_objects < MIN_OBJECTS:
         raise ValueError(f"num_objects must be >= {MIN_OBJECTS}, got {cfg.num_objects}")
     if cfg.trajectory not in ("orbit", "forward", "walk"):
@@ -104,6 +106,25 @@ def surface_cloud(objects: list, cfg: SyntheticConfig, colours: torch.Tensor,
     return xyz.astype(np.float32), (rgb * 255).round().byte().cpu().numpy(), inst
 
 
+def seen_by_any_view(xyz: np.ndarray, w2c: np.ndarray, K: np.ndarray, depth: np.ndarray,
+                     tolerance: float = 0.02) -> np.ndarray:
+    """Points that project into some view where the view's depth agrees with theirs (within ``tolerance`` x depth +
+    1 cm): the surfaces a scan of these views would hold."""
+    seen = np.zeros(len(xyz), bool)
+    h, w = depth.shape[1:]
+    for v in range(len(w2c)):
+        cam = xyz @ w2c[v, :3, :3].T + w2c[v, :3, 3]
+        z = cam[:, 2]
+        front = z > 1e-6
+        uv = cam[front] @ K.T
+        u, r = np.floor(uv[:, 0] / uv[:, 2]).astype(int), np.floor(uv[:, 1] / uv[:, 2]).astype(int)
+        inside = (u >= 0) & (u < w) & (r >= 0) & (r < h)
+        idx = np.nonzero(front)[0][inside]
+        d = depth[v, r[inside], u[inside]]
+        seen[idx] |= np.abs(d - z[idx]) <= tolerance * d + 0.01
+    return seen
+
+
 def make_scene(cfg: SyntheticConfig) -> SceneData:
     """Generate the scene described by ``cfg`` (validated)."""
     _check(cfg)
@@ -121,7 +142,7 @@ def make_scene(cfg: SyntheticConfig) -> SceneData:
 
     v, h, w = cfg.num_views, cfg.height, cfg.width
     is_test = np.arange(v) % cfg.test_every == 0
-    picks = {} if cfg.cloud == "surface" else _sample_pixels(cfg.num_points, np.where(~is_test)[0], h * w,
+    picks = {} if cfg.cloud in ("surface", "scan") else _sample_pixels(cfg.num_points, np.where(~is_test)[0], h * w,
                                                              np.random.default_rng([cfg.seed, POINTS_STREAM]))
     images = np.zeros((v, h, w, 3), np.uint8)
     depth = np.zeros((v, h, w), np.float32)
@@ -139,8 +160,11 @@ def make_scene(cfg: SyntheticConfig) -> SceneData:
             p = picks[i]
             cloud.append((hit[torch.from_numpy(p).to(device)].cpu().numpy(), images[i].reshape(-1, 3)[p],
                           instance[i].reshape(-1)[p]))
-    if cfg.cloud == "surface":
+    if cfg.cloud in ("surface", "scan"):
         cloud = [surface_cloud(objects, cfg, colours_t, device)]
+        if cfg.cloud == "scan":
+            seen = seen_by_any_view(cloud[0][0], w2c, K, depth)
+            cloud = [tuple(a[seen] for a in cloud[0])]
     points_xyz, points_rgb, points_instance = (np.concatenate(c) for c in zip(*cloud))
     return SceneData(
         images=images, intrinsics=np.repeat(K[None], v, 0), world_to_camera=w2c, is_test=is_test,
