@@ -157,3 +157,14 @@ def test_antialiased_training_runs_on_cpu(scene):
     params = train_rgb(scene, cfg, torch.device("cpu"), progress=False, on_start=lambda t: started.append(t.step))
     assert started == [0] and params["means"].shape[0] == len(scene.points_xyz)
     assert math.isfinite(float(params["opacities"].sum()))
+
+
+def test_evaluation_renders_in_the_trained_mode(scene):
+    """evaluate_render renders anti-aliased Gaussians anti-aliased: the two modes give different test PSNRs."""
+    from stages.evaluate_render import evaluate_test_views
+
+    params = initial_gaussians(scene, GSTrainConfig(sh_degree=0))
+    tables = {mode: evaluate_test_views(scene, params, 0, torch.device("cpu"), num_previews=0, rasterize_mode=mode)[0]
+              for mode in ("classic", "antialiased")}
+    assert len(tables["classic"]) == int(scene.is_test.sum())
+    assert not np.allclose(tables["classic"]["psnr"], tables["antialiased"]["psnr"])
