@@ -209,8 +209,10 @@ def codebook_search(args: argparse.Namespace, scene: Store, device: torch.device
                                             scene.load("points_instance"), categories)
     test = np.nonzero(scene.load("is_test"))[0]
     gt = np.stack([scene["gt_semantic"][int(v)] for v in test])
+    labels = subset_gaussian_labels(query, SCANNET_SUBSETS[19])[gaussian_of_points(points, means)[0]]
     return SemanticResult(confusions, lerf_2d(query, Cameras.from_scene(scene, test, device), gt, categories, cfg),
-                          points_protocol=points_protocol(points, means), purity=purity, codebook_oracle=oracle)
+                          points_protocol=points_protocol(points, means), purity=purity, codebook_oracle=oracle,
+                          point_labels=labels)
 
 
 def main(args: argparse.Namespace) -> None:
@@ -240,6 +242,8 @@ def main(args: argparse.Namespace) -> None:
         if result.purity is not None:
             w.attrs["codebook_purity"] = result.purity.as_dict()
             w.attrs["miou_3d_codebook_oracle"] = miou_macc(result.codebook_oracle[19])[0]
+        if result.point_labels is not None:
+            w.write("points_pred_3d", result.point_labels.astype(np.int32))
         if result.localization is not None:
             w.write("query_localization_2d", np.array([result.localization[q] for q in query_iou], np.float32))
             w.attrs["loc_acc_2d"] = float(np.mean(list(result.localization.values())))

@@ -31,6 +31,7 @@ class SemanticResult:
     points_protocol: str = "nearest_gaussian"  # how the scan's points got labels (SCAN_POINTS / NEAREST_GAUSSIAN / ...)
     purity: "Purity | None" = None
     codebook_oracle: dict[int, np.ndarray] | None = None  # confusions with every cluster labelled by its GT majority
+    point_labels: np.ndarray | None = None  # [P] index into the 19 ScanNet classes per scan point, -1 none (figures)
 
 
 def confusion_matrix(gt: np.ndarray, pred: np.ndarray, num_classes: int) -> np.ndarray:

@@ -270,6 +270,8 @@ SEMANTIC_METRICS = register(
                                         doc="per text query, LERF localization accuracy over annotated views"),
         confusion_ovs=ArraySpec("int64", ("Co", "Co1"), required=False,
                                 doc="3D-OVS protocol: rows GT, columns prediction over attrs['ovs_classes'], last miss"),
+        points_pred_3d=ArraySpec("int32", ("P",), required=False,
+                                 doc="19-class prediction per scan point (index into attrs['categories']), -1 none"),
     )
 )
 
