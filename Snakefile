@@ -29,6 +29,7 @@ include: "workflow/rules/evaluate_instances.smk"
 include: "workflow/rules/evaluate_prompt.smk"
 include: "workflow/rules/report_inputs.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/bench.smk"
 
 
 rule all:

@@ -12,6 +12,8 @@ rule evaluate_render:
         upstream=lambda w: upstream_params(w.dataset, w.scene, ("train_gs", w.variant)),
     log:
         f"{RESULTS}/logs/{{dataset}}/{{scene}}/evaluate_render/{{variant}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{dataset}}/{{scene}}/evaluate_render/{{variant}}.tsv"
     conda:
         "../../envs/pipeline.yaml"
     threads: res("evaluate_render", "threads")

@@ -72,3 +72,59 @@ def prior_notes():
                  for stage in ("masks", "track", "features", "capability") if stage in recipe]
         notes.append(shlex.quote(f"{method}: 2D priors " + ", ".join(parts)))
     return " ".join(notes)
+
+
+BENCH_EVALUATIONS = ("evaluate_semantic", "evaluate_prompt", "evaluate_instances")
+
+
+def bench_scenes():
+    """{dataset/scene: scene store} of the bench's scenes (bench.scenes, default the whole scenes table)."""
+    chosen = config.get("bench", {}).get("scenes") or [f"{d}/{s}" for d, s in SCENES]
+    unknown = [label for label in chosen if tuple(label.split("/")) not in SCENES]
+    if unknown:
+        raise ValueError(f"config.yaml: bench.scenes names {unknown}, which are not in the scenes table")
+    return {label: f"{scene_dir(*label.split('/'))}/scene.zarr" for label in chosen}
+
+
+def bench_entries():
+    """Per scene and bench row (method, level): its evaluation tables and stores and every job's benchmark file."""
+    entries = []
+    for label in bench_scenes():
+        d, s = label.split("/")
+        for run in BENCH.runs:
+            recipe = run.recipe
+            benchmarks = {"ingest": ["", f"{RESULTS}/benchmarks/{d}/{s}/ingest.tsv"]}
+            benchmarks.update({stage: [v, f"{RESULTS}/benchmarks/{d}/{s}/{stage}/{v}.tsv"] for stage, v in recipe.items()})
+            entries.append({
+                "method": run.method, "level": run.level, "priors": run.priors, "dataset": d, "scene": s,
+                "tables": {st: f"{scene_dir(d, s)}/{st}/{recipe[st]}.csv" for st in BENCH_EVALUATIONS if st in recipe},
+                "semantic_store": (store_path(d, s, "evaluate_semantic", recipe["evaluate_semantic"])
+                                   if "evaluate_semantic" in recipe else None),
+                "benchmarks": benchmarks})
+    return entries
+
+
+def bench_manifest():
+    """What the bench report reads (stages/bench_report.py), written to JSON by bench_manifest."""
+    bench = config.get("bench", {})
+    return {"levels": bench.get("levels", []), "scenes": bench_scenes(), "figure_view": bench.get("figure_view", 0),
+            "entries": bench_entries()}
+
+
+def write_manifest(path, manifest, log_path):
+    """Write the bench manifest as JSON and its row count to the job's log."""
+    with open(path, "w") as f:
+        json.dump(manifest, f, indent=1, sort_keys=True)
+    with open(log_path, "w") as f:
+        f.write(f"{len(manifest['entries'])} bench rows\n")
+
+
+def bench_inputs(wildcards):
+    """Every file the manifest names: scene stores, evaluation tables and stores, benchmark files."""
+    manifest = bench_manifest()
+    files = set(manifest["scenes"].values())
+    for entry in manifest["entries"]:
+        files |= set(entry["tables"].values()) | {path for _, path in entry["benchmarks"].values()}
+        if entry["semantic_store"]:
+            files.add(entry["semantic_store"])
+    return sorted(files)

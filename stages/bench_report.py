@@ -1,0 +1,123 @@
+"""Bench report stage: every method recipe at every corruption level over the bench's scenes, compared in one report.
+
+Reads the manifest the ``bench_manifest`` rule writes (one entry per scene, method and level: its evaluation tables,
+its evaluate_semantic store, the ``benchmark:`` file of every job it used) and writes under ``--out-dir``:
+``bench.md`` (one table per protocol with every method that supports it, the protocol's definition, the priors of
+each row, the best value per column in bold; the cost table), ``bench_metrics.csv`` (every metric per scene),
+``tables/<protocol>.csv``, ``cost.csv`` / ``cost.png`` and ``figures/`` (robustness curves per protocol, one
+picture per scene of a test view, its ground truth and each method's predicted classes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from stages.lib.bench_cost import job_costs, sharing_summary, stage_cost_table
+from stages.lib.bench_figures import cost_plot, robustness_plot, scene_figure, splat_labels
+from stages.lib.bench_tables import PROTOCOLS, long_metrics, markdown, protocol_table
+from stages.lib.cli import run_stage, stage_parser
+from stages.lib.semantic_metrics import SCANNET_SUBSETS
+from stages.lib.store import read_store
+from stages.lib.tables import write_csv_atomic
+
+STAGE_ORDER = ["ingest", "train_gs", "masks", "track", "features", "mask_scales", "capability", "train_features",
+               "codebook", "pseudo_gt", "associate", "evaluate_render", "evaluate_semantic", "evaluate_instances",
+               "evaluate_prompt"]
+
+
+def protocol_sections(long: pd.DataFrame, levels: list[str], out: Path) -> list[str]:
+    """Per protocol that some row measured: its table (Markdown and CSV), definition and robustness curves."""
+    lines = []
+    for key, protocol in PROTOCOLS.items():
+        if not (long["protocol"] == key).any():
+            continue
+        table = protocol_table(long, key, levels)
+        write_csv_atomic(table, out / "tables" / f"{key}.csv")
+        robustness_plot(long, key, protocol.title, levels, out / "figures" / f"robustness_{key}.png")
+        lines += [f"## {protocol.title}", "", markdown(table), "", f"*Protocol.* {protocol.definition} Values: means "
+                  "over the bench's scenes (the `scenes` column counts them); bold: best in the column.", "",
+                  f"![robustness: {key}](figures/robustness_{key}.png)", ""]
+    return lines
+
+
+def cost_section(entries: list[dict], out: Path) -> list[str]:
+    """Wall time and peak RSS per method and stage from the benchmark files, and what shared stages saved."""
+    jobs = job_costs(entries)
+    if jobs.empty:
+        return []
+    costs = stage_cost_table(jobs, STAGE_ORDER)
+    write_csv_atomic(costs, out / "cost.csv")
+    cost_plot(costs, out / "cost.png")
+    summary = pd.DataFrame([sharing_summary(jobs)])
+    return ["## Cost per method and stage (Snakemake benchmark files)", "", markdown(costs, best=False), "",
+            "*Wall time:* mean over the method's levels and scenes; *peak RSS:* the most over them; *rows sharing the "
+            "job:* how many (method, level) rows of a scene read that job's output (computed once).", "",
+            markdown(summary, best=False), "", "![cost](cost.png)", ""]
+
+
+def point_labels(path: str | None) -> np.ndarray | None:
+    """The 19-class labels of the scan's points an evaluate_semantic store kept, else None."""
+    if path is None:
+        return None
+    store = read_store("semantic_metrics", path)
+    return store.load("points_pred_3d") if "points_pred_3d" in store else None
+
+
+def scene_sections(entries: list[dict], scenes: dict[str, str], level: str, view_index: int, out: Path) -> list[str]:
+    """Per scene: one test view, its GT classes and every method's predicted classes at ``level``."""
+    lines = ["## Predicted classes on a test view", "",
+             f"Each method's 19-class labels of the scan's points (ScanNet protocol, level {level}) splatted into the "
+             "view nearest first; black: no point or unlabelled.", ""]
+    for label, path in scenes.items():
+        scene = read_store("scene", path)
+        if "gt_semantic" not in scene or "points_semantic" not in scene:
+            continue
+        test = np.nonzero(scene.load("is_test"))[0]
+        view = int(test[min(view_index, len(test) - 1)])
+        rgb = scene["images"][view]
+        h, w = rgb.shape[:2]
+        points, K, w2c = scene.load("points_xyz"), scene["intrinsics"][view], scene["world_to_camera"][view]
+        predictions = {}
+        for e in entries:
+            if f"{e['dataset']}/{e['scene']}" == label and e["level"] == level and "evaluate_semantic" in e["tables"]:
+                labels = point_labels(e.get("semantic_store"))
+                predictions[e["method"]] = None if labels is None else splat_labels(points, labels, K, w2c, h, w)
+        name = f"scene_{label.replace('/', '_')}.png"
+        scene_figure(rgb, scene["gt_semantic"][view], list(scene.attrs["categories"]), predictions,
+                     SCANNET_SUBSETS[19], f"{label}, test view {view}", out / "figures" / name)
+        lines += [f"### {label}", "", f"![{label}](figures/{name})", ""]
+    return lines
+
+
+def main(args: argparse.Namespace) -> None:
+    manifest = json.loads(Path(args.manifest).read_text())
+    out = Path(args.out_dir)
+    for folder in (out, out / "tables", out / "figures"):
+        folder.mkdir(parents=True, exist_ok=True)
+    entries, levels = manifest["entries"], manifest["levels"]
+    long = long_metrics(entries)
+    write_csv_atomic(long, out / "bench_metrics.csv")
+    lines = ["# Benchmark: every method on identical inputs", "",
+             f"Methods: {', '.join(dict.fromkeys(e['method'] for e in entries))}. Oracle-corruption levels: "
+             f"{', '.join(levels)}. Scenes: {', '.join(manifest['scenes'])}. *Priors* names each row's 2D priors "
+             "(oracle at a corruption level, or the real model).", ""]
+    lines += protocol_sections(long, levels, out)
+    lines += cost_section(entries, out)
+    lines += scene_sections(entries, manifest["scenes"], levels[0], manifest.get("figure_view", 0), out)
+    (out / "bench.md").write_text("\n".join(lines))
+
+
+def parser() -> argparse.ArgumentParser:
+    p = stage_parser("bench_report", __doc__)
+    p.add_argument("--manifest", required=True, help="JSON manifest of the bench (rule bench_manifest)")
+    p.add_argument("--out-dir", required=True)
+    return p
+
+
+if __name__ == "__main__":
+    run_stage(main, parser())

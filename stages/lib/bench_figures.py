@@ -1,0 +1,131 @@
+"""The benchmark's pictures: robustness curves per protocol, cost bars, and per scene a test view with its ground
+truth and every method's predicted classes."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+
+from stages.lib.semantic_metrics import SCANNET_SUBSETS  # noqa: E402
+
+UNLABELLED = (0.0, 0.0, 0.0)
+
+
+def class_colour(name: str) -> tuple[float, float, float]:
+    """A fixed colour per class name (the 19 ScanNet classes from tab20, others from a hash of the name)."""
+    palette = plt.get_cmap("tab20").colors
+    if name in SCANNET_SUBSETS[19]:
+        return tuple(palette[SCANNET_SUBSETS[19].index(name)])
+    return tuple(palette[int(hashlib.md5(name.encode()).hexdigest(), 16) % len(palette)])
+
+
+def colour_map(labels: np.ndarray, names: list[str]) -> np.ndarray:
+    """[H, W] class ids into ``names`` (-1 unlabelled) -> [H, W, 3] RGB in [0, 1]."""
+    lut = np.array([class_colour(n) for n in names] + [UNLABELLED])
+    return lut[np.where((labels >= 0) & (labels < len(names)), labels, len(names))]
+
+
+def splat_labels(points: np.ndarray, labels: np.ndarray, intrinsics: np.ndarray, world_to_camera: np.ndarray,
+                 height: int, width: int) -> np.ndarray:
+    """Per pixel the label of the nearest point projecting into it (OpenCV pinhole, z-buffer), -1 where none; each
+    point covers a square whose side follows the mean pixel area per visible point, so sparse scans leave no holes."""
+    cam = points @ world_to_camera[:3, :3].T + world_to_camera[:3, 3]
+    z = cam[:, 2]
+    front = z > 1e-6
+    uv = cam[front] @ intrinsics.T
+    col, row, z, lab = (np.floor(uv[:, 0] / uv[:, 2]).astype(int), np.floor(uv[:, 1] / uv[:, 2]).astype(int),
+                        z[front], labels[front])
+    inside = (col >= 0) & (col < width) & (row >= 0) & (row < height)
+    col, row, z, lab = col[inside], row[inside], z[inside], lab[inside]
+    radius = int(max(0, np.ceil(np.sqrt(height * width / max(len(z), 1)) / 2) - 1))
+    offsets = [(dr, dc) for dr in range(-radius, radius + 1) for dc in range(-radius, radius + 1)]
+    pixel = np.concatenate([np.clip(row + dr, 0, height - 1) * width + np.clip(col + dc, 0, width - 1)
+                            for dr, dc in offsets])
+    depth, lab = np.tile(z, len(offsets)), np.tile(lab, len(offsets))
+    order = np.lexsort((depth, pixel))  # by pixel, nearest first
+    first = np.unique(pixel[order], return_index=True)[1]
+    out = np.full(height * width, -1, np.int64)
+    out[pixel[order][first]] = lab[order][first]
+    return out.reshape(height, width)
+
+
+def robustness_plot(long: pd.DataFrame, protocol: str, title: str, levels: list[str], path: Path) -> None:
+    """Every metric of ``protocol`` against the corruption level (x in the bench's level order), one line per
+    method, means over scenes."""
+    rows = long[long["protocol"] == protocol]
+    metrics = list(dict.fromkeys(rows["metric"]))
+    cols = min(3, len(metrics))
+    nrows = -(-len(metrics) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.2 * nrows), squeeze=False)
+    x = {lvl: i for i, lvl in enumerate(levels)}
+    for ax, metric in zip(axes.flat, metrics):
+        means = rows[rows["metric"] == metric].groupby(["method", "level"])["value"].mean().reset_index()
+        for method, curve in means.groupby("method"):
+            curve = curve.assign(x=curve["level"].map(x)).sort_values("x")
+            ax.plot(curve["x"], curve["value"], marker="o", label=method)
+        ax.set_xticks(range(len(levels)), levels, rotation=30, ha="right", fontsize=8)
+        ax.set_title(metric, fontsize=9)
+        ax.set_xlabel("oracle prior corruption", fontsize=8)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def cost_plot(costs: pd.DataFrame, path: Path) -> None:
+    """Per method: mean wall time per stage (stacked) and the peak RSS of its stages."""
+    wall = costs.pivot_table(index="Method", columns="Stage", values="Wall time (s)", sort=False).fillna(0.0)
+    rss = costs.groupby("Method", sort=False)["Peak RSS (MB)"].max()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 0.45 * len(wall) + 3.0))
+    start = np.zeros(len(wall))
+    for i, stage in enumerate(wall.columns):
+        left.barh(wall.index, wall[stage], left=start, label=stage, color=plt.get_cmap("tab20").colors[i % 20])
+        start += wall[stage].to_numpy()
+    left.set_xlabel("wall time per scene and level (s)")
+    left.legend(fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.3))
+    right.barh(rss.index, rss.to_numpy(), color="tab:gray")
+    right.set_xlabel("peak resident memory of its stages (MB)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def scene_figure(rgb: np.ndarray, gt: np.ndarray, gt_names: list[str], predictions: dict[str, np.ndarray | None],
+                 pred_names: list[str], title: str, path: Path) -> None:
+    """A test view's RGB, its GT semantic map and each method's predicted class map side by side (None: the
+    method's evaluation stored no point labels), with one legend of the classes shown."""
+    panels = [("RGB", rgb / 255.0), ("ground truth", colour_map(gt, gt_names))]
+    shown = {gt_names[c] for c in np.unique(gt) if c >= 0}
+    for method, labels in predictions.items():
+        if labels is None:
+            panels.append((method, None))
+            continue
+        panels.append((method, colour_map(labels, pred_names)))
+        shown |= {pred_names[c] for c in np.unique(labels) if 0 <= c < len(pred_names)}
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.6 * rgb.shape[0] / rgb.shape[1] + 1.2),
+                             squeeze=False)
+    for ax, (name, image) in zip(axes[0], panels):
+        if image is None:
+            ax.text(0.5, 0.5, "no point labels\nstored", ha="center", va="center", fontsize=8)
+        else:
+            ax.imshow(image, interpolation="nearest")
+        ax.set_title(name, fontsize=8)
+        ax.axis("off")
+    fig.legend(handles=[Patch(color=class_colour(n), label=n) for n in sorted(shown)], loc="lower center",
+               ncol=min(8, max(1, len(shown))), fontsize=7, frameon=False)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
