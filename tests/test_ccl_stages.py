@@ -110,7 +110,7 @@ def test_evaluation_reports_lerf_localization_ovs_and_scannet(stores):
     attrs = read_store("semantic_metrics", p["semantic"]).attrs
     assert {"loc_acc_2d", "miou_ovs_2d", "miou_2d", "miou_3d"} <= set(attrs)
     table = pd.read_csv(tmp / "semantic.csv")
-    assert set(table["protocol"]) == {"scannet_3d", "lerf_2d", "3dovs_2d"}
+    assert set(table["protocol"]) == {"scannet_3d", "scannet_3d_class", "lerf_2d", "3dovs_2d"}
     assert "loc. acc" in table.columns
     for key in ("loc_acc_2d", "miou_ovs_2d", "miou_2d", "miou_3d"):
         assert 0.0 <= attrs[key] <= 1.0
