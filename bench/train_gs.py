@@ -294,7 +294,19 @@ def append_rows(out: Path, rows: pd.DataFrame) -> None:
 
 
 def part_path(out: Path, worker: int) -> Path:
-    return out.with_name(f".{out.name}.worker{worker}")
+    """Worker ``worker``'s rows, rewritten after each of its jobs (merged into ``out`` at the end, or by
+    ``--merge-parts`` after an interrupted call)."""
+    return out.with_name(f"{out.stem}.worker{worker}.csv")
+
+
+def merge_parts(out: Path) -> list[Path]:
+    """Append every worker part beside ``out`` to it and delete the parts."""
+    parts = sorted(out.parent.glob(f"{out.stem}.worker*.csv"))
+    if parts:
+        append_rows(out, pd.concat([pd.read_csv(p) for p in parts], ignore_index=True))
+        for p in parts:
+            p.unlink()
+    return parts
 
 
 def worker_main(args: argparse.Namespace, jobs: list[Job]) -> None:
@@ -323,11 +335,7 @@ def spawn_workers(args: argparse.Namespace, jobs: list[Job], argv: list[str]) ->
         procs.append(subprocess.Popen([sys.executable, "-m", "bench.train_gs", *argv, "--workers", str(args.workers),
                                        "--worker", str(w)], cwd=REPO, env=env))
     codes = [p.wait() for p in procs]
-    parts = [part_path(out, w) for w in range(args.workers) if part_path(out, w).exists()]
-    if parts:
-        append_rows(out, pd.concat([pd.read_csv(p) for p in parts], ignore_index=True))
-        for p in parts:
-            p.unlink()
+    merge_parts(out)
     failed = [w for w, c in enumerate(codes) if c != 0]
     if failed:
         print(f"bench.train_gs: workers {failed} failed (their finished jobs are in {out})", file=sys.stderr)
@@ -352,6 +360,8 @@ def parser() -> argparse.ArgumentParser:
                    help="also compare the CUDA and CPU renderers (last row of each job)")
     p.add_argument("--note", default="", help="free text stored in every row (conditions of the run)")
     p.add_argument("--out", required=True, help="CSV to append rows to")
+    p.add_argument("--merge-parts", action="store_true",
+                   help="only merge worker parts left beside --out by an interrupted call into it")
     p.add_argument("--plot-scaling", default=None, metavar="PNG",
                    help="only plot the scaling rows of --out into PNG (time and memory vs views and Gaussians)")
     p.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
@@ -363,6 +373,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
     args.scene_path = dict(s.split("=", 1) for s in args.scene_path)
+    if args.merge_parts:
+        print(f"merged {[p.name for p in merge_parts(Path(args.out))]} into {args.out}")
+        return 0
     if args.plot_scaling:
         print(plot_scaling(Path(args.out), Path(args.plot_scaling))[["label", "train_views", "num_gaussians",
                                                                      "train_seconds", "peak_gpu_mem_gib"]])

@@ -81,7 +81,19 @@ def test_smoke_run_over_two_workers_appends_to_the_csv(tmp_path):
     late = new.sort_values("iterations").groupby("label")["train_seconds"]
     assert (late.last() > late.first()).all(), "the clock runs on between evaluations"
     assert '"rasterize_mode": "antialiased"' in new[new["label"].str.contains("aa")]["params"].iloc[0]
-    assert not list(tmp_path.glob(".train_gs.csv.worker*")), "worker parts are merged and removed"
+    assert not list(tmp_path.glob("train_gs.worker*")), "worker parts are merged and removed"
+
+
+def test_parts_of_an_interrupted_call_are_merged(tmp_path):
+    out = tmp_path / "train_gs.csv"
+    pd.DataFrame([{"label": "old", "psnr": 20.0}]).to_csv(out, index=False)
+    for w in (0, 1):
+        pd.DataFrame([{"label": f"lego:w{w}", "psnr": 30.0 + w, "worker": w}]).to_csv(
+            tmp_path / f"train_gs.worker{w}.csv", index=False)
+    proc = run_bench("--merge-parts", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert pd.read_csv(out)["label"].tolist() == ["old", "lego:w0", "lego:w1"]
+    assert not list(tmp_path.glob("train_gs.worker*"))
 
 
 def test_cuda_only_variant_stops_before_any_work_on_cpu(tmp_path):
