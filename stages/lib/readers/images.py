@@ -58,7 +58,8 @@ def open_image(path: str | Path, expect_format: str | None = None) -> Image.Imag
     """The fully decoded image; ``expect_format`` (PIL's name, e.g. ``"PNG"``, ``"JPEG"``) checks that the file
     is what its name says, a ``SceneError`` naming the file otherwise."""
     img = _open_fully(Path(path))
-    if expect_format is not None and img.format != expect_format:
+    found = "JPEG" if img.format == "MPO" else img.format  # PIL names JPEGs with extra frames (camera apps) MPO
+    if expect_format is not None and found != expect_format:
         raise SceneError(f"{path}: the file is a {img.format or 'unknown'} image, not {expect_format} as its name says")
     return img
 

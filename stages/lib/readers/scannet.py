@@ -102,7 +102,8 @@ def read_mesh_points(ply_path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 
 def read_label_map(tsv: Path) -> dict[int, int]:
-    """ScanNet label id -> NYU40 id from the release's ``scannetv2-labels.combined.tsv`` (columns ``id``, ``nyu40id``)."""
+    """ScanNet label id -> NYU40 id from the release's ``scannetv2-labels.combined.tsv`` (columns ``id``, ``nyu40id``;
+    an empty ``nyu40id`` maps to 0, unannotated)."""
     try:
         with open(tsv, newline="") as f:
             rows = list(csv.DictReader(f, delimiter="\t"))
@@ -113,7 +114,7 @@ def read_label_map(tsv: Path) -> dict[int, int]:
     out = {}
     for line, row in enumerate(rows, start=2):
         try:
-            out[int(row["id"])] = int(row["nyu40id"])
+            out[int(row["id"])] = int(row["nyu40id"] or 0)
         except (TypeError, ValueError) as exc:
             raise SceneError(f"{tsv}: line {line}: id / nyu40id are not integers ({exc})") from exc
     return out
