@@ -12,12 +12,22 @@ $(BIN)/snakemake: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $@
 
-.PHONY: setup demo test test-slow clean
+.PHONY: setup demo test test-slow clean bench
 setup: $(BIN)/snakemake
 
 ## The main job: the default benchmark DAG on the bundled synthetic demo scene, ending in results/report/.
 demo: setup
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --cores $(CORES) --profile workflow/profiles/local
+
+## The benchmark on a GPU node: every bench method at every corruption level over the bench config's scenes, ending in
+## results/bench_gpu/report/bench/ (README, "Benchmark"). BENCH_LEVELS=clean runs only the listed levels.
+BENCH_CONFIG ?= config/bench_gpu.yaml
+BENCH_LEVELS ?=
+GPUS ?= 1
+bench: setup
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake bench --cores $(CORES) --resources gpu=$(GPUS) \
+	  --profile workflow/profiles/local --configfile $(BENCH_CONFIG) \
+	  $(if $(BENCH_LEVELS),--config 'bench={levels: [$(BENCH_LEVELS)]}')
 
 ## The tests (slow end-to-end runs excluded; `make test-slow` runs them).
 test: setup

@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from stages.lib.cli import run_stage, stage_parser  # noqa: E402
+from stages.methods import lookup, names as registered_names  # noqa: E402
 
 
 def summarise_render(per_view: pd.DataFrame) -> pd.DataFrame:
@@ -129,9 +130,16 @@ def prompt_table(tables: list[str]) -> pd.DataFrame:
 
 
 INSTANCE_METRICS = {"I": "mIoU", "P": "precision", "R": "recall", "B": "mBIoU"}
-SCHEME_NAMES = {"protosaga_proto": "Proto", "protosaga_proto_3d": "Proto (3D labels)", "protosaga_kmeans": "K-Means",
-                "protosaga_hdbscan": "HDBSCAN"}
-ASSOCIATION_CRITERIA = {"gaga_memory_bank": ("yes", ""), "protosaga_memory_bank": ("yes", "yes")}
+
+
+def report_label(name: str) -> str:
+    """The display name a method package registered for a piece (``report_label``), else the name itself."""
+    return lookup("report_label", name) if name in registered_names("report_label") else name
+
+
+def association_criteria(rule: str) -> tuple[str, str]:
+    """(depth set, probability set) marks a method package registered for an association rule, else blanks."""
+    return lookup("association_criteria", rule) if rule in registered_names("association_criteria") else ("", "")
 
 
 def instance_table(instances: pd.DataFrame) -> pd.DataFrame:
@@ -158,7 +166,7 @@ def association_table(instances: pd.DataFrame) -> pd.DataFrame:
     association criteria used (depth set Eq. 10, probability set Eq. 15); averages over scenes."""
     rows = instances[instances["protocol"] == "associated"]
     avg = rows.groupby(["method", "association"], as_index=False)[["mIoU", "precision", "recall"]].mean()
-    criteria = avg["association"].map(lambda a: ASSOCIATION_CRITERIA.get(a, ("", "")))
+    criteria = avg["association"].map(association_criteria)
     avg.insert(1, "Depth", [c[0] for c in criteria])
     avg.insert(2, "Prob", [c[1] for c in criteria])
     return avg.drop(columns="association").rename(columns={"method": "Method", "precision": "Precision",
@@ -168,7 +176,7 @@ def association_table(instances: pd.DataFrame) -> pd.DataFrame:
 def inference_table(instances: pd.DataFrame) -> pd.DataFrame:
     """Proto-SaGa Table 4 layout: every inference scheme of every method on the test views, averages over scenes."""
     rows = instances[instances["protocol"] == "test"].copy()
-    rows["Inference"] = rows["scheme"].map(lambda s: SCHEME_NAMES.get(s, s))
+    rows["Inference"] = rows["scheme"].map(report_label)
     avg = rows.groupby(["method", "Inference"], as_index=False, sort=False)[["mIoU", "precision", "recall", "mBIoU"]]
     return avg.mean().rename(columns={"method": "Method", "precision": "Precision", "recall": "Recall"})
 

@@ -7,9 +7,11 @@
 - ``prototypes``: Eq. 17-19; ``codebook``: the codebook algorithm ``protosaga_prototypes`` (prototypes and the 3D
   labels as a flat codebook); ``inference``: the ``instance_inference`` schemes of ``evaluate_instances`` (Table 4);
 - ``language``: the ``evaluation`` ``protosaga_language`` of ``evaluate_semantic`` (mask CLIP features fused per
-  consistent instance).
+  consistent instance);
+- ``labels``: the report's names of the schemes and association criteria (``report_label``,
+  ``association_criteria``).
 
 Recipes: ``protosaga``, ``gaga``, ``protosaga_gpu``, ``gaga_gpu`` in ``config.yaml``. Equation numbers are the paper's.
 """
 
-from stages.methods.protosaga import association, codebook, inference, language, objective  # noqa: F401 (register)
+from stages.methods.protosaga import association, codebook, inference, labels, language, objective  # noqa: F401
