@@ -120,18 +120,22 @@ def views_for_train(n: int, test_every: int) -> int:
 def plan(args: argparse.Namespace, variants: dict[str, dict[str, Any]]) -> list[Job]:
     specs = [s for s in args.variants.split(",") if s]
     jobs = []
-    if args.scaling == "views":
+    scaling = [x for x in (args.scaling or "").split(",") if x]
+    unknown = set(scaling) - {"views", "gaussians"}
+    if unknown:
+        raise SystemExit(f"bench.train_gs: --scaling takes views and/or gaussians, got {sorted(unknown)}")
+    if "views" in scaling:
         for n in SCALING_VIEWS:
             opts = dict(SCALING_SIZE, num_views=views_for_train(n, SCALING_SIZE["test_every"]))
             jobs += [Job("room", s, "synthetic", None, opts, resolve_variant(s, variants), f"scaling_views{n}:{s}")
                      for s in specs]
-    elif args.scaling == "gaussians":
+    if "gaussians" in scaling:
         opts = dict(SCALING_SIZE, num_views=views_for_train(100, SCALING_SIZE["test_every"]))
         for cap in SCALING_CAPS:
             for s in specs:
                 params = resolve_variant(f"{s}+mcmc+mcmc.cap_max={cap}", variants)
                 jobs.append(Job("room", s, "synthetic", None, opts, params, f"scaling_gaussians{cap}:{s}+mcmc"))
-    else:
+    if not scaling:
         for scene in [s for s in args.scenes.split(",") if s]:
             reader, rel, opts = SCENES[scene]
             path = args.scene_path.get(scene) or (str(Path(args.data_root) / rel) if rel else None)
@@ -348,8 +352,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--variants", default="gpu_3dgs", help="comma-separated variant specs (see above)")
     p.add_argument("--eval-at", default="7000,30000", type=lambda s: sorted({int(x) for x in s.split(",") if x}),
                    help="iterations at which to evaluate; the last is the training length")
-    p.add_argument("--scaling", choices=("views", "gaussians"), default=None,
-                   help=f"synthetic room at 800x800: train views {SCALING_VIEWS}, or 100 views with MCMC caps "
+    p.add_argument("--scaling", default=None, metavar="views,gaussians",
+                   help=f"synthetic room at 800x800: train views {SCALING_VIEWS} and/or 100 views with MCMC caps "
                         f"{SCALING_CAPS} (instead of --scenes)")
     p.add_argument("--data-root", default=str(REPO.parent / "shared/data"))
     p.add_argument("--scene-path", action="append", default=[], metavar="SCENE=PATH",

@@ -55,6 +55,11 @@ def test_plan_scenes_and_scaling():
     args = parser().parse_args(["--scaling", "gaussians", "--out", "x.csv"])
     caps = [j.params["mcmc"]["cap_max"] for j in plan(args, VARIANTS)]
     assert caps == list(SCALING_CAPS) and views_for_train(100, 8) == 115
+    both = plan(parser().parse_args(["--scaling", "views,gaussians", "--out", "x.csv"]), VARIANTS)
+    assert [j.label.split(":")[0] for j in both] == [f"scaling_views{n}" for n in SCALING_VIEWS] + \
+        [f"scaling_gaussians{c}" for c in SCALING_CAPS]
+    with pytest.raises(SystemExit, match="views and/or gaussians"):
+        plan(parser().parse_args(["--scaling", "pixels", "--out", "x.csv"]), VARIANTS)
 
 
 def run_bench(*args: str) -> subprocess.CompletedProcess:
