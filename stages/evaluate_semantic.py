@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from stages.lib.annotation_protocols import pair_ious, query_means
 from stages.lib.cli import StageCall, config_from_params, pick_device, run_stage, stage_inputs, stage_parser
 from stages.lib.instance_gaussians import Cameras
 from stages.lib.open_vocabulary import label_instances
@@ -40,7 +41,6 @@ from stages.lib.semantic_metrics import (
     gaussian_instances,
     gaussian_of_points,
     lerf_query_metrics,
-    mask_iou,
     miou_macc,
     points_protocol,
     subset_labels,
@@ -121,16 +121,20 @@ def codebook_oracle_3d(leaf: np.ndarray, means: np.ndarray, points: np.ndarray, 
 # ----------------------------------------------------------------------------------------------
 def lerf_2d(query: Query, cams: Cameras, gt_semantic: np.ndarray, categories: list[str],
             cfg: SemanticEvalConfig) -> dict[str, float]:
-    """IoU per text query (each category present in the test views), mean over the views that show it."""
+    """IoU per text query (each category present in the test views), mean over the views that show it: the macro
+    per-query IoU of the LERF-OVS protocol (``stages/lib/annotation_protocols.py``) on the GT label maps."""
     present = [int(c) for c in np.unique(gt_semantic) if c >= 0]
-    result = {}
-    for c in tqdm(present, desc="text queries", unit="query"):
+    if not present:
+        return {}
+    pair_query, ious = [], []
+    for q, c in enumerate(tqdm(present, desc="text queries", unit="query")):
         with torch.no_grad():
             sel = query.render_selection(categories[c], cams, **asdict(cfg)).cpu().numpy()
         gt = gt_semantic == c
         shown = gt.any(axis=(1, 2))
-        result[categories[c]] = float(np.mean([mask_iou(p, g) for p, g in zip(sel[shown], gt[shown])]))
-    return result
+        ious.append(pair_ious(sel[shown], gt[shown]))
+        pair_query += [q] * int(shown.sum())
+    return query_means([categories[c] for c in present], np.array(pair_query), np.concatenate(ious))
 
 
 # ----------------------------------------------------------------------------------------------

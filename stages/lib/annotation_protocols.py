@@ -24,10 +24,15 @@ from stages.lib.instance_metrics import boundary_iou
 from stages.lib.semantic_metrics import localization_hit, mask_iou
 
 
-def _per_query(annotations: QueryAnnotations, values: np.ndarray) -> dict[str, float]:
-    """Mean of per-mask ``values`` for every query (queries without masks left out), in query order."""
-    return {q: float(values[annotations.query == i].mean()) for i, q in enumerate(annotations.queries)
-            if (annotations.query == i).any()}
+def pair_ious(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """IoU of every predicted mask with its annotated mask, [M]."""
+    return np.array([mask_iou(p, g) for p, g in zip(pred, gt)], dtype=np.float64)
+
+
+def query_means(queries: list[str], query: np.ndarray, values: np.ndarray) -> dict[str, float]:
+    """Mean of per-mask ``values`` for every query (``query[m]`` indexes ``queries``; queries without masks left out),
+    in query order: the per-query scores every protocol here and ``evaluate_semantic``'s LERF protocol report."""
+    return {q: float(values[query == i].mean()) for i, q in enumerate(queries) if (query == i).any()}
 
 
 def _check(annotations: QueryAnnotations, pred: np.ndarray, what: str) -> None:
@@ -39,10 +44,10 @@ def lerf_ovs_scores(annotations: QueryAnnotations, pred: np.ndarray, relevance: 
     """LERF-OVS: per-pair IoU and localization hit, per-query means, and both aggregates (module docstring)."""
     _check(annotations, pred, "predicted masks")
     _check(annotations, relevance, "relevance maps")
-    iou = np.array([mask_iou(p, g) for p, g in zip(pred, annotations.masks)])
+    iou = pair_ious(pred, annotations.masks)
     hit = np.array([localization_hit(r, g, annotations.boxes[annotations.box_mask == m])
                     for m, (r, g) in enumerate(zip(relevance, annotations.masks))], dtype=np.float64)
-    query_iou, query_loc = _per_query(annotations, iou), _per_query(annotations, hit)
+    query_iou, query_loc = query_means(annotations.queries, annotations.query, iou), query_means(annotations.queries, annotations.query, hit)
     return {"pair_iou": iou, "pair_hit": hit, "query_iou": query_iou, "query_localization": query_loc,
             "mIoU (query-weighted)": float(iou.mean()), "mIoU (macro)": float(np.mean(list(query_iou.values()))),
             "loc. acc (query-weighted)": float(hit.mean()),
@@ -76,8 +81,8 @@ def ovs3d_scores(annotations: QueryAnnotations, class_maps: dict[int, np.ndarray
 def lerf_mask_scores(annotations: QueryAnnotations, pred: np.ndarray) -> dict:
     """LERF-Mask: per-mask IoU and boundary IoU, per-prompt means and their macro means (module docstring)."""
     _check(annotations, pred, "predicted masks")
-    iou = np.array([mask_iou(p, g) for p, g in zip(pred, annotations.masks)])
+    iou = pair_ious(pred, annotations.masks)
     biou = np.array([boundary_iou(p, g) for p, g in zip(pred, annotations.masks)])
-    query_iou, query_biou = _per_query(annotations, iou), _per_query(annotations, biou)
+    query_iou, query_biou = query_means(annotations.queries, annotations.query, iou), query_means(annotations.queries, annotations.query, biou)
     return {"pair_iou": iou, "pair_biou": biou, "query_iou": query_iou, "query_biou": query_biou,
             "mIoU": float(np.mean(list(query_iou.values()))), "mBIoU": float(np.mean(list(query_biou.values())))}
