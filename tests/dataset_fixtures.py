@@ -103,13 +103,17 @@ def write_lerf_ovs(root: Path, scene_name: str = "teatime", annotated: tuple[int
 
 def write_ovs3d(root: Path, scene_name: str = "bed", annotated: tuple[int, ...] = (0, 4),
                 scene: SceneData | None = None) -> dict:
-    """``<root>/<scene>/{images,poses_bounds.npy}`` and ``segmentations/{classes.txt,<NN>/<class>.png}`` (3D-OVS's
-    layout; view folders named by the image index, two digits). Classes: the categories visible in the annotated
-    views (written unsorted, as a list may be). Returns images, names, classes (sorted), masks {(view, class)}."""
+    """``<root>/<scene>/{images/NN.png,poses_bounds.npy}`` and ``segmentations/{classes.txt,<NN>/<class>.png}``
+    (3D-OVS's layout; view folders named by the image index, as its loader's ``int(folder)`` requires). Classes: the
+    categories visible in the annotated views (written unsorted, as a list may be). Returns images, names, classes
+    (sorted), masks {(view, class)}."""
     scene = scene or room()
     folder = root / scene_name
-    names = [f"{i:05d}.jpg" for i in range(scene.num_views)]
-    images = np.stack([save_jpg(folder / "images" / n, scene.images[i]) for i, n in enumerate(names)])
+    names = [f"{i:02d}.png" for i in range(scene.num_views)]
+    (folder / "images").mkdir(parents=True)
+    for i, n in enumerate(names):
+        Image.fromarray(scene.images[i]).save(folder / "images" / n)
+    images = scene.images
     c2w = invert_rigid(scene.world_to_camera)
     K = scene.intrinsics[0]
     rows = []
