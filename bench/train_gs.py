@@ -65,6 +65,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "point_colors": {"init_color": "points"},
     "decay_to_end": {"lr_means_steps": 0},  # position lr reaches its final value at the last iteration
     "opacity_lr_025": {"lr_opacities": 0.025},  # the later reference code's opacity lr
+    "sep_ssim": {"ssim_separable": True},  # same SSIM, separable window over stacked maps (speed only)
 }
 SCALING_VIEWS = (50, 100, 200, 400)
 SCALING_CAPS = (250_000, 500_000, 1_000_000, 2_000_000)

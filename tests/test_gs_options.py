@@ -168,3 +168,16 @@ def test_evaluation_renders_in_the_trained_mode(scene):
               for mode in ("classic", "antialiased")}
     assert len(tables["classic"]) == int(scene.is_test.sum())
     assert not np.allclose(tables["classic"]["psnr"], tables["antialiased"]["psnr"])
+
+
+def test_separable_ssim_equals_the_2d_window():
+    """ssim(separable=True) is the same 11x11 Gaussian-window SSIM (known answers: 1 for equal images, symmetric)."""
+    from stages.lib.image_metrics import ssim
+
+    gen = torch.Generator().manual_seed(0)
+    a = torch.rand(2, 40, 52, 3, generator=gen, dtype=torch.float64)
+    b = (a + 0.2 * torch.randn(a.shape, generator=gen, dtype=torch.float64)).clamp(0, 1)
+    assert float(ssim(a, b, separable=True)) == pytest.approx(float(ssim(a, b)), abs=1e-12)
+    assert float(ssim(a, a, separable=True)) == pytest.approx(1.0, abs=1e-12)
+    assert float(ssim(a, b, separable=True)) == pytest.approx(float(ssim(b, a, separable=True)), abs=1e-12)
+    assert GSTrainConfig.from_dict({"ssim_separable": True}).ssim_separable

@@ -108,7 +108,8 @@ class GSTrainConfig:
     trainer); ``init_color``: ``points`` (the scene's point colours) or ``grey`` (what 3DGS's random-cube
     initialisation amounts to: its SH colours in [0, 1/255] go through an 8-bit PLY, so every point reads back
     as 127/255). ``view_order``: ``random`` (a uniformly drawn train view per step) or ``epoch`` (3DGS: every train
-    view once per epoch, in a fresh random order).
+    view once per epoch, in a fresh random order). ``ssim_separable``: the same SSIM window as two 1D passes over
+    the stacked maps (``image_metrics.ssim``; speed only).
     """
 
     iterations: int = 30_000
@@ -134,6 +135,7 @@ class GSTrainConfig:
     rasterize_mode: RasterizeMode = "classic"
     packed: bool = False
     strategy: Literal["default", "mcmc"] = "default"
+    ssim_separable: bool = False
     densify: DensifyConfig = field(default_factory=DensifyConfig)
     mcmc: MCMCConfig = field(default_factory=MCMCConfig)
 
@@ -399,7 +401,7 @@ def train_rgb(scene: SceneData, cfg: GSTrainConfig, device: torch.device, checkp
                                      rasterize_mode=cfg.rasterize_mode, packed=cfg.packed)
         target = images[i:i + 1].float() / 255.0
         l1 = torch.abs(out - target).mean()
-        loss = (1 - cfg.ssim_lambda) * l1 + cfg.ssim_lambda * (1 - ssim(out, target))
+        loss = (1 - cfg.ssim_lambda) * l1 + cfg.ssim_lambda * (1 - ssim(out, target, separable=cfg.ssim_separable))
         if mcmc is not None:  # MCMC's regularisers of the activated opacities and scales
             loss = loss + mcmc.opacity_reg * torch.sigmoid(trainer.params["opacities"]).mean() \
                 + mcmc.scale_reg * torch.exp(trainer.params["scales"]).mean()
