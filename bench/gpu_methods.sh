@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Every method bench on one shared benchmark room, on a GPU node: the room's scene and RGB Gaussians are trained
 # once (bench/room.py), then each (method bench, corruption level) runs as its own process reusing them, spread
-# round-robin over the visible GPUs. Usage: bench/gpu_methods.sh OUT_DIR LEVELS METHOD_BENCH...
+# round-robin over the visible GPUs. Usage: bench/gpu_methods.sh OUT_DIR LEVELS METHOD_BENCH[:LEVELS]...
 #   e.g. bench/gpu_methods.sh /tmp/out clean ccl saga protosaga openins
+#        bench/gpu_methods.sh /tmp/out clean ccl:moderate,strong protosaga   (per-bench levels after a colon)
 # EXTRA_<bench>="..." adds arguments to one bench's command (e.g. EXTRA_ccl="--query-latency").
 # Several processes sharing one GPU inflate each other's stage times: the CSVs record the GPU count and the
 # number of concurrent processes per GPU ("concurrent" column) so rows can be read accordingly.
@@ -14,7 +15,10 @@ python3 -m bench.room --work "$room" --gs-iterations "${GS_ITERATIONS:-15000}" -
   > "$out/room.log" 2>&1
 ngpu=$(python3 -c "import torch; print(max(torch.cuda.device_count(), 1))")
 jobs=()
-for m in "$@"; do for l in ${levels//,/ }; do jobs+=("$m:$l"); done; done
+for spec in "$@"; do
+  m=${spec%%:*}; own=$levels; [[ $spec == *:* ]] && own=${spec#*:}
+  for l in ${own//,/ }; do jobs+=("$m:$l"); done
+done
 per_gpu=$(( (${#jobs[@]} + ngpu - 1) / ngpu ))
 threads=$(( $(nproc) / ${#jobs[@]} )); threads=$(( threads > 0 ? threads : 1 ))  # no CPU oversubscription
 i=0

@@ -13,6 +13,8 @@ GPU (defaults: the 150-view 512x512 room, recipes protosaga_gpu / gaga_gpu):
     python -m bench.protosaga --out bench/results/protosaga.csv
 CPU smoke test (tiny room, demo recipes, short schedules):
     python -m bench.protosaga --smoke --out /tmp/protosaga_smoke.csv
+Memory-bank variants of Gaga's code on the same field (extra rows, named by the variant):
+    python -m bench.protosaga --bank-variants '{"protosaga_excl": {"exclusive": true}}' --out ...
 """
 
 from __future__ import annotations
@@ -108,6 +110,10 @@ def main() -> None:
     ap.add_argument("--schemes", default=None,
                     help="comma-separated inference schemes to evaluate (default: the recipe's; the first is the "
                          "reported one)")
+    ap.add_argument("--bank-variants", type=json.loads, default={},
+                    help='extra association variants on the same field, name -> memory-bank options over the Proto-SaGa '
+                         'recipe, e.g. \'{"protosaga+exclusive": {"exclusive": true}, "gaga+patch32": '
+                         '{"semantic": false, "patch_size": 32}}\'')
     ap.add_argument("--smoke", action="store_true", help="tiny CPU room, demo recipes, short schedules")
     ap.add_argument("--work", type=Path, default=REPO / "results/bench_protosaga")
     ap.add_argument("--reuse-gaussians", action="store_true",
@@ -131,6 +137,9 @@ def main() -> None:
         if args.schemes:
             p["evaluate_instances"]["schemes"] = {s: {} for s in args.schemes.split(",")}
             p["evaluate_instances"]["primary"] = args.schemes.split(",")[0]
+    for name, bank in args.bank_variants.items():
+        recipes[name] = {stage: dict(p) for stage, p in recipes[method].items()}
+        recipes[name]["associate"].update(bank)
     first = recipes[method]
     base = base_row(method, scene_options)
     rows: list[dict] = []
