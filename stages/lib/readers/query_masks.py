@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from stages.lib.annotations import QueryAnnotations
-from stages.lib.readers.images import _open_fully, resize_scene, select_views
+from stages.lib.readers.images import load_mask, resize_scene, select_views
 from stages.lib.scene import SceneData, SceneError
 
 SPLITS = ("annotated", "dataset")
@@ -31,10 +31,10 @@ def polygon_mask(points: Sequence[Sequence[float]], height: int, width: int, whe
 def load_binary_mask(path: Path, threshold: int, size: tuple[int, int], what: str) -> np.ndarray:
     """A grey mask file as bool ``grey > threshold`` (colour files: their luminance, as PIL's ``convert('L')``);
     ``size`` = (width, height) it must have."""
-    img = _open_fully(path)
-    if img.size != size:
-        raise SceneError(f"{path}: {what} is {img.size[0]}x{img.size[1]} but its image is {size[0]}x{size[1]}")
-    return np.asarray(img.convert("L")) > threshold
+    mask = load_mask(path, threshold)
+    if mask.shape != (size[1], size[0]):
+        raise SceneError(f"{path}: {what} is {mask.shape[1]}x{mask.shape[0]} but its image is {size[0]}x{size[1]}")
+    return mask
 
 
 def finish_scene(scene: SceneData, annotations: QueryAnnotations, split: str, max_views: int | None,
