@@ -503,7 +503,7 @@ def test_idr_truncated_mask(tmp_path):
 # Dispatcher, shared helpers, validation at write time
 # ----------------------------------------------------------------------------------------------
 def test_registry_and_dispatch(tmp_path):
-    assert set(READERS) == {"colmap", "nerf_json", "scannet", "llff", "idr"}
+    assert {"colmap", "nerf_json", "scannet", "llff", "idr", "lerf_ovs", "3dovs", "lerf_mask"} <= set(READERS)
     for name in READERS:
         assert {"downscale", "max_views"} <= set(reader_options(name))
     with pytest.raises(ValueError, match="colmap.*idr.*llff.*nerf_json.*scannet"):
