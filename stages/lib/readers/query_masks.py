@@ -15,6 +15,7 @@ from stages.lib.readers.images import load_mask, resize_scene, select_views
 from stages.lib.scene import SceneData, SceneError
 
 SPLITS = ("annotated", "dataset")
+PER_VIEW_ATTRS = ("colmap_camera_ids", "near_far")  # store attributes of the colmap / llff readers, one per view
 
 
 def polygon_mask(points: Sequence[Sequence[float]], height: int, width: int, where: str) -> np.ndarray:
@@ -65,7 +66,7 @@ def finish_scene(scene: SceneData, annotations: QueryAnnotations, split: str, ma
         world_to_camera=scene.world_to_camera[keep], is_test=is_test[keep], image_names=names,
         depth=take(scene.depth), foreground=take(scene.foreground), gt_semantic=take(scene.gt_semantic),
         gt_instance=take(scene.gt_instance), annotations=annotations,
-        extra_attrs={**scene.extra_attrs, **{k: [v[i] for i in keep] for k, v in scene.extra_attrs.items()
-                                             if isinstance(v, list) and len(v) == scene.num_views},
+        extra_attrs={**scene.extra_attrs, **{k: [scene.extra_attrs[k][i] for i in keep] for k in PER_VIEW_ATTRS
+                                             if k in scene.extra_attrs},
                      "split": split})
     return resize_scene(out, downscale).validate()
