@@ -1,7 +1,10 @@
 """The DAG on a ScanNet-layout scan: a small synthetic room written as a ScanNet scan (colour, 16-bit depth, poses,
 label-filt, instance-filt, labels mesh, aggregation + segs), ingested by the scannet reader, then 3DGS and
 OpenInsGaussian with oracle priors (tests/config/tiny_scannet.yaml) to the report, which shows the 3D (ScanNet
-protocol, the mesh's points) and 2D (LERF protocol, label-filt on the test views) numbers."""
+protocol, the mesh's points) and 2D (LERF protocol, label-filt on the test views) numbers.
+
+Marked slow: its eleven jobs each start Python with torch (about 3 s of CPU apiece), so even at 40 RGB and 25 feature
+iterations on a 32x24, 8-view scan it needs about 2 CPU-minutes, more than the default run allows."""
 
 import math
 
@@ -32,6 +35,7 @@ def scannet_run(tmp_path_factory):
     return results, room
 
 
+@pytest.mark.slow
 def test_scannet_scan_runs_to_the_report(scannet_run):
     results, room = scannet_run
     scene = read_store("scene", results / f"scannet/{SCAN}/scene.zarr")
