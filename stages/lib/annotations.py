@@ -62,14 +62,15 @@ class QueryAnnotations:
                                 renumber[self.box_mask[box_keep]].astype(np.int32))
 
     def downscale(self, factor: int) -> "QueryAnnotations":
-        """Masks nearest-downscaled by an integer factor, boxes scaled (same convention as the images)."""
+        """Masks nearest-downscaled by an integer factor; boxes (pixel indices, borders included) become the pixels of
+        the smaller image that cover them: ``floor(index / factor)``."""
         from stages.lib.readers.images import downscale_nearest
 
         if factor == 1:
             return self
         masks = np.stack([downscale_nearest(m, factor) for m in self.masks])
         return QueryAnnotations(self.protocol, self.queries, self.view, self.query, masks,
-                                (self.boxes / factor).astype(np.float32), self.box_mask)
+                                np.floor(self.boxes / factor).astype(np.float32), self.box_mask)
 
     def write(self, writer: Any) -> None:
         """Into an open ``scene`` store writer."""
