@@ -8,6 +8,7 @@ first that imports on this machine and logs the choice; stages record ``backend.
 Every backend offers the same few operations on its own sparse tensor type:
   ``tensor(coords, feats)``       coords [N, 4] int (batch, x, y, z) >= 0 at the finest voxel size
   ``features(t)`` / ``with_features(t, f)``   read / replace the features, keeping the sites
+  ``input_order(out, inp)``       features of a tensor on the input's sites, in the order the coords were given
   ``conv(cin, cout, k, key)``     stride-1 conv whose output sites are its input sites (submanifold; k odd or 1)
   ``down(cin, cout, key)``        kernel 2, stride 2 conv: output site floor(x / 2), input x = 2 o + i, i in {0,1}^3
   ``up(cin, cout, key)``          transpose of the ``down`` with the same key, back onto that down's input sites

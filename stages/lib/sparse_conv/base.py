@@ -45,6 +45,11 @@ class SparseBackend(ABC):
     def up(self, cin: int, cout: int, key: str) -> nn.Module:
         """Transposed kernel-2, stride-2 convolution back onto the input sites of ``down(..., key)``."""
 
+    def input_order(self, out: Any, inp: Any) -> torch.Tensor:
+        """Features of ``out``, a tensor on the sites of the input ``inp``, in the row order of the coords given to
+        ``tensor`` (a library may keep the sites in another order)."""
+        return self.features(out)
+
     def cat(self, a: Any, b: Any) -> Any:
         """Channel concatenation of two tensors on the same sites, in the same order."""
         return self.with_features(a, torch.cat([self.features(a), self.features(b)], dim=1))

@@ -47,6 +47,9 @@ class MinkowskiBackend(SparseBackend):
     def up(self, cin: int, cout: int, key: str) -> nn.Module:
         return ME.MinkowskiConvolutionTranspose(cin, cout, kernel_size=2, stride=2, dimension=3)
 
+    def input_order(self, out: ME.SparseTensor, inp: ME.SparseTensor) -> torch.Tensor:
+        return out.F[inp.inverse_mapping]  # MinkowskiEngine keeps its own (unique) order of the input coordinates
+
     def cat(self, a: ME.SparseTensor, b: ME.SparseTensor) -> ME.SparseTensor:
         return ME.cat(a, b)
 

@@ -110,8 +110,8 @@ class PointNetwork:
         else:
             vox = voxelise(points, self.cfg.voxel_size)
         ones = torch.ones(len(vox.coords), 1, device=self.device)
-        out = self.net(self.backend.tensor(vox.coords.to(self.device), ones))
-        return vox.devoxelise(self.backend.features(out))
+        inp = self.backend.tensor(vox.coords.to(self.device), ones)
+        return vox.devoxelise(self.backend.input_order(self.net(inp), inp))
 
 
 def train_distillation(targets: DistillTargets, backend: SparseBackend, cfg: DistillSchedule,
