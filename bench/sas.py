@@ -1,4 +1,5 @@
-"""Benchmark of SAS's 2D fusion (recipe ``sas_2d_fusion_gpu`` in config.yaml; the distilled 3D network: bench/sas3d.py) on a synthetic room with oracle 2D models.
+"""Benchmark of SAS's 2D fusion (recipe ``sas_2d_fusion_gpu`` in config.yaml; the distilled 3D network:
+bench/sas3d.py) on a synthetic room with oracle 2D models.
 
 For each per-class confusion level (``clean``: neither oracle model confuses anything; ``moderate``: the recipe's
 confusion rates x 0.6; ``strong``: the recipe's rates) it runs the capability stage (oracle source) and

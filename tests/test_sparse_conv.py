@@ -17,7 +17,8 @@ TOL = 1e-4  # float32 sums in another order
 
 def random_sites(n: int = 400, extent: int = 12, batches: int = 2, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
-    sites = torch.cat([torch.randint(0, batches, (n, 1), generator=g), torch.randint(0, extent, (n, 3), generator=g)], 1)
+    sites = torch.cat([torch.randint(0, batches, (n, 1), generator=g),
+                       torch.randint(0, extent, (n, 3), generator=g)], 1)
     return torch.unique(sites, dim=0)
 
 
@@ -99,7 +100,8 @@ def test_each_backend_minkunet_equals_the_reference(name):
     torch.manual_seed(0)
     coords = random_sites(n=1500, extent=40, batches=1)
     ref_net, net = MinkUNet18A(REFERENCE, 1, 8, width=0.25).eval(), MinkUNet18A(backend, 1, 8, width=0.25).eval()
-    assert len(ref_net.convolutions()) == len(net.convolutions()) == 49  # 8 levels x 2 blocks x 2 + stem, 4+4, 4 1x1, head
+    # 8 levels x 2 blocks x 2 convs, stem, 4 down + 4 up, 4 width-changing 1x1 skips, head
+    assert len(ref_net.convolutions()) == len(net.convolutions()) == 49
     for ref_mod, mod in zip(ref_net.convolutions(), net.convolutions()):
         backend.set_kernel(mod, REFERENCE.get_kernel(ref_mod))
         if getattr(ref_mod, "bias", None) is not None:

@@ -152,7 +152,7 @@ def point_rows(scene: Store, point_feats: np.ndarray, seen: np.ndarray, text: np
     categories = list(scene.attrs["categories"])
     confusions = subset_confusions(point_feats, seen, text, vocabulary, scene.load("points_semantic"), categories)
     point_class = np.where(seen, (point_feats @ unit(text).T).argmax(-1), -1)
-    return SemanticResult(confusions, test_view_queries(scene, point_class, vocabulary))
+    return SemanticResult(confusions, test_view_queries(scene, point_class, vocabulary), points_protocol=SCAN_POINTS)
 
 
 @register("evaluation", "sas")
