@@ -122,3 +122,18 @@ def test_a_short_distillation_learns_the_fused_classes():
 def test_bad_schedules_are_errors():
     with pytest.raises(ValueError, match="tesd_epochs < epochs"):
         DistillSchedule(epochs=10, tesd_epochs=10)
+
+
+def test_the_stage_stops_with_one_line_errors_and_leaves_no_output(tmp_path):
+    from stages import distill
+    from stages.lib.cli import run_stage
+
+    out = tmp_path / "distilled.zarr"
+    base = ["--scene", str(tmp_path / "scene.zarr"), "--capability", str(tmp_path / "cap.zarr"), "--out", str(out)]
+    with pytest.raises(SystemExit, match=r"unknown distill parameters \['voxel'\]"):
+        run_stage(distill.main, distill.parser(), [*base, "--params", '{"voxel": 0.05}'])
+    with pytest.raises(SystemExit, match="unknown sparse-conv backend 'cuda'"):
+        run_stage(distill.main, distill.parser(), [*base, "--params", '{"backend": "cuda"}'])
+    with pytest.raises(SystemExit, match=f"{tmp_path / 'scene.zarr'}: store does not exist"):
+        run_stage(distill.main, distill.parser(), [*base, "--params", "{}"])
+    assert list(tmp_path.iterdir()) == []
