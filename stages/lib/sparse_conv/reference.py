@@ -93,7 +93,7 @@ class SubmConv(nn.Module):
             out = t.feats.new_zeros(len(t.feats), self.weight.shape[2])
             for w, (rows_in, rows_out) in zip(self.weight, subm_pairs(t, self.kernel_size)):
                 if len(rows_in):
-                    out = out.index_add(0, rows_out, t.feats[rows_in] @ w)
+                    out.index_add_(0, rows_out, t.feats[rows_in] @ w)
         if self.bias is not None:
             out = out + self.bias
         return TorchSparse(t.coords, out, t.stride, t.maps)
@@ -112,7 +112,7 @@ class DownConv(nn.Module):
         for k, w in enumerate(self.weight):
             rows = torch.nonzero(index == k).squeeze(1)
             if len(rows):
-                out = out.index_add(0, inverse[rows], t.feats[rows] @ w)
+                out.index_add_(0, inverse[rows], t.feats[rows] @ w)
         return TorchSparse(coarse, out, t.stride * 2, t.maps)
 
 
@@ -132,7 +132,7 @@ class UpConv(nn.Module):
         for k, w in enumerate(self.weight):
             rows = torch.nonzero(index == k).squeeze(1)
             if len(rows):
-                out = out.index_copy(0, rows, t.feats[inverse[rows]] @ w)
+                out.index_copy_(0, rows, t.feats[inverse[rows]] @ w)
         return TorchSparse(t.maps[("coords", fine_stride)], out, fine_stride, t.maps)
 
 
