@@ -33,10 +33,15 @@ def predictions_from_annotations(annotations: QueryAnnotations) -> dict[str, np.
     return {"class_maps": maps}
 
 
+@pytest.fixture(scope="module")
+def small_room():
+    return room(num_views=6, width=32, height=24)
+
+
 @pytest.mark.parametrize("dataset", sorted(SCENES))
-def test_text_query_dataset_runs_through_the_dag(tmp_path, dataset):
+def test_text_query_dataset_runs_through_the_dag(tmp_path, dataset, small_room):
     name, write = SCENES[dataset]
-    write(tmp_path / "data", room(num_views=6, width=32, height=24))
+    write(tmp_path / "data", small_room)
     config = {
         "scenes": [{"dataset": dataset, "scene": name, "reader": dataset, "path": str(tmp_path / "data" / name),
                     "options": {"num_random_points": 500}}],
