@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from stages.lib.bench_cost import job_costs, sharing_summary, stage_cost_table
-from stages.lib.bench_figures import cost_plot, robustness_plot, scene_figure, splat_labels
+from stages.lib.bench_figures import cost_plot, robustness_plot, scene_figure, splat_labels, topdown_figure
 from stages.lib.bench_tables import PROTOCOLS, long_metrics, markdown, protocol_table
 from stages.lib.cli import run_stage, stage_parser
 from stages.lib.semantic_metrics import SCANNET_SUBSETS
@@ -70,9 +70,9 @@ def point_labels(path: str | None) -> np.ndarray | None:
 
 def scene_sections(entries: list[dict], scenes: dict[str, str], level: str, view_index: int, out: Path) -> list[str]:
     """Per scene: one test view, its GT classes and every method's predicted classes at ``level``."""
-    lines = ["## Predicted classes on a test view", "",
+    lines = ["## Predicted classes on a test view and from above", "",
              f"Each method's 19-class labels of the scan's points (ScanNet protocol, level {level}) splatted into the "
-             "view nearest first; black: no point or unlabelled.", ""]
+             "view nearest first, and the points seen from above; black: no point or unlabelled.", ""]
     for label, path in scenes.items():
         scene = read_store("scene", path)
         if "gt_semantic" not in scene or "points_semantic" not in scene:
@@ -82,15 +82,17 @@ def scene_sections(entries: list[dict], scenes: dict[str, str], level: str, view
         rgb = scene["images"][view]
         h, w = rgb.shape[:2]
         points, K, w2c = scene.load("points_xyz"), scene["intrinsics"][view], scene["world_to_camera"][view]
-        predictions = {}
-        for e in entries:
-            if f"{e['dataset']}/{e['scene']}" == label and e["level"] == level and "evaluate_semantic" in e["tables"]:
-                labels = point_labels(e.get("semantic_store"))
-                predictions[e["method"]] = None if labels is None else splat_labels(points, labels, K, w2c, h, w)
-        name = f"scene_{label.replace('/', '_')}.png"
-        scene_figure(rgb, scene["gt_semantic"][view], list(scene.attrs["categories"]), predictions,
-                     SCANNET_SUBSETS[19], f"{label}, test view {view}", out / "figures" / name)
-        lines += [f"### {label}", "", f"![{label}](figures/{name})", ""]
+        labels = {e["method"]: point_labels(e.get("semantic_store")) for e in entries
+                  if f"{e['dataset']}/{e['scene']}" == label and e["level"] == level and "evaluate_semantic" in e["tables"]}
+        predictions = {m: None if p is None else splat_labels(points, p, K, w2c, h, w) for m, p in labels.items()}
+        categories = list(scene.attrs["categories"])
+        name, top = f"scene_{label.replace('/', '_')}.png", f"topdown_{label.replace('/', '_')}.png"
+        scene_figure(rgb, scene["gt_semantic"][view], categories, predictions, SCANNET_SUBSETS[19],
+                     f"{label}, test view {view}", out / "figures" / name)
+        topdown_figure(points, scene.load("points_semantic"), categories,
+                       {m: p for m, p in labels.items() if p is not None}, SCANNET_SUBSETS[19],
+                       f"{label}: the scan's points from above", out / "figures" / top)
+        lines += [f"### {label}", "", f"![{label}](figures/{name})", "", f"![{label} from above](figures/{top})", ""]
     return lines
 
 

@@ -84,9 +84,10 @@ def test_splat_labels_nearest_point_wins_and_points_behind_are_dropped():
     # on the optical axis at depth 1 and 2 (pixel (2, 2)), behind the camera, and at depth 2 towards pixel (0, 0)
     points = np.array([[0.0, 0, 1], [0.0, 0, 2], [0.0, 0, -1], [-1.9, -1.9, 2.0]])
     labels = np.array([5, 7, 9, 3])
-    # 16 pixels, 3 points in front: side sqrt(16 / 3) = 2.3 pixels, so 3 x 3 squares (radius 1)
-    out = splat_labels(points, labels, K, w2c, 4, 4)
+    out = splat_labels(points, labels, K, w2c, 4, 4, radius=1)  # 3 x 3 squares
     assert out[2, 2] == 5 and out[1, 1] == 5  # the nearer point on the axis covers the far one and the corner's
     assert out[0, 0] == 3 and out[0, 1] == 3
     assert 7 not in out and 9 not in out
     assert (out == -1).sum() == 4
+    # default: 16 pixels, 3 points in front -> radius ceil(sqrt(16 / 3)) - 1 = 2, every pixel covered
+    assert (splat_labels(points, labels, K, w2c, 4, 4) >= 0).all()

@@ -24,7 +24,8 @@ def test_bench_plans_every_shared_stage_once(tmp_path):
     assert planned_jobs(tmp_path / "results", CONFIG, "bench") == SHARED_ONCE
 
 
-@pytest.mark.slow  # 24 jobs: about 1-2 min on 2 idle cores
+@pytest.mark.slow  # 24 jobs: about 15 min on a loaded 2-core machine
+@pytest.mark.timeout(2400)
 def test_bench_writes_the_comparison_report(tmp_path):
     results = tmp_path / "results"
     snakemake(results, "bench", configfile=CONFIG, timeout=2400)

@@ -34,9 +34,10 @@ def colour_map(labels: np.ndarray, names: list[str]) -> np.ndarray:
 
 
 def splat_labels(points: np.ndarray, labels: np.ndarray, intrinsics: np.ndarray, world_to_camera: np.ndarray,
-                 height: int, width: int) -> np.ndarray:
-    """Per pixel the label of the nearest point projecting into it (OpenCV pinhole, z-buffer), -1 where none; each
-    point covers a square whose side follows the mean pixel area per visible point, so sparse scans leave no holes."""
+                 height: int, width: int, radius: int | None = None) -> np.ndarray:
+    """Per pixel the label of the nearest point whose square (side 2 radius + 1) covers it (OpenCV pinhole, z-buffer),
+    -1 where none. The default radius gives each point twice the side of the mean pixel area per point in the image,
+    so that a scan's visible points leave few holes after the nearer ones have hidden the farther ones."""
     cam = points @ world_to_camera[:3, :3].T + world_to_camera[:3, 3]
     z = cam[:, 2]
     front = z > 1e-6
@@ -45,7 +46,8 @@ def splat_labels(points: np.ndarray, labels: np.ndarray, intrinsics: np.ndarray,
                         z[front], labels[front])
     inside = (col >= 0) & (col < width) & (row >= 0) & (row < height)
     col, row, z, lab = col[inside], row[inside], z[inside], lab[inside]
-    radius = int(max(0, np.ceil(np.sqrt(height * width / max(len(z), 1)) / 2) - 1))
+    if radius is None:
+        radius = int(max(0, np.ceil(np.sqrt(height * width / max(len(z), 1))) - 1))
     offsets = [(dr, dc) for dr in range(-radius, radius + 1) for dc in range(-radius, radius + 1)]
     pixel = np.concatenate([np.clip(row + dr, 0, height - 1) * width + np.clip(col + dc, 0, width - 1)
                             for dr, dc in offsets])
@@ -127,5 +129,28 @@ def scene_figure(rgb: np.ndarray, gt: np.ndarray, gt_names: list[str], predictio
                ncol=min(8, max(1, len(shown))), fontsize=7, frameon=False)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout(rect=(0, 0.12, 1, 1))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def topdown_figure(points: np.ndarray, gt: np.ndarray, gt_names: list[str], predictions: dict[str, np.ndarray],
+                   pred_names: list[str], title: str, path: Path) -> None:
+    """The scan's points seen from above (the axis of least extent dropped, lowest points drawn first), coloured by
+    the ground-truth class and by each method's predicted class."""
+    up = int(np.argmin(np.ptp(points, axis=0)))
+    plane = [a for a in range(3) if a != up]
+    order = np.argsort(points[:, up])
+    xy = points[order][:, plane]
+    panels = [("ground truth", colour_map(gt[order], gt_names))]
+    panels += [(m, colour_map(labels[order], pred_names)) for m, labels in predictions.items()]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.0 * len(panels), 3.4), squeeze=False)
+    size = max(0.5, 4000 / len(points))
+    for ax, (name, colours) in zip(axes[0], panels):
+        ax.scatter(xy[:, 0], xy[:, 1], c=colours, s=size, linewidths=0)
+        ax.set_title(name, fontsize=8)
+        ax.set_aspect("equal")
+        ax.axis("off")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
