@@ -51,7 +51,7 @@ def test_bench_writes_the_comparison_report(tmp_path):
     assert set(pd.read_csv(out / "bench_metrics.csv")["protocol"]) == {"scannet_3d", "lerf_2d"}
 
     for name in ("figures/robustness_scannet_3d.png", "figures/robustness_lerf_2d.png",
-                 "figures/scene_synthetic_bench_tiny.png", "cost.png"):
+                 "figures/scene_synthetic_bench_tiny.png", "figures/topdown_synthetic_bench_tiny.png", "cost.png"):
         assert (out / name).read_bytes()[:8] == PNG, name
 
     cost = pd.read_csv(out / "cost.csv")
