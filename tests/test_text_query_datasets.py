@@ -264,15 +264,37 @@ def test_lerf_ovs_bad_annotations(tmp_path, synthetic_room, breaker):
     assert str(err.value).startswith(str(bad)) and "\n" not in str(err.value)
 
 
-def test_lerf_ovs_missing_label_folder_through_ingest(tmp_path, synthetic_room):
-    write_lerf_ovs(tmp_path / "lerf_ovs", scene=synthetic_room)
-    for f in (tmp_path / "lerf_ovs" / "label" / "teatime").iterdir():
+def remove_label_folder(root: Path) -> Path:
+    folder = root / "label" / "teatime"
+    for f in folder.iterdir():
         f.unlink()
-    (tmp_path / "lerf_ovs" / "label" / "teatime").rmdir()
+    folder.rmdir()
+    return folder
+
+
+def empty_class_list(root: Path) -> Path:
+    f = root / "bed" / "segmentations" / "classes.txt"
+    f.write_text("")
+    return f
+
+
+def truncated_prompt_mask(root: Path) -> Path:
+    f = sorted((root / "figurines" / "test_mask" / "0").iterdir())[0]
+    f.write_bytes(f.read_bytes()[:60])
+    return f
+
+
+@pytest.mark.parametrize("reader, write, scene, breaker", [
+    ("lerf_ovs", write_lerf_ovs, "teatime", remove_label_folder),
+    ("3dovs", write_ovs3d, "bed", empty_class_list),
+    ("lerf_mask", write_lerf_mask, "figurines", truncated_prompt_mask)])
+def test_bad_input_through_ingest(tmp_path, synthetic_room, reader, write, scene, breaker):
+    write(tmp_path / "data", scene=synthetic_room)
+    bad = breaker(tmp_path / "data")
     out = tmp_path / "out" / "scene.zarr"
     out.parent.mkdir()
-    proc = ingest(tmp_path, "lerf_ovs", tmp_path / "lerf_ovs" / "teatime", out)
-    assert_one_line_error(proc, str(tmp_path / "lerf_ovs" / "label" / "teatime"), out)
+    proc = ingest(tmp_path, reader, tmp_path / "data" / scene, out)
+    assert_one_line_error(proc, str(bad), out)
 
 
 def ovs3d_missing_class(root: Path) -> Path:
