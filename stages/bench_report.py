@@ -82,8 +82,8 @@ def scene_sections(entries: list[dict], scenes: dict[str, str], level: str, view
         rgb = scene["images"][view]
         h, w = rgb.shape[:2]
         points, K, w2c = scene.load("points_xyz"), scene["intrinsics"][view], scene["world_to_camera"][view]
-        labels = {e["method"]: point_labels(e.get("semantic_store")) for e in entries
-                  if f"{e['dataset']}/{e['scene']}" == label and e["level"] == level and "evaluate_semantic" in e["tables"]}
+        rows = [e for e in entries if f"{e['dataset']}/{e['scene']}" == label and e["level"] == level]
+        labels = {e["method"]: point_labels(e["semantic_store"]) for e in rows if "evaluate_semantic" in e["tables"]}
         predictions = {m: None if p is None else splat_labels(points, p, K, w2c, h, w) for m, p in labels.items()}
         categories = list(scene.attrs["categories"])
         name, top = f"scene_{label.replace('/', '_')}.png", f"topdown_{label.replace('/', '_')}.png"

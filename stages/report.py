@@ -12,7 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from stages.lib.cli import run_stage, stage_parser  # noqa: E402
-from stages.methods import lookup, names as registered_names  # noqa: E402
+from stages.methods import lookup  # noqa: E402
+from stages.methods import names as registered_names  # noqa: E402
 
 
 def summarise_render(per_view: pd.DataFrame) -> pd.DataFrame:

@@ -65,7 +65,8 @@ def test_job_costs_count_rows_sharing_a_job(tmp_path):
         path.write_text(f"s\th:m:s\tmax_rss\tmax_vms\n{seconds}\t0:00:01\t{rss}\tNA\n")
         return str(path)
 
-    shared, own_a, own_b = bench_file("gs.tsv", 10.0, 500.0), bench_file("a.tsv", 2.0, 100.0), bench_file("b.tsv", 4.0, 300.0)
+    shared = bench_file("gs.tsv", 10.0, 500.0)
+    own_a, own_b = bench_file("a.tsv", 2.0, 100.0), bench_file("b.tsv", 4.0, 300.0)
     entries = [{"method": "a", "level": "clean", "dataset": "d", "scene": "s",
                 "benchmarks": {"train_gs": ["gs", shared], "codebook": ["ca", own_a]}},
                {"method": "b", "level": "clean", "dataset": "d", "scene": "s",

@@ -61,7 +61,8 @@ def test_bench_writes_the_comparison_report(tmp_path):
 
     # the scene figure's predicted maps come from the 19-class labels the evaluation kept per scan point
     scene = read_store("scene", results / SCENE / "scene.zarr")
-    labels = read_store("semantic_metrics", results / SCENE / "evaluate_semantic/bench_tiny.zarr").load("points_pred_3d")
+    evaluation = read_store("semantic_metrics", results / SCENE / "evaluate_semantic/bench_tiny.zarr")
+    labels = evaluation.load("points_pred_3d")
     assert labels.shape == (len(scene.load("points_xyz")),) and labels.min() >= -1 and labels.max() < 19
 
     assert planned_jobs(results, CONFIG, "bench") == {}, "a finished bench must have nothing left to do"

@@ -44,4 +44,5 @@ def sharing_summary(jobs: pd.DataFrame) -> dict[str, float]:
     """Jobs and wall time as run (each job once) against what every row computing its own jobs would cost."""
     unique = jobs.drop_duplicates("benchmark")
     return {"jobs run": int(len(unique)), "jobs without sharing": int(len(jobs)),
-            "wall time run (s)": float(unique["wall_s"].sum()), "wall time without sharing (s)": float(jobs["wall_s"].sum())}
+            "wall time run (s)": float(unique["wall_s"].sum()),
+            "wall time without sharing (s)": float(jobs["wall_s"].sum())}

@@ -76,7 +76,8 @@ def instance_rows(table: pd.DataFrame) -> pd.DataFrame:
         test = test[test["primary"].fillna(False).astype(bool)]
     first = test.head(1)
     names = {"mIoU": "mIoU (%)", "precision": "precision (%)", "recall": "recall (%)", "mBIoU": "boundary mIoU (%)"}
-    out = [("instance", label, float(first[col].iloc[0])) for col, label in names.items() if col in first and len(first)]
+    out = [("instance", label, float(first[col].iloc[0])) for col, label in names.items()
+           if col in first and len(first)]
     return pd.DataFrame(out, columns=["protocol", "metric", "value"])
 
 

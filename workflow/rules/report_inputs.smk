@@ -94,7 +94,8 @@ def bench_entries():
         for run in BENCH.runs:
             recipe = run.recipe
             benchmarks = {"ingest": ["", f"{RESULTS}/benchmarks/{d}/{s}/ingest.tsv"]}
-            benchmarks.update({stage: [v, f"{RESULTS}/benchmarks/{d}/{s}/{stage}/{v}.tsv"] for stage, v in recipe.items()})
+            benchmarks.update({stage: [v, f"{RESULTS}/benchmarks/{d}/{s}/{stage}/{v}.tsv"]
+                               for stage, v in recipe.items()})
             entries.append({
                 "method": run.method, "level": run.level, "priors": run.priors, "dataset": d, "scene": s,
                 "tables": {st: f"{scene_dir(d, s)}/{st}/{recipe[st]}.csv" for st in BENCH_EVALUATIONS if st in recipe},
