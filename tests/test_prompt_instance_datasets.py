@@ -23,6 +23,7 @@ from stages.lib.models.sam_masks import TINY_IMAGE_SIZE, build_sam, generate_mas
 from stages.lib.promptable import dataset_tasks, score_mask
 from stages.lib.readers import read_scene
 from stages.lib.readers.images import downscale_nearest, project
+from stages.lib.readers.llff_annotations import annotation_mask
 from stages.lib.scene import load_scene
 from stages.lib.store import read_store
 
@@ -113,6 +114,21 @@ def test_spin_round_trip_reference_and_scored_views(spin, tmp_path):
     for mask, view in zip(notes.masks, (1, 3, 5, 6)):
         np.testing.assert_array_equal(mask, truth["masks"][view])
     assert not loaded.is_test[kept[0]] and loaded.is_test[kept[1:]].all()
+
+
+def test_annotation_masks_binarise_and_downscale(tmp_path):
+    """0/255 and 0/1 masks read alike; a full-resolution scribble keeps every 2x2 block it touches."""
+    mask = np.zeros((4, 6), bool)
+    mask[1:3, 2:5] = True
+    for scale, name in ((255, "a.png"), (1, "b.png")):
+        Image.fromarray(mask.astype(np.uint8) * scale).save(tmp_path / name)
+        np.testing.assert_array_equal(annotation_mask(tmp_path / name, 4, 6), mask)
+    stroke = np.zeros((8, 12, 3), np.uint8)
+    stroke[3, 1:4] = (0, 255, 0)
+    Image.fromarray(stroke).save(tmp_path / "pos.png")
+    expected = np.zeros((4, 6), bool)
+    expected[1, 0:2] = True
+    np.testing.assert_array_equal(annotation_mask(tmp_path / "pos.png", 4, 6, scribble=True), expected)
 
 
 # ----------------------------------------------------------------------------------------------

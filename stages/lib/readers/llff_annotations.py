@@ -33,7 +33,8 @@ def view_of(stem: str, stems: list[dict[str, int]], where: Path, num_views: int)
 
 
 def annotation_mask(path: Path, height: int, width: int, scribble: bool = False) -> np.ndarray:
-    """A binary annotation on the image grid ``(height, width)`` bool. Masks: grey value > 127. Scribbles: any non-zero
+    """A binary annotation on the image grid ``(height, width)`` bool. Masks: grey value above half the file's maximum
+    (0/255 and 0/1 masks alike; an all-zero file is empty). Scribbles: any non-zero
     colour channel (where there is alpha, only opaque pixels). Annotations at an integer multiple of the image size
     (full-resolution annotations of a downscaled image folder) are downscaled (masks nearest, scribbles by any pixel of
     the block); any other size is an error."""
@@ -45,7 +46,8 @@ def annotation_mask(path: Path, height: int, width: int, scribble: bool = False)
         else:
             mask = arr > 0 if arr.ndim == 2 else (arr > 0).any(-1)
     else:
-        mask = np.asarray(img.convert("L") if img.mode not in ("1", "L", "I;16", "I") else img) > 127
+        grey = np.asarray(img.convert("L") if img.mode not in ("1", "L", "I;16", "I") else img).astype(np.float64)
+        mask = grey > grey.max() / 2 if grey.max() > 0 else np.zeros(grey.shape, bool)
     h, w = mask.shape
     k = h // height if height else 0
     if (h, w) != (height, width) and not (k > 1 and (h, w) == (height * k, width * k)):
