@@ -111,3 +111,11 @@ def test_scan_cloud_keeps_points_a_view_sees():
     points = np.array([[0.0, 0, 2.0], [0.0, 0, 3.0], [5.0, 0, 2.0], [0.1, 0.1, 2.03], [0, 0, -2.0]])
     # on the surface / behind it / outside the image / within 2 % + 1 cm / behind the camera
     assert seen_by_any_view(points, w2c, K, depth).tolist() == [True, False, False, True, False]
+
+
+def test_scan_cloud_holds_every_instance_a_frame_shows_and_nothing_unseen():
+    s = make_scene(SyntheticConfig(seed=1, difficulty="hard", trajectory="walk", cloud="scan", num_views=8, width=32,
+                                   height=24, num_points=3000))
+    assert set(np.unique(s.gt_instance)) == set(np.unique(s.points_instance)), "even objects too small to be sampled"
+    assert seen_by_any_view(s.points_xyz, s.world_to_camera, s.intrinsics[0], s.depth).all()
+    assert len(s.points_xyz) < 3000, "surfaces no frame sees are left out"

@@ -125,6 +125,24 @@ def seen_by_any_view(xyz: np.ndarray, w2c: np.ndarray, K: np.ndarray, depth: np.
     return seen
 
 
+def unsampled_instances(sampled: np.ndarray, images: np.ndarray, depth: np.ndarray, instance: np.ndarray,
+                        w2c: np.ndarray, K: np.ndarray, per_instance: int = 20
+                        ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Back-projected pixels (up to ``per_instance``, from the first view showing it) of every instance that some
+    view shows but no sampled point covers, so that a scan's mesh holds every object its frames saw."""
+    out = []
+    for inst in sorted(set(np.unique(instance).tolist()) - set(np.unique(sampled).tolist())):
+        v = int(np.nonzero((instance == inst).any(axis=(1, 2)))[0][0])
+        rows, cols = np.nonzero(instance[v] == inst)
+        take = np.linspace(0, len(rows) - 1, min(per_instance, len(rows))).astype(int)
+        rows, cols = rows[take], cols[take]
+        z = depth[v, rows, cols]
+        cam = np.stack([(cols + 0.5 - K[0, 2]) / K[0, 0] * z, (rows + 0.5 - K[1, 2]) / K[1, 1] * z, z], 1)
+        xyz = (cam - w2c[v, :3, 3]) @ w2c[v, :3, :3]
+        out.append((xyz.astype(np.float32), images[v, rows, cols], np.full(len(rows), inst, np.int32)))
+    return out
+
+
 def make_scene(cfg: SyntheticConfig) -> SceneData:
     """Generate the scene described by ``cfg`` (validated)."""
     _check(cfg)
@@ -164,7 +182,8 @@ def make_scene(cfg: SyntheticConfig) -> SceneData:
         cloud = [surface_cloud(objects, cfg, colours_t, device)]
         if cfg.cloud == "scan":
             seen = seen_by_any_view(cloud[0][0], w2c, K, depth)
-            cloud = [tuple(a[seen] for a in cloud[0])]
+            cloud = [tuple(a[seen] for a in cloud[0]), *unsampled_instances(cloud[0][2][seen], images, depth,
+                                                                            instance, w2c, K)]
     points_xyz, points_rgb, points_instance = (np.concatenate(c) for c in zip(*cloud))
     return SceneData(
         images=images, intrinsics=np.repeat(K[None], v, 0), world_to_camera=w2c, is_test=is_test,
