@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from workflow_runner import REPO, planned_jobs, snakemake
+from workflow_runner import planned_jobs, seed_tiny_gaussians, snakemake, tiny_config
 
 from stages.lib.store import read_store
 
@@ -28,7 +28,7 @@ LOC_MIN = 40.0
 
 
 def ccl_config(path, margin: float = 0.7):
-    config = yaml.safe_load((REPO / "tests/config/tiny.yaml").read_text())
+    config = tiny_config()
     for stage, variant in CCL_TINY.items():
         config["stages"].setdefault(stage, {"variants": {}})["variants"]["ccl_tiny"] = dict(variant)
     config["stages"]["codebook"]["variants"]["ccl_tiny"]["margin"] = margin
@@ -47,9 +47,10 @@ def whole_image_iou(results) -> float:
 
 
 @pytest.fixture(scope="module")
-def ccl_run(tmp_path_factory):
+def ccl_run(tmp_path_factory, tiny_gaussians):
     tmp = tmp_path_factory.mktemp("ccl_wf")
     config = ccl_config(tmp / "ccl.yaml")
+    seed_tiny_gaussians(tmp / "results", tiny_gaussians)
     snakemake(tmp / "results", configfile=config)
     return tmp / "results", config, tmp
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from workflow_runner import REPO, planned_jobs, snakemake
+from workflow_runner import planned_jobs, seed_tiny_gaussians, snakemake, tiny_config
 
 from stages.lib.instance_metrics import instance_scores
 from stages.lib.mask_store import load_masks
@@ -23,22 +23,15 @@ pytestmark = pytest.mark.timeout(2400)
 
 
 def merged_config(path):
-    def merge(a, b):
-        out = dict(a)
-        for k, v in b.items():
-            out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-        return out
-
-    config = merge(yaml.safe_load((REPO / "tests/config/tiny.yaml").read_text()),
-                   yaml.safe_load((REPO / "tests/config/tiny_protosaga.yaml").read_text()))
-    path.write_text(yaml.safe_dump(config))
+    path.write_text(yaml.safe_dump(tiny_config("tiny_protosaga.yaml")))
     return path
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory):
+def finished(tmp_path_factory, tiny_gaussians):
     root = tmp_path_factory.mktemp("protosaga")
     config = merged_config(root / "config.yaml")
+    seed_tiny_gaussians(root / "results", tiny_gaussians)
     snakemake(root / "results", configfile=config)
     return root / "results", config
 

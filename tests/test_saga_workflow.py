@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from workflow_runner import REPO, planned_jobs, snakemake
+from workflow_runner import planned_jobs, seed_tiny_gaussians, snakemake, tiny_config
 
 from stages.lib.promptable import spin_prompts
 from stages.lib.scene import load_scene
@@ -24,21 +24,13 @@ IOU_MARGIN = 0.2
 MIN_SELECTED_OBJECTS = 2
 
 
-def merged(base: dict, extra: dict) -> dict:
-    out = dict(base)
-    for key, value in extra.items():
-        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
-
-
 @pytest.fixture(scope="module")
-def saga_run(tmp_path_factory):
+def saga_run(tmp_path_factory, tiny_gaussians):
     tmp = tmp_path_factory.mktemp("saga")
-    config = merged(yaml.safe_load((REPO / "tests/config/tiny.yaml").read_text()),
-                    yaml.safe_load((REPO / "tests/config/tiny_saga.yaml").read_text()))
     configfile = tmp / "tiny_saga.yaml"
-    configfile.write_text(yaml.safe_dump(config))
+    configfile.write_text(yaml.safe_dump(tiny_config("tiny_saga.yaml")))
     results = tmp / "results"
+    seed_tiny_gaussians(results, tiny_gaussians)
     snakemake(results, configfile=configfile, timeout=1800)
     return results, configfile
 

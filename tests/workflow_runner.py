@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,3 +34,45 @@ def planned_jobs(results: Path, configfile: Path = REPO / "tests/config/tiny.yam
         if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("total", "job"):
             counts[parts[0]] = int(parts[1])
     return counts
+
+
+def merged(base: dict, extra: dict) -> dict:
+    """``base`` with ``extra`` merged in recursively (dicts merge, everything else replaces)."""
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def tiny_config(*extra: str | dict) -> dict:
+    """tests/config/tiny.yaml with further test configs (file names under tests/config/ or dicts) merged over it."""
+    config = yaml.safe_load((REPO / "tests/config/tiny.yaml").read_text())
+    for part in extra:
+        config = merged(config, part if isinstance(part, dict) else yaml.safe_load((REPO / "tests/config" / part).read_text()))
+    return config
+
+
+TINY_SCENE = "synthetic/tiny_room"
+TINY_GAUSSIANS = (f"{TINY_SCENE}/scene.zarr", f"{TINY_SCENE}/train_gs/tiny.zarr", f"{TINY_SCENE}/train_gs/tiny.ply",
+                  f"logs/{TINY_SCENE}/ingest.log", f"logs/{TINY_SCENE}/train_gs/tiny.log")
+
+
+def train_tiny_gaussians(results: Path) -> Path:
+    """Ingest the tiny room and train its ``tiny`` RGB Gaussians into ``results`` (once per test session, see
+    ``tests/conftest.py``)."""
+    snakemake(results, str(results / TINY_GAUSSIANS[1]))
+    return results
+
+
+def seed_tiny_gaussians(results: Path, source: Path) -> None:
+    """Copy the tiny room's scene and ``tiny`` RGB Gaussians from ``source`` into ``results``, keeping file times, so
+    Snakemake takes them as up to date and a method's DAG test starts at its own stages. (Snakemake has no parameter
+    record for the copies: a test that changes ``train_gs`` parameters must train its own, as tests/test_workflow.py
+    does.)"""
+    for relative in TINY_GAUSSIANS:
+        target = results / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if (source / relative).is_dir():
+            shutil.copytree(source / relative, target, copy_function=shutil.copy2)
+        else:
+            shutil.copy2(source / relative, target)
