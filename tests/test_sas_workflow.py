@@ -6,7 +6,7 @@ the capability heat map; changing the capability stage's parameters reruns exact
 import pandas as pd
 import pytest
 import yaml
-from workflow_runner import REPO, planned_jobs, snakemake
+from workflow_runner import REPO, merged, planned_jobs, snakemake, tiny_config
 
 from stages.lib.store import read_store
 
@@ -20,16 +20,8 @@ TINY_DISTILL = {"backend": "spconv", "epochs": 24, "tesd_epochs": 7}
 DISTILLED_FLOOR = 30.0  # measured 44.0 (fused 2D targets: 94.4)
 
 
-def merged(base: dict, extra: dict) -> dict:
-    out = dict(base)
-    for key, value in extra.items():
-        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
-
-
 def write_config(path, **capability_options):
-    config = merged(yaml.safe_load((REPO / "tests/config/tiny.yaml").read_text()),
-                    yaml.safe_load((REPO / "tests/config/tiny_sas.yaml").read_text()))
+    config = tiny_config("tiny_sas.yaml")
     distill = yaml.safe_load((REPO / "config.yaml").read_text())["stages"]["distill"]["variants"]["sas_demo"]
     config = merged(config, {"stages": {"distill": {"variants": {"sas_demo": merged(distill, TINY_DISTILL)}}}})
     if capability_options:
