@@ -12,6 +12,7 @@ from stages.lib.store import read_store
 SHARED = Path(os.environ.get("OVGS_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
+@pytest.mark.slow  # three real scenes through the DAG: about 1.5 min
 @pytest.mark.skipif(not SHARED.is_dir(), reason=f"real scenes not found at {SHARED} (set OVGS_SHARED_DATA)")
 def test_real_scenes_run_through_the_dag(tmp_path):
     config = (REPO / "tests/config/real_tiny.yaml").read_text().replace("../shared/data", str(SHARED))

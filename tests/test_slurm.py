@@ -289,6 +289,7 @@ def test_failing_stage_fails_the_run_and_leaves_no_store(demo, slurm_env):
     assert planned_jobs(slurm_env, demo.results, config)["ingest"] == 1
 
 
+@pytest.mark.slow  # about 1.5-2 min; `make test-slow` runs it
 def test_parameter_change_resubmits_only_stale_jobs(demo, slurm_env):
     config = write_config(demo.results.parent / "changed.yaml", demo_config(tiny_b=40))
     assert planned_jobs(slurm_env, demo.results, config) == {"train_gs": 1, "evaluate_render": 1, "report": 1,
@@ -308,6 +309,7 @@ def test_parameter_change_resubmits_only_stale_jobs(demo, slurm_env):
     assert planned_jobs(slurm_env, demo.results, config) == {}
 
 
+@pytest.mark.slow  # about 1.5-2 min; `make test-slow` runs it
 def test_scancel_of_a_running_stage_is_rerun_not_taken_as_complete(demo, slurm_env):
     config = write_config(demo.results.parent / "cancelled.yaml", demo_config(tiny_a=80, tiny_b=40))
     stale = planned_jobs(slurm_env, demo.results, config)
