@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from stages.lib.bench_tables import markdown  # noqa: E402
 from stages.lib.cli import run_stage, stage_parser  # noqa: E402
 from stages.methods import lookup  # noqa: E402
 from stages.methods import names as registered_names  # noqa: E402
@@ -25,7 +26,7 @@ def summarise_render(per_view: pd.DataFrame) -> pd.DataFrame:
         train_seconds=("train_seconds", "first"))
     mean = summary[["psnr", "ssim", "baseline_psnr"]].mean().to_frame().T
     mean[keys] = ["mean", "", ""]
-    return pd.concat([summary, mean], ignore_index=True)
+    return pd.concat([summary, mean], ignore_index=True).astype({"test_views": "Int64", "num_gaussians": "Int64"})
 
 
 def no_render_rows() -> pd.DataFrame:
@@ -227,7 +228,7 @@ def main(args: argparse.Namespace) -> None:
     summary.to_csv(out / "render_metrics.csv", index=False)
     plot_psnr(summary, out / "render_psnr.png")
     lines = ["# Benchmark report", "", "## Novel-view synthesis (held-out views)", "",
-             summary.to_markdown(index=False, floatfmt=".3f"), "", "![PSNR per scene](render_psnr.png)", ""]
+             markdown(summary, decimals=3, best=False), "", "![PSNR per scene](render_psnr.png)", ""]
     if args.semantic_tables:
         semantic = load_semantic(args.semantic_tables)
         semantic.to_csv(out / "semantic_metrics.csv", index=False)

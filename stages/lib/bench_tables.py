@@ -118,7 +118,7 @@ def markdown(table: pd.DataFrame, decimals: int = 1, best: bool = True) -> str:
     for column in table.columns:
         values = table[column]
         if pd.api.types.is_integer_dtype(values):
-            shown[column] = values.map(str)
+            shown[column] = values.map(lambda v: "–" if pd.isna(v) else str(v))
         elif pd.api.types.is_float_dtype(values):
             top = values.max() if best and values.notna().any() else np.nan
             shown[column] = [("–" if pd.isna(v) else f"**{v:.{decimals}f}**" if v == top and len(values) > 1
