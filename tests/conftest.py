@@ -12,6 +12,14 @@ torch.set_num_threads(TEST_THREADS)
 torch.use_deterministic_algorithms(True)
 
 
+@pytest.fixture(autouse=True)
+def keep_torch_threads():
+    """Every test starts at the session's thread count, also after one that changed it (the spconv backend drops
+    torch to one CPU thread, see stages/lib/sparse_conv/spconv_backend.py)."""
+    yield
+    torch.set_num_threads(TEST_THREADS)
+
+
 @pytest.fixture(scope="session")
 def tiny_gaussians(tmp_path_factory):
     """A results folder holding the tiny room's scene and ``tiny`` RGB Gaussians (tests/config/tiny.yaml)."""

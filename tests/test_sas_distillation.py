@@ -23,14 +23,6 @@ from stages.methods.sas.training import DistillSchedule, DistillTargets, train_d
 
 E1, E2 = [1.0, 0.0], [0.0, 1.0]
 
-@pytest.fixture(autouse=True)
-def keep_torch_threads():
-    """The spconv backend drops torch to one CPU thread (see stages/lib/sparse_conv/spconv_backend.py); later tests
-    in the session keep their own count."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
 
 
 def test_point_loss_is_one_minus_cosine_over_the_masked_points():

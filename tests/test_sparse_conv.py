@@ -12,14 +12,6 @@ from stages.lib.sparse_conv.voxels import voxelise
 
 REFERENCE = get_backend("torch")
 
-@pytest.fixture(autouse=True)
-def keep_torch_threads():
-    """The spconv backend drops torch to one CPU thread (see stages/lib/sparse_conv/spconv_backend.py); later tests
-    in the session keep their own count."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
 OTHERS = [name for name in available_backends() if name != "torch"]
 TOL = 1e-4  # float32 sums in another order
 
