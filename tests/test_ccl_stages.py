@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from oracle_stores import CPU, point_gaussians, tiny_scene
+from oracle_stores import point_gaussians, tiny_scene
 
 from stages import codebook, evaluate_semantic, features, masks, query, track, train_features
 from stages.lib.cli import run_stage

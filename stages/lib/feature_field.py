@@ -27,13 +27,13 @@ from tqdm import tqdm
 
 from stages.lib.cli import config_from_params
 from stages.lib.gaussians import PARAM_KEYS, activated, save_gaussians
-from stages.lib.image_metrics import ssim
 from stages.lib.gs_trainer import (
     DensifyConfig,
     GaussianTrainer,
     GSTrainConfig,
     scene_extent,
 )
+from stages.lib.image_metrics import ssim
 from stages.lib.render import render
 from stages.lib.scene import SceneData
 from stages.lib.store import read_store

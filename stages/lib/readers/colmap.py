@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from stages.lib.readers.colmap_files import check_model_files
 from stages.lib.readers.images import (
     camera_centres,
     check_factor,
@@ -22,7 +23,6 @@ from stages.lib.readers.images import (
     scale_intrinsics,
     select_views,
 )
-from stages.lib.readers.colmap_files import check_model_files
 from stages.lib.scene import SceneData, SceneError
 
 # Models whose projection is a pinhole once their distortion parameters are zero.

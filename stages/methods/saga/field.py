@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from stages.lib.objective_state import load_objective_state
 from stages.lib.gaussians import PARAM_KEYS, activated
+from stages.lib.objective_state import load_objective_state
 from stages.lib.render import render
 from stages.lib.store import StoreError, read_store
 from stages.methods.saga.cameras import Camera, activated_geometry, rendered_depth
