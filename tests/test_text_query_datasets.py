@@ -254,22 +254,30 @@ def break_json_size(root: Path) -> Path:
     return f
 
 
-@pytest.mark.parametrize("breaker", [break_json_key, break_json_syntax, break_json_image, break_json_polygon,
-                                     break_json_size])
-def test_lerf_ovs_bad_annotations(tmp_path, synthetic_room, breaker):
-    write_lerf_ovs(tmp_path / "lerf_ovs", scene=synthetic_room)
-    bad = breaker(tmp_path / "lerf_ovs")
+def assert_reader_names_the_file(tmp_path, room, reader: str, write, scene: str, breaker) -> None:
+    """A broken copy of a fixture stops the reader with one line that starts with the broken file's path."""
+    write(tmp_path / reader, scene=room)
+    bad = breaker(tmp_path / reader)
     with pytest.raises(SceneError) as err:
-        read_scene("lerf_ovs", tmp_path / "lerf_ovs" / "teatime")
+        read_scene(reader, tmp_path / reader / scene)
     assert str(err.value).startswith(str(bad)) and "\n" not in str(err.value)
 
 
-def remove_label_folder(root: Path) -> Path:
-    folder = root / "label" / "teatime"
+def remove_folder(folder: Path) -> Path:
     for f in folder.iterdir():
         f.unlink()
     folder.rmdir()
     return folder
+
+
+@pytest.mark.parametrize("breaker", [break_json_key, break_json_syntax, break_json_image, break_json_polygon,
+                                     break_json_size])
+def test_lerf_ovs_bad_annotations(tmp_path, synthetic_room, breaker):
+    assert_reader_names_the_file(tmp_path, synthetic_room, "lerf_ovs", write_lerf_ovs, "teatime", breaker)
+
+
+def remove_label_folder(root: Path) -> Path:
+    return remove_folder(root / "label" / "teatime")
 
 
 def empty_class_list(root: Path) -> Path:
@@ -330,19 +338,11 @@ def ovs3d_no_classes(root: Path) -> Path:
 @pytest.mark.parametrize("breaker", [ovs3d_missing_class, ovs3d_wrong_size, ovs3d_truncated, ovs3d_bad_folder,
                                      ovs3d_no_classes])
 def test_ovs3d_bad_input(tmp_path, synthetic_room, breaker):
-    write_ovs3d(tmp_path / "3dovs", scene=synthetic_room)
-    bad = breaker(tmp_path / "3dovs")
-    with pytest.raises(SceneError) as err:
-        read_scene("3dovs", tmp_path / "3dovs" / "bed")
-    assert str(err.value).startswith(str(bad)) and "\n" not in str(err.value)
+    assert_reader_names_the_file(tmp_path, synthetic_room, "3dovs", write_ovs3d, "bed", breaker)
 
 
 def lerf_mask_no_train_folder(root: Path) -> Path:
-    folder = root / "figurines" / "images_train"
-    for f in folder.iterdir():
-        f.unlink()
-    folder.rmdir()
-    return folder
+    return remove_folder(root / "figurines" / "images_train")
 
 
 def lerf_mask_unknown_view(root: Path) -> Path:
@@ -366,8 +366,4 @@ def lerf_mask_train_image_unposed(root: Path) -> Path:
 @pytest.mark.parametrize("breaker", [lerf_mask_no_train_folder, lerf_mask_unknown_view, lerf_mask_wrong_size,
                                      lerf_mask_train_image_unposed])
 def test_lerf_mask_bad_input(tmp_path, synthetic_room, breaker):
-    write_lerf_mask(tmp_path / "lerf_mask", scene=synthetic_room)
-    bad = breaker(tmp_path / "lerf_mask")
-    with pytest.raises(SceneError) as err:
-        read_scene("lerf_mask", tmp_path / "lerf_mask" / "figurines")
-    assert str(err.value).startswith(str(bad)) and "\n" not in str(err.value)
+    assert_reader_names_the_file(tmp_path, synthetic_room, "lerf_mask", write_lerf_mask, "figurines", breaker)
