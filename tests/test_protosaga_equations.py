@@ -30,6 +30,7 @@ from stages.methods.protosaga.memory_bank import (
     project_centres,
     semantic_set,
     view_sets,
+    visible_gaussians,
 )
 from stages.methods.protosaga.prototypes import PrototypeEnsemble, predict_instances, view_prototypes
 
@@ -120,6 +121,38 @@ def test_semantic_set_eq15_and_union_eq16():
     assert saga.nonzero()[:, 0].tolist() == [1, 3, 5]
 
 
+def test_delta_s_apart_from_delta_d():
+    # One mask of 5 Gaussians: depths put Gaussian 1 nearest; probabilities rank 3, 0, 2, 4, 1.
+    mask_of = torch.zeros(5, dtype=torch.long)
+    depth = torch.tensor([5.0, 1, 3, 4, 2])
+    own = torch.tensor([0.8, 0.1, 0.7, 0.9, 0.3])
+    assert BankConfig().semantic_delta == 0.2 and BankConfig(delta_s=0.6).semantic_delta == 0.6
+    # delta_d = 0.2: rank < 1 -> Gaussian 1; delta_s = 0.6: rank < 3 -> Gaussians 3, 0, 2; delta_s = 0: none.
+    assert view_sets(mask_of, depth, own, BankConfig(delta_s=0.6)).nonzero()[:, 0].tolist() == [0, 1, 2, 3]
+    assert view_sets(mask_of, depth, own, BankConfig(delta_s=0.0)).nonzero()[:, 0].tolist() == [1]
+    with pytest.raises(ValueError, match="delta_s"):
+        BankConfig(delta_s=1.5)
+
+
+def test_eq15_ranked_among_the_visible_gaussians_only():
+    # A 2x1 image whose rendered depth is 2 at pixel 0 and 0 (nothing rendered) at pixel 1. Gaussians 0-3 project to
+    # pixel 0 at depths 1.9, 2.05, 2.2, 5 (margin 0.05: visible up to 2.1), Gaussian 4 to pixel 1, Gaussian 5 nowhere.
+    pixel = torch.tensor([0, 0, 0, 0, 1, -1])
+    depth = torch.tensor([1.9, 2.05, 2.2, 5.0, 1.0, 1.0])
+    depth_map = torch.tensor([[2.0, 0.0]])
+    visible = visible_gaussians(pixel, depth, depth_map, 0.05)
+    assert visible.tolist() == [True, True, False, False, False, False]
+    # One mask over Gaussians 0-4; the occluded Gaussian 3 is the most probable. Among all five, Eq. 15 with
+    # delta_s = 0.4 keeps ranks < 2 (Gaussians 3, 2); among the two visible ones ranks < 0.8 (Gaussian 1).
+    mask_of = torch.tensor([0, 0, 0, 0, 0, -1])
+    own = torch.tensor([0.1, 0.5, 0.6, 0.9, 0.2, 0.0])
+    cfg = BankConfig(delta_d=0.0, delta_s=0.4)
+    assert view_sets(mask_of, depth, own, cfg).nonzero()[:, 0].tolist() == [2, 3]
+    assert view_sets(mask_of, depth, own, cfg, visible=visible).nonzero()[:, 0].tolist() == [1]
+    with pytest.raises(ValueError, match="visible_margin"):
+        BankConfig(visible_margin=-0.1)
+
+
 def test_memory_bank_eq11_13_join_new_and_threshold_boundary():
     bank = MemoryBank(100, delta=0.1, capacity=1)
     assert bank.assign(torch.arange(0, 4)) == 0  # Eq. 11: the first sets initialise the bank
@@ -179,6 +212,25 @@ def test_association_makes_swapped_ids_consistent():
     classifiers = [(torch.eye(2), torch.tensor([0, 1])), (torch.eye(2).flip(0), torch.tensor([0, 1]))]
     saga, bank = associate_views(means, viewmats, Ks, w, h, labels, BankConfig(), features, classifiers, False)
     assert [ids.tolist() for ids in saga] == [[0, 1], [1, 0]] and bank.size == 2
+
+
+def test_visible_margin_needs_depth_maps_and_keeps_the_front_surface():
+    # Two Gaussians on the optical axis (depths 1 and 3), both in the single mask of one view; with depth_map 1 only
+    # the front one is a semantic candidate, so with delta_d = 0 the set is the front Gaussian even though the
+    # classifier prefers the back one.
+    view, K, w, h = CAMERA
+    means = torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, 3.0]])
+    labels = torch.zeros((1, h, w), dtype=torch.long)
+    features = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+    classifiers = [(torch.eye(2), torch.tensor([0, 1]))]
+    cfg = BankConfig(delta_d=0.0, delta_s=0.5, visible_margin=0.05)
+    args = (means, view[None], K[None], w, h, labels, cfg, features, classifiers, False)
+    with pytest.raises(ValueError, match="depth map"):
+        associate_views(*args)
+    _, bank = associate_views(*args, depth_maps=torch.ones((1, h, w)))
+    assert bank.gaussian_sets()[:, 0].tolist() == [True, False]
+    _, everywhere = associate_views(*args[:6], BankConfig(delta_d=0.0, delta_s=0.5), *args[7:])
+    assert everywhere.gaussian_sets()[:, 0].tolist() == [False, True]
 
 
 # ------------------------------------------------------------------------------------------------

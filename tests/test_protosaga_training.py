@@ -99,3 +99,21 @@ def test_classifiers_resume_from_checkpoint(scene, gaussians, tmp_path):
                         progress=False)
     for key in whole.classifiers:
         assert torch.allclose(resumed.classifiers[key], whole.classifiers[key], atol=1e-6), key
+
+
+def test_several_views_per_step_step_each_drawn_classifier(scene, gaussians):
+    # views_per_step = 3: one step moves exactly the three drawn views' classifiers (each by Adam's full first step,
+    # lr * sign(grad), though the loss is averaged over the views); the other views' classifiers keep their init.
+    cfg = FeatureFieldConfig(feature_dim=16, iterations=1, lr_features=0.02, views_per_step=3)
+    lr = 0.02
+    objective = ViewClassifierObjective(lr=lr)
+    train_feature_field(gaussians, scene, scene.gt_instance, objective, cfg, CPU, progress=False)
+    init = ViewClassifierObjective(lr=lr)
+    init.prepare([objective.mask_ids[v][objective.mask_ids[v] >= 0] if str(v) in objective.classifiers else None
+                  for v in range(scene.num_views)], 16)
+    moved = [int(k) for k in objective.classifiers
+             if not torch.equal(objective.classifiers[k], init.classifiers[k])]
+    assert len(moved) == 3 and set(moved) <= set(np.where(~scene.is_test)[0].tolist())
+    for v in moved:
+        step = (objective.classifier(v) - init.classifier(v)).abs()
+        assert step.max().item() == pytest.approx(lr, rel=1e-3)

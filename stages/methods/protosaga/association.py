@@ -21,6 +21,7 @@ from stages.lib.store import read_store, write_store
 from stages.methods import register
 from stages.methods.protosaga.memory_bank import BankConfig, associate_views
 from stages.methods.protosaga.objective import stored_classifiers
+from stages.methods.saga.cameras import Camera, rendered_depth
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,8 @@ def run_memory_bank(call: StageCall) -> None:
     scene = read_store("scene", scene_path)
     masks = load_masks(masks_path, (scene.sizes["V"], scene.sizes["H"], scene.sizes["W"]))
     store = read_store("feature_gaussians", gaussians_path)
-    means = activated({k: torch.from_numpy(store.load(k)) for k in PARAM_KEYS})["means"].to(device)
+    geometry = {k: v.to(device) for k, v in activated({k: torch.from_numpy(store.load(k)) for k in PARAM_KEYS}).items()}
+    means = geometry["means"]
     train = np.nonzero(~scene.load("is_test"))[0]
     bank_cfg = BankConfig(**{k: v for k, v in vars(cfg).items() if k != "level"})
     features = classifiers = None
@@ -62,9 +64,14 @@ def run_memory_bank(call: StageCall) -> None:
     labels = torch.from_numpy(masks.labels[train, cfg.level]).to(device)
     viewmats = torch.from_numpy(scene.load("world_to_camera")[train]).to(device)
     Ks = torch.from_numpy(scene.load("intrinsics")[train]).to(device)
+    depth_maps = None
+    if bank_cfg.visible_margin is not None:  # the views' rendered depths decide which Gaussians are visible
+        w2c, intr = scene.load("world_to_camera"), scene.load("intrinsics")
+        depth_maps = torch.stack([rendered_depth(geometry, Camera(w2c[v], intr[v], scene.sizes["W"], scene.sizes["H"]))
+                                  for v in train])
     with torch.no_grad():
         per_view, bank = associate_views(means, viewmats, Ks, scene.sizes["W"], scene.sizes["H"], labels, bank_cfg,
-                                         features, classifiers)
+                                         features, classifiers, depth_maps=depth_maps)
     track = mask_track_ids(masks, train, cfg.level, per_view)
     log.info("%s association: %d train-view masks into %d instances", "semantic-aware" if bank_cfg.semantic else
              "depth-only (Gaga)", int((track >= 0).sum()), bank.size)

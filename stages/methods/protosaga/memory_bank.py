@@ -12,7 +12,10 @@ centre gets no id (-1). Two choices of Gaga's code that the equations do not sta
 ``exclusive`` lets each Gaussian belong to one entry only, the one its latest set joined (default: a Gaussian may
 belong to several entries, as Eq. 13's union reads), and ``patch_size`` ranks Eq. 10 and 15 within each
 patch_size x patch_size image patch of the mask, so the kept fraction covers the whole mask (default: within the
-whole mask).
+whole mask). Two departures from the text are options for measurement: ``delta_s`` apart from ``delta_d`` (Sec. 4.1
+sets them equal), and ``visible_margin``, which ranks Eq. 15 only among the Gaussians of G_k(t) at the front of the
+view (centre depth within that relative margin of the rendered depth at its pixel; default: among all of G_k(t),
+occluded ones included, as Eq. 15 reads).
 """
 
 from __future__ import annotations
@@ -71,6 +74,13 @@ def depth_set(mask_of: Tensor, depth: Tensor, delta_d: float) -> Tensor:
     """G^d_k of Eq. 10 as a boolean [N]: Rank_d[z_i] < delta_d E within the Gaussian's mask (nearest first)."""
     rank, size = rank_within_mask(mask_of, depth)
     return (rank >= 0) & (rank < delta_d * size)
+
+
+def visible_gaussians(pixel: Tensor, depth: Tensor, depth_map: Tensor, margin: float) -> Tensor:
+    """Gaussians at the front of a view ([N] bool): projected centre in the image and z_i <= (1 + margin) D(u_i),
+    ``depth_map`` [H,W] the view's rendered depth D (0 where nothing is rendered: no Gaussian there counts)."""
+    d = depth_map.reshape(-1)[pixel.clamp_min(0)]
+    return (pixel >= 0) & (d > 0) & (depth <= (1.0 + margin) * d)
 
 
 def semantic_set(mask_of: Tensor, own_probability: Tensor, delta_s: float) -> Tensor:
@@ -143,7 +153,9 @@ class MemoryBank:
 @dataclass
 class BankConfig:
     """delta_d (Eq. 10), delta_s (Eq. 15; None = delta_d, as Sec. 4.1 sets them equal), delta (Eq. 13), tau
-    (Eq. 14); ``semantic=False`` is Gaga (depth set only), True Proto-SaGa's union (Eq. 16)."""
+    (Eq. 14); ``semantic=False`` is Gaga (depth set only), True Proto-SaGa's union (Eq. 16). ``exclusive``,
+    ``patch_size`` and ``visible_margin`` (Eq. 15 among the visible Gaussians only) are described in the module
+    docstring; all off by default."""
 
     delta_d: float = 0.2
     delta_s: float | None = None
@@ -152,6 +164,7 @@ class BankConfig:
     semantic: bool = True
     exclusive: bool = False
     patch_size: int | None = None
+    visible_margin: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("delta_d", "delta"):
@@ -161,6 +174,8 @@ class BankConfig:
             raise ValueError(f"delta_s must lie in [0, 1], got {self.delta_s}")
         if self.patch_size is not None and self.patch_size < 1:
             raise ValueError(f"patch_size must be a positive pixel count, got {self.patch_size}")
+        if self.visible_margin is not None and self.visible_margin < 0:
+            raise ValueError(f"visible_margin must be >= 0 (a fraction of the rendered depth), got {self.visible_margin}")
 
     @property
     def semantic_delta(self) -> float:
@@ -175,16 +190,18 @@ def patch_groups(mask_of: Tensor, pixel: Tensor, width: int, height: int, patch_
 
 
 def view_sets(mask_of: Tensor, depth: Tensor, own_probability: Tensor | None, cfg: BankConfig,
-              groups: Tensor | None = None) -> Tensor:
+              groups: Tensor | None = None, visible: Tensor | None = None) -> Tensor:
     """G^d (Gaga) or G^saga = G^d cup G^s (Eq. 16) of every mask of a view, as a boolean [N] over Gaussians (each
     Gaussian lies in at most one mask's set, its own mask's). ``groups`` [N] (``patch_groups``) ranks within
-    (mask, patch) cells instead of whole masks."""
+    (mask, patch) cells instead of whole masks; ``visible`` [N] (``visible_gaussians``) restricts Eq. 15's ranking,
+    and its E, to the visible Gaussians of each mask."""
     ranked_in = mask_of if groups is None else groups
     chosen = depth_set(ranked_in, depth, cfg.delta_d)
     if cfg.semantic:
         if own_probability is None:
             raise ValueError("the semantic-aware set (Eq. 15) needs the classifier probabilities of Eq. 14")
-        chosen = chosen | semantic_set(ranked_in, own_probability, cfg.semantic_delta)
+        candidates = ranked_in if visible is None else torch.where(visible, ranked_in, torch.full_like(ranked_in, -1))
+        chosen = chosen | semantic_set(candidates, own_probability, cfg.semantic_delta)
     return chosen
 
 
@@ -224,17 +241,19 @@ def own_probabilities(features: Tensor, mask_of: Tensor, weights: Tensor, row_id
 def associate_views(means: Tensor, viewmats: Tensor, Ks: Tensor, width: int, height: int, label_maps: Tensor,
                     cfg: BankConfig, features: Tensor | None = None,
                     classifiers: list[tuple[Tensor, Tensor]] | None = None,
-                    progress: bool = True) -> tuple[list[Tensor], MemoryBank]:
+                    progress: bool = True, depth_maps: Tensor | None = None) -> tuple[list[Tensor], MemoryBank]:
     """The memory bank over a sequence of views (Eq. 9-16): per view, the consistent id of every mask id.
 
     ``label_maps`` [V,H,W] (-1 none) are the views' inconsistent masks in visiting order, ``viewmats`` / ``Ks`` their
     cameras; with ``cfg.semantic``, ``features`` [N,D] and per view the classifier (w_k [L,D], label id of each row)
-    give Eq. 14.
+    give Eq. 14; with ``cfg.visible_margin``, ``depth_maps`` [V,H,W] are the views' rendered depths.
     """
     from tqdm import tqdm
 
     if cfg.semantic and (features is None or classifiers is None or len(classifiers) != len(label_maps)):
         raise ValueError("the semantic-aware association needs the Gaussian features and one classifier per view")
+    if cfg.visible_margin is not None and (depth_maps is None or len(depth_maps) != len(label_maps)):
+        raise ValueError("visible_margin needs one rendered depth map per view")
     bank = MemoryBank(len(means), cfg.delta, means.device)
     out = []
     for k in tqdm(range(len(label_maps)), desc="memory bank", unit="view", disable=not progress, mininterval=5):
@@ -246,6 +265,8 @@ def associate_views(means: Tensor, viewmats: Tensor, Ks: Tensor, width: int, hei
             own = own_probabilities(features, mask_of, weights, row_ids, cfg.tau)
         num_masks = int(label_maps[k].max()) + 1
         groups = None if cfg.patch_size is None else patch_groups(mask_of, pixel, width, height, cfg.patch_size)
-        chosen = view_sets(mask_of, depth, own, cfg, groups)
+        visible = None if cfg.visible_margin is None else visible_gaussians(pixel, depth, depth_maps[k],
+                                                                              cfg.visible_margin)
+        chosen = view_sets(mask_of, depth, own, cfg, groups, visible)
         out.append(associate_view(bank, mask_of, chosen, max(num_masks, 0), cfg.exclusive))
     return out, bank
