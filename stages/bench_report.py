@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from stages.lib.atomic import atomic_folder_entries
 from stages.lib.bench_cost import job_costs, sharing_summary, stage_cost_table
 from stages.lib.bench_figures import cost_plot, robustness_plot, scene_figure, splat_labels, topdown_figure
 from stages.lib.bench_tables import PROTOCOLS, long_metrics, markdown, protocol_table
@@ -97,10 +98,16 @@ def scene_sections(entries: list[dict], scenes: dict[str, str], level: str, view
 
 
 def main(args: argparse.Namespace) -> None:
+    """Every file goes to a temporary sibling folder and moves into ``--out-dir`` once all were written (the manifest,
+    which may lie in that folder, stays)."""
     manifest = json.loads(Path(args.manifest).read_text())
-    out = Path(args.out_dir)
-    for folder in (out, out / "tables", out / "figures"):
-        folder.mkdir(parents=True, exist_ok=True)
+    with atomic_folder_entries(args.out_dir) as out:
+        write_bench_report(manifest, out)
+
+
+def write_bench_report(manifest: dict, out: Path) -> None:
+    for folder in (out / "tables", out / "figures"):
+        folder.mkdir()
     entries, levels = manifest["entries"], manifest["levels"]
     long = long_metrics(entries)
     write_csv_atomic(long, out / "bench_metrics.csv")

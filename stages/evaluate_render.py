@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from stages.lib.atomic import atomic_path
 from stages.lib.cli import pick_device, run_stage, stage_parser
 from stages.lib.gaussians import load_gaussians
 from stages.lib.gs_trainer import render_params
@@ -66,9 +67,15 @@ def main(args: argparse.Namespace) -> None:
     table["train_seconds"] = float(attrs.get("train_seconds", float("nan")))
     write_csv_atomic(table, args.table)
     if args.preview:
-        from PIL import Image
+        save_preview(previews, args.preview)
 
-        Image.fromarray(np.concatenate(previews, axis=1)).save(args.preview)
+
+def save_preview(previews: list[np.ndarray], path: str) -> None:
+    """The preview strips side by side as one PNG, written atomically (``stages.lib.atomic``)."""
+    from PIL import Image
+
+    with atomic_path(path) as tmp:
+        Image.fromarray(np.concatenate(previews, axis=1)).save(tmp, format="PNG")
 
 
 def parser() -> argparse.ArgumentParser:

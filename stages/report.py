@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from stages.lib.atomic import atomic_folder_entries  # noqa: E402
 from stages.lib.bench_tables import markdown  # noqa: E402
 from stages.lib.cli import run_stage, stage_parser  # noqa: E402
 from stages.methods import lookup  # noqa: E402
@@ -220,8 +221,12 @@ def plot_semantic(scannet: pd.DataFrame, lerf: pd.DataFrame, path: Path) -> None
 
 
 def main(args: argparse.Namespace) -> None:
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    """Every file goes to a temporary sibling folder and moves into ``--out-dir`` once all were written."""
+    with atomic_folder_entries(args.out_dir) as out:
+        write_report(args, out)
+
+
+def write_report(args: argparse.Namespace, out: Path) -> None:
     per_view = (pd.concat([pd.read_csv(t) for t in args.render_tables], ignore_index=True) if args.render_tables
                 else no_render_rows())
     summary = summarise_render(per_view)

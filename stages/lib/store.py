@@ -16,9 +16,7 @@ import datetime as _dt
 import hashlib
 import json
 import os
-import shutil
 import socket
-import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +25,8 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, BloscShuffle
+
+from stages.lib.atomic import partial_sibling, remove, replace_into_place
 
 CONTRACT_VERSION = 1
 # Snakemake drops a .snakemake_timestamp file into directory outputs; zarr warns about it on listing.
@@ -378,7 +378,7 @@ class StoreWriter:
             raise KeyError(f"unknown store kind {kind!r}")
         self.spec = STORES[kind]
         self.path = Path(path)
-        self.partial = self.path.with_name(f"{self.path.name}.partial-{uuid.uuid4().hex[:8]}")
+        self.partial = partial_sibling(self.path)
         self.stage = stage
         self.params = dict(params)
         self.inputs = {k: str(v) for k, v in (inputs or {}).items()}
@@ -448,16 +448,10 @@ class StoreWriter:
         group.attrs.update({"kind": self.spec.kind, "provenance": self._provenance()})
         validate_group(group, self.spec, self.partial, require_complete=False)
         group.attrs[_COMPLETE] = True
-        if self.path.exists():
-            trash = self.path.with_name(f"{self.path.name}.partial-old-{uuid.uuid4().hex[:8]}")
-            os.replace(self.path, trash)
-            os.replace(self.partial, self.path)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(self.partial, self.path)
+        replace_into_place(self.partial, self.path)
 
     def abort(self) -> None:
-        shutil.rmtree(self.partial, ignore_errors=True)
+        remove(self.partial)
 
     def __enter__(self) -> "StoreWriter":
         return self

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from stages.lib.atomic import atomic_path
+
 
 def write_csv_atomic(table: pd.DataFrame, path: str | Path) -> None:
-    """Write ``table`` to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".partial")
-    table.to_csv(tmp, index=False)
-    tmp.replace(path)
+    """Write ``table`` to ``path`` through a temporary sibling file and a rename (``stages.lib.atomic``)."""
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)
