@@ -13,8 +13,13 @@ GPU (defaults: the 150-view 512x512 room, recipes protosaga_gpu / gaga_gpu):
     python -m bench.protosaga --out bench/results/protosaga.csv
 CPU smoke test (tiny room, demo recipes, short schedules):
     python -m bench.protosaga --smoke --out /tmp/protosaga_smoke.csv
-Memory-bank variants of Gaga's code on the same field (extra rows, named by the variant):
+Memory-bank variants on the same field (extra rows, named by the variant; ``BankConfig`` options):
     python -m bench.protosaga --bank-variants '{"protosaga_excl": {"exclusive": true}}' --out ...
+CPU room of the README's option table (32 views at 48x36, room seed 0 or 1, 300 joint steps; add
+``--train-params '{"views_per_step": 3}'`` for three classifier steps per joint step):
+    python -m bench.protosaga --smoke --feature-iterations 300 --schemes protosaga_proto --scene-options \
+        '{"num_views": 32, "width": 48, "height": 36, "num_points": 3000, "num_objects": 8, "device": "cpu", "seed": 0}' \
+        --bank-variants '{"protosaga_ds0.1": {"delta_s": 0.1}, "protosaga_vis0.05": {"visible_margin": 0.05}}' --out ...
 """
 
 from __future__ import annotations
@@ -89,6 +94,7 @@ def run_level(level: str, recipes: dict[str, dict], scene: Path, gaussians: Path
                     and "peak_gpu_mem_gib" in r]
         peak = max(measured, default=float("nan"))
         rows.append({**m, "stage": "method_total", "seconds": sum(seconds.values()),
+                     "association_options": json.dumps({k: v for k, v in p["associate"].items() if k != "rule"}),
                      "train_seconds": seconds["train_features"], "association_seconds": seconds["associate"],
                      "prototype_seconds": seconds["codebook"], "gs_seconds": seconds["train_gs"],
                      "peak_gpu_mem_gib": peak,
@@ -141,7 +147,9 @@ def main() -> None:
         recipes[name] = {stage: dict(p) for stage, p in recipes[method].items()}
         recipes[name]["associate"].update(bank)
     first = recipes[method]
-    base = base_row(method, scene_options)
+    base = {**base_row(method, scene_options), "scene_seed": scene_options.get("seed", 0),
+            "feature_iterations": first["train_features"]["iterations"],
+            "views_per_step": first["train_features"].get("views_per_step", 1)}
     rows: list[dict] = []
     scene, gaussians = bench_room(args.work, scene_options, first["train_gs"], rows, base, args.reuse_gaussians)
     for level in args.levels.split(","):
