@@ -99,6 +99,7 @@ def run_level(level: str, recipes: dict[str, dict], scene: Path, gaussians: Path
                      "prototype_seconds": seconds["codebook"], "gs_seconds": seconds["train_gs"],
                      "peak_gpu_mem_gib": peak,
                      "num_gaussians": read_store("feature_gaussians", d / "train_features.zarr").sizes["N"],
+                     "bank_entries": read_store("tracks", out / "associate.zarr").attrs["num_tracks"],
                      **instance_metrics(out / "instances.csv")})
         print(json.dumps(rows[-1]), flush=True)
 
