@@ -104,7 +104,8 @@ def test_superpoint_ids_from_a_scan_and_from_the_graph():
 
 
 def test_a_short_distillation_learns_the_fused_classes():
-    """Two flat slabs, one class each: a few steps of superpoint distillation + TESD separate them."""
+    """Two flat slabs, one class each: a few steps of superpoint distillation + TESD separate them; the monitor sees
+    every epoch, its last features being the result's."""
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
     a = torch.cat([torch.rand(300, 2, generator=g), torch.zeros(300, 1)], 1)
@@ -113,7 +114,10 @@ def test_a_short_distillation_learns_the_fused_classes():
     targets = DistillTargets(torch.cat([a, b]), text[[0] * 300 + [1] * 300], torch.ones(600, dtype=torch.bool),
                              torch.tensor([0] * 300 + [1] * 300), text)
     cfg = DistillSchedule(epochs=12, tesd_epochs=4, lr=0.01, lr_end=0.001, voxel_size=0.1, width=0.25)
-    result = train_distillation(targets, get_backend("auto"), cfg, torch.device("cpu"))
+    seen_epochs, monitored = [], []
+    result = train_distillation(targets, get_backend("auto"), cfg, torch.device("cpu"),
+                                monitor=lambda epoch, features: (seen_epochs.append(epoch), monitored.append(features())))
+    assert seen_epochs == list(range(12)) and np.allclose(monitored[-1], result.features)
     pred = (torch.from_numpy(result.features) @ text.T).argmax(-1)
     assert (pred == torch.tensor([0] * 300 + [1] * 300)).float().mean() > 0.95
     assert result.losses.shape == (12, 4) and (result.losses[-4:, 2:] > 0).all() and (result.losses[:8, 2:] == 0).all()

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Callable, Literal
 
 import numpy as np
 import torch
@@ -114,9 +114,20 @@ class PointNetwork:
         return vox.devoxelise(self.backend.input_order(self.net(inp), inp))
 
 
-def train_distillation(targets: DistillTargets, backend: SparseBackend, cfg: DistillSchedule,
-                       device: torch.device) -> DistillResult:
-    """Train the 3D network on one scan with the configured schedule; returns its final point features."""
+def final_features(model: PointNetwork, points: torch.Tensor) -> np.ndarray:
+    """The network's point features [P, C] in evaluation mode, without augmentation (training mode restored)."""
+    model.net.eval()
+    with torch.no_grad():
+        features = model(points).float().cpu().numpy()
+    model.net.train()
+    return features
+
+
+def train_distillation(targets: DistillTargets, backend: SparseBackend, cfg: DistillSchedule, device: torch.device,
+                       monitor: Callable[[int, Callable[[], np.ndarray]], None] | None = None) -> DistillResult:
+    """Train the 3D network on one scan with the configured schedule; returns its final point features.
+    ``monitor(epoch, features)``, when given, is called after every epoch with a function that returns the network's
+    current point features as the final ones are computed (for learning curves; its time counts in the timing)."""
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     model = PointNetwork(backend, targets.fused.shape[1], cfg, device)
@@ -154,12 +165,12 @@ def train_distillation(targets: DistillTargets, backend: SparseBackend, cfg: Dis
             history[epoch] += np.array([v.item() for v in losses]) / cfg.steps_per_epoch
         last = F.normalize(out.detach(), dim=-1)
         ensemble = last if ensemble is None or not tesd else ema_update(ensemble, last, cfg.alpha)
+        if monitor is not None:
+            monitor(epoch, lambda: final_features(model, points))
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
-    model.net.eval()
-    with torch.no_grad():
-        features = model(points).float().cpu().numpy()
+    features = final_features(model, points)
     log.info("distill (%s, %s): %.2f s per epoch, %.0f points/s; final losses %s", cfg.name, backend.name,
              seconds / cfg.epochs, len(points) * total / seconds,
              ", ".join(f"{n} {v:.3f}" for n, v in zip(LOSSES, history[-1])))
