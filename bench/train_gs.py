@@ -66,6 +66,8 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "decay_to_end": {"lr_means_steps": 0},  # position lr reaches its final value at the last iteration
     "opacity_lr_025": {"lr_opacities": 0.025},  # the later reference code's opacity lr
     "sep_ssim": {"ssim_separable": True},  # same SSIM, separable window over stacked maps (speed only)
+    "fused_adam": {"fused_adam": True},  # torch's fused Adam kernel (speed only)
+    "compile": {"compile_loss": True},  # torch.compile of the photometric loss (speed only)
 }
 SCALING_VIEWS = (50, 100, 200, 400)
 SCALING_CAPS = (250_000, 500_000, 1_000_000, 2_000_000)
@@ -203,8 +205,25 @@ def backend_parity(scene, params, sh_degree: int, device: torch.device) -> float
     return float((gpu.cpu() - cpu).abs().max())
 
 
+def profile_file(out: Path, label: str) -> Path:
+    """Where ``--profile`` writes the tables of one job."""
+    return out.with_name(f"{out.stem}_profile_{''.join(c if c.isalnum() else '_' for c in label)}.txt")
+
+
+def profile_tables(prof: "torch.profiler.profile", steps: int) -> str:
+    """The profiler's ops by self device time and by self CPU time (top 30 each), with the per-step totals."""
+    events = prof.key_averages()
+    device_us = sum(e.self_device_time_total for e in events)
+    cpu_us = sum(e.self_cpu_time_total for e in events)
+    head = (f"{steps} steps: self device time {device_us / 1e3 / steps:.3f} ms/step, "
+            f"self CPU time {cpu_us / 1e3 / steps:.3f} ms/step\n")
+    return "\n".join([head, events.table(sort_by="self_device_time_total", row_limit=30),
+                      events.table(sort_by="self_cpu_time_total", row_limit=30)])
+
+
 def run_job(job: Job, device: torch.device, eval_at: list[int], build_seconds: float, worker: int,
-            note: str, parity: bool = False) -> list[dict[str, Any]]:
+            note: str, parity: bool = False, profile: tuple[int, int] | None = None,
+            segment_every: int = 0, out: Path | None = None) -> list[dict[str, Any]]:
     from stages.evaluate_render import evaluate_test_views
     from stages.ingest import load_source
     from stages.lib.gs_trainer import GSTrainConfig, train_rgb
@@ -227,7 +246,38 @@ def run_job(job: Job, device: torch.device, eval_at: list[int], build_seconds: f
         clock["last"] = time.perf_counter()
         clock["setup"] = clock["last"] - clock["setup"]
 
+    prof: dict[str, Any] = {}
+
+    def profile_and_segments(step: int, trainer) -> None:
+        """``--profile`` / ``--segment-every``: profiled steps are excluded from ``train_seconds``."""
+        if segment_every and step % segment_every == 0:
+            sync()
+            now = time.perf_counter()
+            print(json.dumps({"segment": job.label, "step": step, "seconds": now - clock.get("segment", clock["last"]),
+                              "gaussians": len(trainer.params["means"])}), flush=True)
+            clock["segment"] = now
+        if profile and step == profile[0]:
+            sync()
+            clock["train"] += time.perf_counter() - clock["last"]
+            prof["p"] = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]
+                                               + ([torch.profiler.ProfilerActivity.CUDA] if cuda else []))
+            prof["p"].start()
+            prof["t0"] = clock["segment"] = time.perf_counter()
+        if profile and step == profile[0] + profile[1] and "p" in prof:
+            sync()
+            wall = time.perf_counter() - prof["t0"]
+            prof["p"].stop()
+            text = (f"{job.label} steps {profile[0]}-{step} ({len(trainer.params['means'])} Gaussians), "
+                    f"{wall / profile[1] * 1e3:.3f} ms/step wall under the profiler\n"
+                    + profile_tables(prof["p"], profile[1]))
+            if out is not None:
+                profile_file(out, job.label).parent.mkdir(parents=True, exist_ok=True)
+                profile_file(out, job.label).write_text(text)
+            print(text, flush=True)
+            clock["last"] = clock["segment"] = time.perf_counter()
+
     def on_step(step: int, trainer) -> None:
+        profile_and_segments(step, trainer)
         if step not in eval_at:
             return
         sync()
@@ -250,7 +300,7 @@ def run_job(job: Job, device: torch.device, eval_at: list[int], build_seconds: f
         })
         print(json.dumps(rows[-1]), flush=True)
         sync()
-        clock["last"] = time.perf_counter()
+        clock["last"] = clock["segment"] = time.perf_counter()
 
     params = train_rgb(scene, cfg, device, on_step=on_step, on_start=on_start, progress=False)
     if parity and device.type == "cuda":
@@ -322,7 +372,8 @@ def worker_main(args: argparse.Namespace, jobs: list[Job]) -> None:
     part = part_path(Path(args.out), args.worker)
     for job in mine:
         log.info("worker %d: %s", args.worker, job.label)
-        rows += run_job(job, device, args.eval_at, build_s, args.worker, args.note, args.parity)
+        rows += run_job(job, device, args.eval_at, build_s, args.worker, args.note, args.parity,
+                        profile=args.profile, segment_every=args.segment_every, out=Path(args.out))
         pd.DataFrame(rows).to_csv(part, index=False)  # after every job: a crash keeps the finished ones
 
 
@@ -363,6 +414,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--smoke", action="store_true", help="tiny synthetic scene, 40 iterations, CPU-able")
     p.add_argument("--parity", action="store_true",
                    help="also compare the CUDA and CPU renderers (last row of each job)")
+    p.add_argument("--profile", default=None, metavar="START:STEPS",
+                   type=lambda s: tuple(int(x) for x in s.split(":")),
+                   help="torch.profiler over STEPS steps from step START of every job (excluded from "
+                        "train_seconds): ops by device and CPU time into <out>_profile_<label>.txt")
+    p.add_argument("--segment-every", type=int, default=0, metavar="N",
+                   help="print the loop's seconds per N steps and the Gaussian count (JSON lines)")
     p.add_argument("--note", default="", help="free text stored in every row (conditions of the run)")
     p.add_argument("--out", required=True, help="CSV to append rows to")
     p.add_argument("--merge-parts", action="store_true",

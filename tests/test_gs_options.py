@@ -181,3 +181,42 @@ def test_separable_ssim_equals_the_2d_window():
     assert float(ssim(a, a, separable=True)) == pytest.approx(1.0, abs=1e-12)
     assert float(ssim(a, b, separable=True)) == pytest.approx(float(ssim(b, a, separable=True)), abs=1e-12)
     assert GSTrainConfig.from_dict({"ssim_separable": True}).ssim_separable
+
+
+def test_fused_adam_takes_the_same_steps_as_the_default_adam():
+    """fused_adam is speed only: a few steps of the same loss give the same parameters (float rounding)."""
+    def run(fused: bool) -> dict[str, torch.Tensor]:
+        g = torch.Generator().manual_seed(0)
+        params = {"means": torch.randn(5, 3, generator=g), "scales": torch.randn(5, 3, generator=g)}
+        trainer = GaussianTrainer(params, {k: 0.01 for k in params}, None, 1.0, torch.device("cpu"), fused_adam=fused)
+        for _ in range(3):
+            loss = (trainer.params["means"] ** 2).sum() + torch.exp(trainer.params["scales"]).sum()
+            trainer.optimise(loss, {})
+        return {k: v.detach() for k, v in trainer.params.items()}
+
+    fused, default = run(True), run(False)
+    start = torch.randn(5, 3, generator=torch.Generator().manual_seed(0))
+    assert (default["means"] - start).abs().min() > 1e-3  # the steps moved every parameter
+    for k in default:
+        assert torch.allclose(fused[k], default[k], atol=1e-6), k
+
+
+@pytest.mark.slow  # torch.compile's first compilation takes minutes on a loaded CPU
+def test_compiled_loss_equals_the_eager_loss_in_value_and_gradient():
+    """compile_loss is speed only: the compiled 3DGS Eq. 7 loss has the eager loss's value and gradient."""
+    from stages.lib.gs_trainer import GSTrainConfig, loss_function
+
+    g = torch.Generator().manual_seed(1)
+    render = torch.rand(1, 12, 16, 3, generator=g)
+    target = (torch.rand(1, 12, 16, 3, generator=g) * 255).to(torch.uint8)
+    results = []
+    for compiled in (False, True):
+        cfg = GSTrainConfig.from_dict({"compile_loss": compiled})
+        x = render.clone().requires_grad_()
+        loss = loss_function(cfg, tuple(render.shape), torch.device("cpu"))(x, target)
+        loss.backward()
+        results.append((loss.detach(), x.grad))
+    (eager, eager_grad), (comp, comp_grad) = results
+    assert 0.05 < float(eager) < 1.0  # random images: far from a perfect match
+    assert torch.allclose(comp, eager, atol=1e-6)
+    assert torch.allclose(comp_grad, eager_grad, atol=1e-7)

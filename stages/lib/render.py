@@ -63,12 +63,18 @@ def render(
     if backend == "gsplat":
         from gsplat import rasterization
 
+        # gsplat 1.5.3 checks packed-mode backgrounds against the packed (1-D) layout and rejects every shape, so in
+        # packed mode the background is composited here, as the kernel would: colour + (1 - alpha) x background
         colors_out, alphas, info = rasterization(
             means, quats, scales, opacities, colors, viewmats, Ks, width, height,
-            sh_degree=sh_degree, backgrounds=backgrounds, render_mode=render_mode,
+            sh_degree=sh_degree, backgrounds=None if packed else backgrounds, render_mode=render_mode,
             near_plane=near_plane, far_plane=far_plane, absgrad=absgrad, packed=packed,
             rasterize_mode=rasterize_mode,
         )
+        if packed and backgrounds is not None:
+            n_bg = backgrounds.shape[-1]
+            colors_out = torch.cat([colors_out[..., :n_bg] + (1 - alphas) * backgrounds[:, None, None],
+                                    colors_out[..., n_bg:]], -1)
         info["packed"] = packed
         return colors_out, alphas, info
     if absgrad:
