@@ -1,5 +1,6 @@
-"""Speed of the training loss's SSIM term (forward + backward of 1 - SSIM on one 800x800 RGB render): the 2D window
-against the separable one, each with cuDNN's algorithm autotuning off and on. Rows appended to ``--out``.
+"""Speed of the training loss's SSIM term (forward + backward of 1 - SSIM on one 800x800 RGB render) for each way
+of applying the window (``image_metrics.ssim``'s ``method``), eager and compiled by ``torch.compile``. Rows are
+printed as they come and appended to ``--out``.
 
     python -m bench.ssim_speed --out bench/results/ssim_speed.csv
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import time
 
 import pandas as pd
@@ -15,10 +17,15 @@ import torch
 
 from stages.lib.image_metrics import ssim
 
+RUNS = (("conv", False), ("fft", False), ("shifted", True), ("separable", False), ("shifted", False), ("fft", True),
+        ("conv", True))
 
-def time_ssim(separable: bool, autotune: bool, size: int, device: torch.device, repeats: int) -> float:
-    """Median milliseconds of one forward + backward."""
-    torch.backends.cudnn.benchmark = autotune
+
+def time_ssim(method: str, compiled: bool, size: int, device: torch.device, repeats: int) -> dict[str, float]:
+    """Median milliseconds of one forward + backward, and the seconds of the first call (compilation)."""
+    fn = functools.partial(ssim, method=method)
+    if compiled:
+        fn = torch.compile(fn, dynamic=False, fullgraph=True)
     g = torch.Generator(device="cpu").manual_seed(0)
     pred = torch.rand(1, size, size, 3, generator=g).to(device).requires_grad_()
     target = torch.rand(1, size, size, 3, generator=g).to(device)
@@ -27,11 +34,10 @@ def time_ssim(separable: bool, autotune: bool, size: int, device: torch.device, 
     for i in range(repeats + 5):
         sync()
         t0 = time.perf_counter()
-        (1 - ssim(pred, target, separable=separable)).backward()
+        (1 - fn(pred, target)).backward()
         sync()
-        if i >= 5:
-            times.append(time.perf_counter() - t0)
-    return 1e3 * float(torch.tensor(times).median())
+        times.append(time.perf_counter() - t0)
+    return {"first_call_seconds": times[0], "ms_forward_backward": 1e3 * float(torch.tensor(times[5:]).median())}
 
 
 def main() -> None:
@@ -42,13 +48,17 @@ def main() -> None:
     args = ap.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     name = torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu"
-    rows = [{"date": dt.date.today().isoformat(), "device": name, "torch": torch.__version__, "size": args.size,
-             "separable": sep, "cudnn_benchmark": tune,
-             "ms_forward_backward": time_ssim(sep, tune, args.size, device, args.repeats)}
-            for sep in (False, True) for tune in (False, True)]
-    table = pd.DataFrame(rows)
-    print(table.to_string(index=False))
-    table.to_csv(args.out, mode="a", header=not pd.io.common.file_exists(args.out), index=False)
+    rows = []
+    for method, compiled in RUNS:
+        row = {"date": dt.date.today().isoformat(), "device": name, "torch": torch.__version__, "size": args.size,
+               "method": method, "compiled": compiled}
+        try:
+            row.update(time_ssim(method, compiled, args.size, device, args.repeats))
+        except Exception as exc:  # a failing compile is a result of this benchmark, not the end of it
+            row["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        print(row, flush=True)
+        rows.append(row)
+        pd.DataFrame(rows).to_csv(args.out, index=False)
 
 
 if __name__ == "__main__":

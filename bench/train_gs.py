@@ -65,7 +65,9 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "point_colors": {"init_color": "points"},
     "decay_to_end": {"lr_means_steps": 0},  # position lr reaches its final value at the last iteration
     "opacity_lr_025": {"lr_opacities": 0.025},  # the later reference code's opacity lr
-    "sep_ssim": {"ssim_separable": True},  # same SSIM, separable window over stacked maps (speed only)
+    "sep_ssim": {"ssim_method": "separable"},  # the same SSIM, window as row + column passes (speed only)
+    "fft_ssim": {"ssim_method": "fft"},  # the same SSIM, window by FFT (speed only)
+    "shifted_ssim": {"ssim_method": "shifted"},  # the same SSIM, window as shifted sums (with compile: fused)
     "fused_adam": {"fused_adam": True},  # torch's fused Adam kernel (speed only)
     "compile": {"compile_loss": True},  # torch.compile of the photometric loss (speed only)
 }

@@ -170,17 +170,34 @@ def test_evaluation_renders_in_the_trained_mode(scene):
     assert not np.allclose(tables["classic"]["psnr"], tables["antialiased"]["psnr"])
 
 
-def test_separable_ssim_equals_the_2d_window():
-    """ssim(separable=True) is the same 11x11 Gaussian-window SSIM (known answers: 1 for equal images, symmetric)."""
+@pytest.mark.parametrize("method", ["separable", "fft", "shifted"])
+def test_every_ssim_method_equals_the_2d_window(method):
+    """ssim(method=...) is the same 11x11 Gaussian-window SSIM as the 2D convolution, values and gradients (known
+    answers: 1 for equal images, symmetric), also for a non-square image."""
     from stages.lib.image_metrics import ssim
 
     gen = torch.Generator().manual_seed(0)
     a = torch.rand(2, 40, 52, 3, generator=gen, dtype=torch.float64)
     b = (a + 0.2 * torch.randn(a.shape, generator=gen, dtype=torch.float64)).clamp(0, 1)
-    assert float(ssim(a, b, separable=True)) == pytest.approx(float(ssim(a, b)), abs=1e-12)
-    assert float(ssim(a, a, separable=True)) == pytest.approx(1.0, abs=1e-12)
-    assert float(ssim(a, b, separable=True)) == pytest.approx(float(ssim(b, a, separable=True)), abs=1e-12)
-    assert GSTrainConfig.from_dict({"ssim_separable": True}).ssim_separable
+    assert float(ssim(a, b, method=method)) == pytest.approx(float(ssim(a, b)), abs=1e-12)
+    assert float(ssim(a, a, method=method)) == pytest.approx(1.0, abs=1e-12)
+    assert float(ssim(a, b, method=method)) == pytest.approx(float(ssim(b, a, method=method)), abs=1e-12)
+    grads = []
+    for m in ("conv", method):
+        x = a.clone().requires_grad_()
+        ssim(x, b, method=m).backward()
+        grads.append(x.grad)
+    assert grads[0].abs().max() > 0 and torch.allclose(grads[0], grads[1], atol=1e-12)
+    assert GSTrainConfig.from_dict({"ssim_method": method}).ssim_method == method
+
+
+def test_unknown_ssim_method_is_named():
+    from stages.lib.image_metrics import ssim
+
+    with pytest.raises(ValueError, match="ssim_method"):
+        GSTrainConfig.from_dict({"ssim_method": "fused"})
+    with pytest.raises(ValueError, match="'fused'"):
+        ssim(torch.zeros(1, 16, 16, 3), torch.zeros(1, 16, 16, 3), method="fused")
 
 
 def test_fused_adam_takes_the_same_steps_as_the_default_adam():

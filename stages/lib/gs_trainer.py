@@ -20,7 +20,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from stages.lib.gaussians import PARAM_KEYS, activated, init_from_points, rgb_to_sh0
-from stages.lib.image_metrics import ssim
+from stages.lib.image_metrics import SSIMMethod, ssim
 from stages.lib.render import CudaOnlyError, RasterizeMode, render
 from stages.lib.scene import SceneData
 
@@ -108,8 +108,8 @@ class GSTrainConfig:
     trainer); ``init_color``: ``points`` (the scene's point colours) or ``grey`` (what 3DGS's random-cube
     initialisation amounts to: its SH colours in [0, 1/255] go through an 8-bit PLY, so every point reads back
     as 127/255). ``view_order``: ``random`` (a uniformly drawn train view per step) or ``epoch`` (3DGS: every train
-    view once per epoch, in a fresh random order). ``ssim_separable``: the same SSIM window as two 1D passes over
-    the stacked maps (``image_metrics.ssim``; speed only). ``fused_adam``: torch's fused Adam kernel (one launch per
+    view once per epoch, in a fresh random order). ``ssim_method``: how the SSIM window is applied (``conv``, ``separable``,
+    ``fft``, ``shifted``: ``image_metrics.ssim``; the same SSIM, speed only). ``fused_adam``: torch's fused Adam kernel (one launch per
     parameter tensor instead of the per-op foreach path; the same update up to float rounding; speed only).
     ``compile_loss``: the photometric loss (L1 + SSIM, forward and backward) compiled by ``torch.compile`` into a
     few fused kernels, once per run before the first step (the loop is launch-bound: the eager loss is ~50 small
@@ -139,7 +139,7 @@ class GSTrainConfig:
     rasterize_mode: RasterizeMode = "classic"
     packed: bool = False
     strategy: Literal["default", "mcmc"] = "default"
-    ssim_separable: bool = False
+    ssim_method: SSIMMethod = "conv"
     fused_adam: bool = False
     compile_loss: bool = False
     densify: DensifyConfig = field(default_factory=DensifyConfig)
@@ -160,7 +160,8 @@ class GSTrainConfig:
         """Stop with one line naming the parameter if a choice is not one of its values."""
         choices = {"init_rotation": ("random", "identity"), "init_color": ("points", "grey"),
                    "view_order": ("random", "epoch"), "rasterize_mode": ("classic", "antialiased"),
-                   "strategy": ("default", "mcmc")}
+                   "strategy": ("default", "mcmc"),
+                   "ssim_method": ("conv", "separable", "fft", "shifted")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(f"train_gs: {key} must be one of {list(allowed)}, got {getattr(self, key)!r}")
@@ -353,18 +354,18 @@ def initial_gaussians(scene: SceneData, cfg: GSTrainConfig) -> dict[str, Tensor]
     return init
 
 
-def photometric_loss(render: Tensor, target_u8: Tensor, ssim_lambda: float, separable: bool = False) -> Tensor:
+def photometric_loss(render: Tensor, target_u8: Tensor, ssim_lambda: float, ssim_method: SSIMMethod = "conv") -> Tensor:
     """3DGS Eq. 7: (1 - lambda) L1 + lambda (1 - SSIM) against the 8-bit target image."""
     target = target_u8.float() / 255.0
     l1 = torch.abs(render - target).mean()
-    return (1 - ssim_lambda) * l1 + ssim_lambda * (1 - ssim(render, target, separable=separable))
+    return (1 - ssim_lambda) * l1 + ssim_lambda * (1 - ssim(render, target, method=ssim_method))
 
 
 def loss_function(cfg: GSTrainConfig, shape: tuple[int, ...], device: torch.device) -> Callable[[Tensor, Tensor], Tensor]:
     """The photometric loss of ``cfg``; with ``compile_loss`` compiled for images of ``shape`` [1,H,W,3] and run once
     (forward and backward) here, so that compilation is part of set-up, not of the first training step."""
     def loss(render: Tensor, target_u8: Tensor) -> Tensor:
-        return photometric_loss(render, target_u8, cfg.ssim_lambda, cfg.ssim_separable)
+        return photometric_loss(render, target_u8, cfg.ssim_lambda, cfg.ssim_method)
 
     if not cfg.compile_loss:
         return loss

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -13,33 +15,70 @@ def psnr(pred: Tensor, target: Tensor) -> Tensor:
     return -10.0 * torch.log10(mse.clamp_min(1e-12))
 
 
-def _gaussian_window(size: int, sigma: float, channels: int, device, dtype) -> Tensor:
+def _gaussian_taps(size: int, sigma: float, device, dtype) -> Tensor:
+    """The normalised 1D Gaussian whose outer product is the 2D SSIM window."""
     x = torch.arange(size, device=device, dtype=dtype) - (size - 1) / 2
     g = torch.exp(-(x ** 2) / (2 * sigma ** 2))
-    g = g / g.sum()
-    return (g[:, None] * g[None, :]).expand(channels, 1, size, size).contiguous()
+    return g / g.sum()
+
+
+def _gaussian_window(size: int, sigma: float, channels: int, device, dtype) -> Tensor:
+    g = _gaussian_taps(size, sigma, device, dtype)
+    return torch.outer(g, g).expand(channels, 1, size, size).contiguous()
+
+
+SSIMMethod = Literal["conv", "separable", "fft", "shifted"]
 
 
 def _separable_blur(maps: Tensor, size: int, sigma: float) -> Tensor:
     """The 11x11 Gaussian window as a row then a column pass (the 2D window is their outer product), zero padding,
     over all channels of ``maps`` [B,C,H,W] in two grouped convolutions."""
     c = maps.shape[1]
-    g = _gaussian_window(size, sigma, 1, maps.device, maps.dtype)[0, 0, size // 2]
-    g = g / g.sum()
+    g = _gaussian_taps(size, sigma, maps.device, maps.dtype)
     rows = F.conv2d(maps, g.view(1, 1, 1, size).expand(c, 1, 1, size), padding=(0, size // 2), groups=c)
     return F.conv2d(rows, g.view(1, 1, size, 1).expand(c, 1, size, 1), padding=(size // 2, 0), groups=c)
 
 
-def ssim(pred: Tensor, target: Tensor, window: int = 11, sigma: float = 1.5, separable: bool = False) -> Tensor:
+def _fft_blur(maps: Tensor, size: int, sigma: float) -> Tensor:
+    """The same zero-padded window by FFT: the full linear convolution (length n + size - 1 per axis, so nothing
+    wraps around) cropped to the centred n x n part."""
+    h, w = maps.shape[-2:]
+    full = (h + size - 1, w + size - 1)
+    g = _gaussian_taps(size, sigma, maps.device, maps.dtype)
+    spectrum = torch.fft.rfft2(maps, s=full) * torch.fft.rfft2(torch.outer(g, g), s=full)
+    half = size // 2
+    return torch.fft.irfft2(spectrum, s=full)[..., half:half + h, half:half + w]
+
+
+def _shifted_blur(maps: Tensor, size: int, sigma: float) -> Tensor:
+    """The same window as weighted sums of shifted copies, a row then a column pass: a stencil that
+    ``torch.compile`` fuses into one kernel per pass (eager it is 2 x size small kernels)."""
+    h, w = maps.shape[-2:]
+    g = _gaussian_taps(size, sigma, maps.device, maps.dtype)
+    half = size // 2
+    padded = F.pad(maps, (half, half, 0, 0))
+    rows = sum(g[k] * padded[..., :, k:k + w] for k in range(size))
+    padded = F.pad(rows, (0, 0, half, half))
+    return sum(g[k] * padded[..., k:k + h, :] for k in range(size))
+
+
+_BLURS = {"separable": _separable_blur, "fft": _fft_blur, "shifted": _shifted_blur}
+
+
+def ssim(pred: Tensor, target: Tensor, window: int = 11, sigma: float = 1.5, method: SSIMMethod = "conv") -> Tensor:
     """Mean SSIM of [...,H,W,C] images in [0,1] with same-padding, as in the 3DGS training loss.
 
-    ``separable``: the same window applied as two 1D passes to the five maps (x, y, x^2, y^2, xy) stacked, in
-    two convolutions instead of five 2D ones (equal up to float rounding; faster)."""
+    ``method``: how the Gaussian window is applied; all give the same SSIM up to float rounding (speed only).
+    ``conv``: one 2D grouped convolution per map (x, y, x^2, y^2, xy); the others treat the five maps stacked:
+    ``separable`` as a row and a column 1D convolution, ``fft`` by FFT, ``shifted`` as shifted sums."""
+    if method != "conv" and method not in _BLURS:
+        raise ValueError(f"ssim: method must be one of {['conv', *_BLURS]}, got {method!r}")
     x = pred.reshape(-1, *pred.shape[-3:]).permute(0, 3, 1, 2)
     y = target.reshape(-1, *target.shape[-3:]).permute(0, 3, 1, 2)
     c = x.shape[1]
-    if separable:
-        mu_x, mu_y, xx, yy, xy = _separable_blur(torch.cat([x, y, x * x, y * y, x * y], 1), window, sigma).split(c, 1)
+    if method != "conv":
+        stacked = torch.cat([x, y, x * x, y * y, x * y], 1)
+        mu_x, mu_y, xx, yy, xy = _BLURS[method](stacked, window, sigma).split(c, 1)
         var_x, var_y, cov = xx - mu_x ** 2, yy - mu_y ** 2, xy - mu_x * mu_y
     else:
         w = _gaussian_window(window, sigma, c, x.device, x.dtype)
