@@ -11,6 +11,7 @@ import argparse
 import datetime as dt
 import functools
 import time
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -48,6 +49,7 @@ def main() -> None:
     args = ap.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     name = torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu"
+    earlier = pd.read_csv(args.out) if Path(args.out).exists() else pd.DataFrame()
     rows = []
     for method, compiled in RUNS:
         row = {"date": dt.date.today().isoformat(), "device": name, "torch": torch.__version__, "size": args.size,
@@ -58,7 +60,7 @@ def main() -> None:
             row["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
         print(row, flush=True)
         rows.append(row)
-        pd.DataFrame(rows).to_csv(args.out, index=False)
+        pd.concat([earlier, pd.DataFrame(rows)], ignore_index=True).to_csv(args.out, index=False)
 
 
 if __name__ == "__main__":
