@@ -1,6 +1,6 @@
-"""A LERF-OVS, 3D-OVS or LERF-Mask fixture (6 views, 32x24) through the DAG: ingest, the 3dgs recipe (50 iterations),
-render metrics and the report; then the dataset's 2D protocol (``stages.evaluate_annotations``) on the ingested store (predictions derived from its
-annotations: known answers)."""
+"""The LERF-OVS, 3D-OVS and LERF-Mask fixtures (6 views, 32x24) as three scenes of one DAG run: ingest, the 3dgs
+recipe (50 iterations), render metrics and the report; then each dataset's 2D protocol
+(``stages.evaluate_annotations``) on its ingested store (predictions derived from its annotations: known answers)."""
 
 from __future__ import annotations
 
@@ -34,27 +34,34 @@ def predictions_from_annotations(annotations: QueryAnnotations) -> dict[str, np.
 
 
 @pytest.fixture(scope="module")
-def small_room():
-    return room(num_views=6, width=32, height=24)
-
-
-@pytest.mark.parametrize("dataset", sorted(SCENES))
-def test_text_query_dataset_runs_through_the_dag(tmp_path, dataset, small_room):
-    name, write = SCENES[dataset]
-    write(tmp_path / "data", small_room)
+def text_query_run(tmp_path_factory):
+    """The three fixtures, cut from one rendered room, as three scenes of one DAG run (the scenes' jobs run side by
+    side on two cores)."""
+    tmp = tmp_path_factory.mktemp("text_query")
+    small_room = room(num_views=6, width=32, height=24)
+    scenes = []
+    for dataset, (name, write) in sorted(SCENES.items()):
+        write(tmp / "data" / dataset, small_room)
+        scenes.append({"dataset": dataset, "scene": name, "reader": dataset, "path": str(tmp / "data" / dataset / name),
+                       "options": {"num_random_points": 500}})
     config = {
-        "scenes": [{"dataset": dataset, "scene": name, "reader": dataset, "path": str(tmp_path / "data" / name),
-                    "options": {"num_random_points": 500}}],
+        "scenes": scenes,
         "methods": {"3dgs": {"train_gs": "tiny50"}},
         "run_methods": ["3dgs"],
         "stages": {"train_gs": {"variants": {"tiny50": {"iterations": 50, "sh_degree": 0, "checkpoint_every": 0,
                                                         "densify": {"enabled": False}}}}},
         "resources": {"default": {"threads": 1, "mem_mb": 2000, "runtime": 10, "gpu": 0}},
     }
-    configfile = tmp_path / "text_query.yaml"
+    configfile = tmp / "text_query.yaml"
     configfile.write_text(yaml.safe_dump(config))
-    results = tmp_path / "results"
-    snakemake(results, configfile=configfile)
+    snakemake(tmp / "results", configfile=configfile)
+    return tmp / "results"
+
+
+@pytest.mark.parametrize("dataset", sorted(SCENES))
+def test_text_query_dataset_runs_through_the_dag(text_query_run, dataset):
+    name, _ = SCENES[dataset]
+    results = text_query_run
     assert np.isfinite(pd.read_csv(results / "report/render_metrics.csv").set_index("scene").loc[name, "psnr"])
 
     store = results / dataset / name / "scene.zarr"
