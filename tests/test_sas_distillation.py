@@ -1,14 +1,19 @@
 """SAS 3D distillation (Sec. 3.4): known answers for the point and superpoint cosine losses (Eq. 10), the EMA of
 Eq. 11, the pseudo labels of Eq. 12 and the cross-entropies of Eq. 13; superpoints; a short training run that
-learns."""
+learns; the per-Gaussian query (nearest-point transfer)."""
 
 import math
 
 import numpy as np
 import pytest
 import torch
+from oracle_stores import point_gaussians, tiny_scene, write_inputs
 
+from stages import query
+from stages.lib.cli import run_stage
+from stages.lib.open_vocabulary import QueryError, TextEmbedder
 from stages.lib.sparse_conv import get_backend
+from stages.lib.store import write_store
 from stages.methods.sas.distillation import (
     ema_update,
     point_distillation_loss,
@@ -18,6 +23,7 @@ from stages.methods.sas.distillation import (
     superpoint_distillation_loss,
     superpoint_targets,
 )
+from stages.methods.sas.query import gaussian_features, select_gaussians
 from stages.methods.sas.superpoints import GraphSegmentation, dense_ids, graph_segments
 from stages.methods.sas.training import DistillSchedule, DistillTargets, train_distillation
 
@@ -131,7 +137,6 @@ def test_bad_schedules_are_errors():
 
 def test_the_stage_stops_with_one_line_errors_and_leaves_no_output(tmp_path):
     from stages import distill
-    from stages.lib.cli import run_stage
 
     out = tmp_path / "distilled.zarr"
     base = ["--scene", str(tmp_path / "scene.zarr"), "--capability", str(tmp_path / "cap.zarr"), "--out", str(out)]
@@ -142,3 +147,44 @@ def test_the_stage_stops_with_one_line_errors_and_leaves_no_output(tmp_path):
     with pytest.raises(SystemExit, match=f"{tmp_path / 'scene.zarr'}: store does not exist"):
         run_stage(distill.main, distill.parser(), [*base, "--params", "{}"])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_gaussians_take_their_nearest_points_feature_and_select_by_best_class():
+    points = np.array([[0.0, 0, 0], [1, 0, 0], [0, 2, 0]])
+    point_features = np.array([E1, E2, [1.0, 1.0]])
+    feats, distance = gaussian_features(points, point_features, np.array([[0.9, 0, 0], [0, 0, 0], [0, 1.6, 0]]))
+    assert feats.tolist() == [E2, E1, [1.0, 1.0]] and np.allclose(distance, [0.1, 0.0, 0.4])
+    embed = TextEmbedder(torch.tensor([E1, E2]), ["chair", "table"])
+    gaussians = torch.tensor([E1, E2, [1.0, 0.2]])
+    assert select_gaussians(gaussians, embed, ["chair", "table"], "Chair").tolist() == [True, False, True]
+    with pytest.raises(QueryError, match="not in the stored vocabulary"):
+        select_gaussians(gaussians, embed, ["chair", "table"], "lamp")
+
+
+def test_the_sas_query_selects_the_gaussians_of_the_queried_class(tmp_path, capsys):
+    """One Gaussian per scene point, distilled features = the text feature of each point's GT class: a query
+    selects exactly that class's Gaussians; --out and a missing --scene are one-line errors."""
+    scene = tiny_scene()
+    paths = write_inputs(tmp_path, scene, point_gaussians(scene))
+    categories = list(scene.categories)
+    labels = np.asarray(scene.points_semantic)
+    text = np.eye(len(categories) + 1, dtype=np.float32)[:len(categories)]
+    features = np.eye(len(categories) + 1, dtype=np.float32)[np.where(labels < 0, len(categories), labels)]
+    distilled = tmp_path / "distilled.zarr"
+    with write_store("distilled_points", distilled, "test", {}) as w:
+        w.write("point_features", features)
+        w.write("text_features", text)
+        w.write("superpoint", np.zeros(len(labels), np.int32))
+        w.write("losses", np.zeros((1, 4), np.float32))
+        w.attrs.update(backend="torch", schedule="test", vocabulary=categories, losses=["a", "b", "c", "d"],
+                       voxel_size=0.2, superpoint_source="test", num_superpoints=1, seconds_per_epoch=0.0,
+                       points_per_second=0.0)
+    name = categories[int(np.bincount(labels[labels >= 0]).argmax())]
+    base = ["--method", "sas", "--codebook", str(distilled), "--gaussians", str(paths["gaussians"]), "--text", name]
+    run_stage(query.main, query.parser(), [*base, "--scene", str(paths["scene"])])
+    expected = int((labels == categories.index(name)).sum())
+    assert f"query {name!r}: {expected} of {len(labels)} Gaussians" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="needs --scene"):
+        run_stage(query.main, query.parser(), base)
+    with pytest.raises(SystemExit, match="--out .* is not supported"):
+        run_stage(query.main, query.parser(), [*base, "--scene", str(paths["scene"]), "--out", "x.png"])

@@ -2,4 +2,4 @@
 multi-view fusion, annotation-free model capability (Sec. 3.2, the ``capability`` stage with its registered
 ``capability_source`` pieces) and capability-guided feature fusion (Sec. 3.3, the ``evaluation`` piece ``sas``)."""
 
-from stages.methods.sas import evaluation, sources  # noqa: F401  (register the pieces)
+from stages.methods.sas import evaluation, query, sources  # noqa: F401  (register the pieces)
