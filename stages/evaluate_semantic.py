@@ -9,7 +9,10 @@ instances on the points (``points_instance``) the codebook's purity (``semantic_
 mIoU of a codebook whose every cluster takes its majority GT instance's class (the codebook's upper bound, which
 separates what the codebook loses from what association loses) are reported too. 2D: every category present in the test views' ground truth is a
 text query; its selection is rendered on every test view that shows it and compared with the ground-truth category
-mask; a query's IoU is the mean over those views; mIoU and mAcc@0.25 / @0.5 over the queries.
+mask; a query's IoU is the mean over those views; mIoU and mAcc@0.25 / @0.5 over the queries. With ``ovs_2d`` also
+the 3D-OVS 2D protocol (CCL-LGS's reading, ``stages/methods/ccl/evaluate.py``): the class list is the categories present
+in the test views; every Gaussian takes its instance's argmax over the class list, the one-hot labels are rendered
+(3DGS compositing) and each pixel takes the class of largest weight, a pixel no labelled Gaussian covers being a miss.
 A method with queries of its own names a registered ``evaluation`` piece (parameter ``evaluation``, e.g. ``ccl``):
 ``run(call: StageCall) -> SemanticResult`` (optionally with LERF localization accuracy and the 3D-OVS 2D protocol),
 written here in the same store and table layout.
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -29,13 +32,14 @@ from tqdm import tqdm
 
 from stages.lib.annotation_protocols import pair_ious, query_means
 from stages.lib.cli import StageCall, config_from_params, pick_device, run_stage, stage_inputs, stage_parser
-from stages.lib.instance_gaussians import Cameras
+from stages.lib.instance_gaussians import Cameras, render_channels
 from stages.lib.open_vocabulary import label_instances
 from stages.lib.selection import SelectionConfig, SelectMode
 from stages.lib.semantic_metrics import (
     SCANNET_SUBSETS,
     Purity,
     SemanticResult,
+    class_list_confusion,
     codebook_purity,
     confusion_matrix,
     gaussian_instances,
@@ -43,6 +47,7 @@ from stages.lib.semantic_metrics import (
     lerf_query_metrics,
     miou_macc,
     points_protocol,
+    present_classes,
     subset_labels,
 )
 from stages.lib.store import Store, StoreError, read_store, write_store
@@ -57,9 +62,15 @@ INPUTS = ["scene", "gaussians", "codebook", "association", "features", "capabili
 
 @dataclass
 class SemanticEvalConfig(SelectionConfig):
-    """How the 2D queries select and render: by default each category selects the instances it labels."""
+    """How the 2D queries select and render: by default each category selects the instances it labels; ``ovs_2d``:
+    also the 3D-OVS protocol (module docstring)."""
 
     mode: SelectMode = "vocabulary"
+    ovs_2d: bool = False
+
+    def selection(self) -> dict:
+        """The ``SelectionConfig`` knobs, as ``Query.render_selection`` takes them."""
+        return {f.name: getattr(self, f.name) for f in fields(SelectionConfig)}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -129,12 +140,42 @@ def lerf_2d(query: Query, cams: Cameras, gt_semantic: np.ndarray, categories: li
     pair_query, ious = [], []
     for q, c in enumerate(tqdm(present, desc="text queries", unit="query")):
         with torch.no_grad():
-            sel = query.render_selection(categories[c], cams, **asdict(cfg)).cpu().numpy()
+            sel = query.render_selection(categories[c], cams, **cfg.selection()).cpu().numpy()
         gt = gt_semantic == c
         shown = gt.any(axis=(1, 2))
         ious.append(pair_ious(sel[shown], gt[shown]))
         pair_query += [q] * int(shown.sum())
     return query_means([categories[c] for c in present], np.array(pair_query), np.concatenate(ious))
+
+
+# ----------------------------------------------------------------------------------------------
+# 3D-OVS protocol (2D, class list)
+# ----------------------------------------------------------------------------------------------
+def rendered_class_map(weights: torch.Tensor) -> np.ndarray:
+    """Class per pixel [...] from rendered one-hot labels [..., C] (w_c = sum_g [label_g = c] a_g T_g): the argmax
+    over c; -1 (a miss) where no labelled Gaussian contributes (every w_c = 0)."""
+    best = weights.argmax(-1)
+    return torch.where(weights.amax(-1) > 0, best, torch.full_like(best, -1)).cpu().numpy()
+
+
+def ovs_2d(query: Query, cams: Cameras, gt: np.ndarray, categories: list[str]) -> tuple[list[str], np.ndarray]:
+    """The class list (categories present in ``gt`` [T,H,W]) and the confusion [C, C+1] of the rendered class maps."""
+    classes = present_classes(gt, categories)
+    labels = torch.from_numpy(subset_gaussian_labels(query, classes)).to(query.device)
+    onehot = torch.nn.functional.one_hot(labels + 1, len(classes) + 1)[:, 1:].float()  # label -1: all zeros
+    with torch.no_grad():
+        weights, _ = render_channels(query.gaussians, onehot, cams)
+    return classes, class_list_confusion(gt, rendered_class_map(weights), categories, classes)
+
+
+def text_protocols(query: Query, cams: Cameras, gt: np.ndarray, categories: list[str], cfg: SemanticEvalConfig
+                   ) -> dict:
+    """The 2D protocols of a codebook-search query on the test views ``cams`` (label maps ``gt`` [T,H,W]), as
+    ``SemanticResult`` fields: ``query_iou`` (LERF) and, with ``cfg.ovs_2d``, ``ovs_classes`` / ``ovs_confusion``."""
+    out = {"query_iou": lerf_2d(query, cams, gt, categories, cfg)}
+    if cfg.ovs_2d:
+        out["ovs_classes"], out["ovs_confusion"] = ovs_2d(query, cams, gt, categories)
+    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -214,7 +255,8 @@ def codebook_search(args: argparse.Namespace, scene: Store, device: torch.device
     test = np.nonzero(scene.load("is_test"))[0]
     gt = np.stack([scene["gt_semantic"][int(v)] for v in test])
     labels = subset_gaussian_labels(query, SCANNET_SUBSETS[19])[gaussian_of_points(points, means)[0]]
-    return SemanticResult(confusions, lerf_2d(query, Cameras.from_scene(scene, test, device), gt, categories, cfg),
+    return SemanticResult(confusions, **text_protocols(query, Cameras.from_scene(scene, test, device), gt, categories,
+                                                       cfg),
                           points_protocol=points_protocol(points, means), purity=purity, codebook_oracle=oracle,
                           point_labels=labels)
 

@@ -67,6 +67,18 @@ def subset_labels(labels: np.ndarray, vocabulary: list[str], subset: list[str]) 
     return lut[np.where(labels < 0, len(vocabulary), labels)]
 
 
+def present_classes(gt: np.ndarray, categories: list[str]) -> list[str]:
+    """The 3D-OVS protocol's class list on label maps ``gt`` (indices into ``categories``, -1 unlabelled): the
+    categories present, in category order."""
+    return [categories[int(c)] for c in np.unique(gt) if c >= 0]
+
+
+def class_list_confusion(gt: np.ndarray, pred: np.ndarray, categories: list[str], classes: list[str]) -> np.ndarray:
+    """3D-OVS protocol confusion [C, C+1] over ``classes``: ``gt`` label maps index ``categories`` (-1 and categories
+    outside ``classes`` ignored), ``pred`` class maps index ``classes`` (-1: a miss)."""
+    return confusion_matrix(subset_labels(gt, categories, classes), pred, len(classes))
+
+
 def mask_iou(pred: np.ndarray, gt: np.ndarray) -> float:
     """IoU of two boolean masks (1.0 when both are empty)."""
     union = np.logical_or(pred, gt).sum()

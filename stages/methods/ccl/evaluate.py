@@ -21,11 +21,13 @@ from stages.lib.instance_gaussians import Cameras
 from stages.lib.semantic_metrics import (
     SCANNET_SUBSETS,
     SemanticResult,
+    class_list_confusion,
     confusion_matrix,
     gaussian_of_points,
     localization_hit,
     mask_iou,
     points_protocol,
+    present_classes,
     subset_labels,
 )
 from stages.lib.store import Store, StoreError, read_store
@@ -95,13 +97,10 @@ def lerf_2d(field: CCLField, index: torch.Tensor, gt: np.ndarray, categories: li
 
 def ovs_2d(field: CCLField, index: torch.Tensor, gt: np.ndarray, categories: list[str]) -> tuple[list[str], np.ndarray]:
     """3D-OVS protocol: the class list (categories present) and the confusion [C, C+1] of the per-pixel argmax."""
-    present = [int(c) for c in np.unique(gt) if c >= 0]
-    classes = [categories[c] for c in present]
+    classes = present_classes(gt, categories)
     with torch.no_grad():
         pred = field.class_map(index, classes).cpu().numpy()
-    lut = np.full(len(categories) + 1, -1, np.int64)
-    lut[present] = np.arange(len(present))
-    return classes, confusion_matrix(lut[np.where(gt < 0, len(categories), gt)], pred, len(classes))
+    return classes, class_list_confusion(gt, pred, categories, classes)
 
 
 def scannet_3d(field: CCLField, points: np.ndarray, points_semantic: np.ndarray,

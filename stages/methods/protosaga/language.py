@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from stages.evaluate_semantic import SemanticEvalConfig, lerf_2d, scannet_3d
+from stages.evaluate_semantic import SemanticEvalConfig, scannet_3d, text_protocols
 from stages.lib.cli import StageCall, config_from_params
 from stages.lib.instance_gaussians import Cameras, load_instance_gaussians
 from stages.lib.semantic_metrics import SemanticResult, points_protocol
@@ -71,5 +71,6 @@ def run_language(call: StageCall) -> SemanticResult:
     test = np.nonzero(scene.load("is_test"))[0]
     gt = np.stack([scene["gt_semantic"][int(v)] for v in test])
     selection = SemanticEvalConfig(**{k: v for k, v in asdict(cfg).items() if k != "fusion_tau"})
-    return SemanticResult(confusions, lerf_2d(query, Cameras.from_scene(scene, test, device), gt, categories, selection),
+    return SemanticResult(confusions, **text_protocols(query, Cameras.from_scene(scene, test, device), gt, categories,
+                                                       selection),
                           points_protocol=points_protocol(scene.load("points_xyz"), inst.means.cpu().numpy()))
