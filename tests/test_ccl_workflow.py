@@ -1,25 +1,15 @@
-"""CCL-LGS end to end through Snakemake on the tiny scene with oracle priors (tests/config/tiny.yaml plus the CCL
-variants below), and a rerun after a change of the contrastive margin."""
+"""CCL-LGS end to end through Snakemake on the tiny scene with oracle priors (tests/config/tiny.yaml plus
+tests/config/tiny_ccl.yaml), and a rerun after a change of the contrastive margin."""
 
-import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from chance_levels import whole_image_iou
 from workflow_runner import planned_jobs, seed_tiny_gaussians, snakemake, tiny_config
 
 from stages.lib.store import read_store
 
 SCENE = "synthetic/tiny_room"
-CCL_TINY = {
-    "codebook": {"after": {"masks": "ccl_oracle", "track": "ccl_oracle", "features": "ccl_oracle"},
-                 "algorithm": "ccl_contrastive", "num_prototypes": 32, "epochs": 5, "views_per_batch": 6},
-    "train_features": {"after": {"train_gs": "tiny", "masks": "ccl_oracle", "codebook": "ccl_tiny"},
-                       "objective": "ccl_semantic", "objective_params": {"lr": 0.01}, "level": "whole+part",
-                       "feature_dim": 16, "iterations": 150, "lr_features": 0.02, "checkpoint_every": 50},
-    "evaluate_semantic": {"after": {"train_features": "ccl_tiny", "codebook": "ccl_tiny"}, "evaluation": "ccl"},
-}
-RECIPE = {"train_gs": "tiny", "masks": "ccl_oracle", "track": "ccl_oracle", "features": "ccl_oracle",
-          "codebook": "ccl_tiny", "train_features": "ccl_tiny", "evaluate_semantic": "ccl_tiny"}
 # Measured on the tiny scene (CPU, clean oracle priors): LERF 2D mIoU 75.9 % (selecting the whole image scores 12.5 %),
 # localization 68.8 %, 3D-OVS mIoU 77.8 % over 8 classes (a constant label scores at most 1/8), ScanNet 3D mIoU 70.1 %.
 MARGIN_2D = 0.3  # mIoU points above those chance levels
@@ -28,22 +18,9 @@ LOC_MIN = 40.0
 
 
 def ccl_config(path, margin: float = 0.7):
-    config = tiny_config()
-    for stage, variant in CCL_TINY.items():
-        config["stages"].setdefault(stage, {"variants": {}})["variants"]["ccl_tiny"] = dict(variant)
-    config["stages"]["codebook"]["variants"]["ccl_tiny"]["margin"] = margin
-    config["methods"]["ccl"] = RECIPE
-    config["run_methods"] = ["3dgs", "ccl"]
+    config = tiny_config("tiny_ccl.yaml", {"stages": {"codebook": {"variants": {"ccl_tiny": {"margin": margin}}}}})
     path.write_text(yaml.safe_dump(config))
     return path
-
-
-def whole_image_iou(results) -> float:
-    """Mean over the LERF queries of the IoU of selecting every pixel (the query's GT fraction of the view)."""
-    scene = read_store("scene", results / f"{SCENE}/scene.zarr")
-    gt = np.stack([scene["gt_semantic"][int(v)] for v in np.nonzero(scene.load("is_test"))[0]])
-    return float(np.mean([np.mean([(g == c).mean() for g in gt if (g == c).any()])
-                          for c in np.unique(gt) if c >= 0]))
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +39,7 @@ def test_ccl_rows_in_the_report_clearly_above_chance(ccl_run):
     semantic = pd.read_csv(results / "report/semantic_metrics.csv")
     ccl = semantic[semantic["method"] == "ccl"]
     lerf = ccl[(ccl["protocol"] == "lerf_2d") & (ccl["subset"] == "mean")].iloc[0]
-    chance = whole_image_iou(results) * 100
+    chance = whole_image_iou(results / f"{SCENE}/scene.zarr") * 100
     assert lerf["mIoU"] > chance + MARGIN_2D * 100, (lerf, chance)
     assert lerf["loc. acc"] > LOC_MIN, lerf
     ovs = ccl[ccl["protocol"] == "3dovs_2d"].iloc[0]
