@@ -1,12 +1,13 @@
-"""SAS end to end through Snakemake on the tiny synthetic scene: capability-guided fusion of the two oracle models beats
-each model alone, plain averaging (Add) and Linear fusion by measured margins; the 3D network distilled from it on the
-spconv backend (superpoint distillation + TESD, a short schedule) is reported beside it; the report shows the rows and
-the capability heat map; changing the capability stage's parameters reruns exactly it and its dependants."""
+"""SAS end to end through Snakemake on the tiny synthetic scene (the shared DAG run of tests/conftest.py
+``methods_run``, tests/config/tiny_sas.yaml): capability-guided fusion of the two oracle models beats each model
+alone, plain averaging (Add) and Linear fusion by measured margins; the 3D network distilled from it on the spconv
+backend (superpoint distillation + TESD, a short schedule) is reported beside it; the report shows the rows and the
+capability heat map; changing the capability stage's parameters reruns exactly it and its dependants."""
 
 import pandas as pd
 import pytest
 import yaml
-from workflow_runner import REPO, merged, planned_jobs, snakemake, tiny_config
+from workflow_runner import methods_config, planned_jobs
 
 from stages.lib.store import read_store
 
@@ -15,34 +16,18 @@ from stages.lib.store import read_store
 MARGIN_SINGLE = 20.0
 MARGIN_MIXING = 30.0
 SAS_METHODS = ["sas", "sas_2d_fusion", "sas_dense_only", "sas_mask_only", "sas_add", "sas_linear"]
-# The distilled network on the tiny scene: 24 epochs (the last 7 with TESD) of one step, 20 cm voxels, quarter width.
-TINY_DISTILL = {"backend": "spconv", "epochs": 24, "tesd_epochs": 7}
+# The distilled network on the tiny scene (tests/config/tiny_sas.yaml): 24 epochs (the last 7 with TESD) of one step,
+# 20 cm voxels, quarter width.
 DISTILLED_FLOOR = 30.0  # measured 44.0 (fused 2D targets: 94.4)
 
 
-def write_config(path, **capability_options):
-    config = tiny_config("tiny_sas.yaml")
-    distill = yaml.safe_load((REPO / "config.yaml").read_text())["stages"]["distill"]["variants"]["sas_demo"]
-    config = merged(config, {"stages": {"distill": {"variants": {"sas_demo": merged(distill, TINY_DISTILL)}}}})
-    if capability_options:
-        base = yaml.safe_load((REPO / "config.yaml").read_text())["stages"]["capability"]["variants"]["sas_demo"]
-        config = merged(config, {"stages": {"capability": {"variants": {"sas_demo": merged(
-            base, {"options": capability_options})}}}})
-    path.write_text(yaml.safe_dump(config))
-    return path
+# The first of the three methods' tests to run also runs their shared DAG (tests/conftest.py ``methods_run``); the
+# limit leaves room for a busy machine.
+pytestmark = pytest.mark.timeout(2400)
 
 
-@pytest.fixture(scope="module")
-def sas_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("sas")
-    configfile = write_config(tmp / "tiny_sas.yaml")
-    results = tmp / "results"
-    snakemake(results, configfile=configfile)
-    return tmp, results, configfile
-
-
-def test_capability_fusion_beats_each_model_and_the_mixing_baselines(sas_run):
-    tmp, results, configfile = sas_run
+def test_capability_fusion_beats_each_model_and_the_mixing_baselines(methods_run):
+    results, configfile = methods_run
     assert planned_jobs(results, configfile) == {}
     semantic = pd.read_csv(results / "report/semantic_metrics.csv")
     rows = semantic[(semantic["protocol"] == "scannet_3d") & (semantic["subset"] == "19 classes")]
@@ -56,8 +41,8 @@ def test_capability_fusion_beats_each_model_and_the_mixing_baselines(sas_run):
     assert (results / "report/capability_synthetic_tiny_room_sas_demo.png").stat().st_size > 0
 
 
-def test_the_distilled_network_is_reported_beside_the_2d_fusion(sas_run):
-    _, results, _ = sas_run
+def test_the_distilled_network_is_reported_beside_the_2d_fusion(methods_run):
+    results, _ = methods_run
     distilled = read_store("distilled_points", results / "synthetic/tiny_room/distill/sas_demo.zarr")
     assert distilled.attrs["backend"] == "spconv"
     assert distilled.attrs["schedule"] == "superpoint distillation + TESD"
@@ -73,8 +58,10 @@ def test_the_distilled_network_is_reported_beside_the_2d_fusion(sas_run):
     assert "| sas " in section and "| sas_2d_fusion " in section
 
 
-def test_capability_parameter_change_reruns_capability_and_its_dependants(sas_run):
-    tmp, results, _ = sas_run
-    changed = write_config(tmp / "tiny_sas_changed.yaml", images_per_class=8)
+def test_capability_parameter_change_reruns_capability_and_its_dependants(methods_run, tmp_path):
+    results, _ = methods_run
+    changed = tmp_path / "tiny_sas_changed.yaml"
+    changed.write_text(yaml.safe_dump(methods_config(
+        {"stages": {"capability": {"variants": {"sas_demo": {"options": {"images_per_class": 8}}}}}})))
     assert planned_jobs(results, changed) == {"capability": 1, "distill": 1, "evaluate_semantic": 6, "report": 1,
                                               "all": 1}

@@ -1,9 +1,10 @@
-"""End-to-end DAG tests on a tiny synthetic scene: full run to the report, and rerun after a parameter change."""
+"""End-to-end DAG tests on a tiny synthetic scene: full run to the report (from the session's ingested scene and
+trained RGB Gaussians, tests/conftest.py), and rerun after a parameter change."""
 
 import pandas as pd
 import pytest
 import yaml
-from workflow_runner import REPO, planned_jobs, snakemake
+from workflow_runner import REPO, planned_jobs, seed_tiny_gaussians, snakemake
 
 from stages.lib.store import read_store
 
@@ -15,8 +16,9 @@ MIOU_3D_MIN = 50.0
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
+def finished_run(tmp_path_factory, tiny_gaussians):
     results = tmp_path_factory.mktemp("wf") / "results"
+    seed_tiny_gaussians(results, tiny_gaussians)
     snakemake(results)
     return results
 
@@ -50,7 +52,7 @@ def test_dag_runs_to_report(finished_run):
 def test_parameter_change_reruns_only_that_stage_and_dependants(finished_run, tmp_path):
     results = finished_run  # runs after test_dag_runs_to_report, which only reads these results
     config = yaml.safe_load((REPO / "tests/config/tiny.yaml").read_text())
-    config["stages"]["train_gs"]["variants"]["tiny"]["iterations"] = 200
+    config["stages"]["train_gs"]["variants"]["tiny"]["iterations"] = 50
     changed = tmp_path / "changed.yaml"
     changed.write_text(yaml.safe_dump(config))
     method_stages = {"train_features": 1, "codebook": 1, "pseudo_gt": 1, "associate": 1, "evaluate_semantic": 1}
@@ -59,7 +61,7 @@ def test_parameter_change_reruns_only_that_stage_and_dependants(finished_run, tm
     scene_mtime = (results / "synthetic/tiny_room/scene.zarr/zarr.json").stat().st_mtime_ns
     snakemake(results, configfile=changed)
     assert (results / "synthetic/tiny_room/scene.zarr/zarr.json").stat().st_mtime_ns == scene_mtime
-    assert read_store("gaussians", results / "synthetic/tiny_room/train_gs/tiny.zarr").attrs["iterations"] == 200
+    assert read_store("gaussians", results / "synthetic/tiny_room/train_gs/tiny.zarr").attrs["iterations"] == 50
     assert planned_jobs(results, changed) == {}
     config["scenes"][0]["options"]["seed"] = 2
     changed.write_text(yaml.safe_dump(config))

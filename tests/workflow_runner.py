@@ -52,6 +52,19 @@ def tiny_config(*extra: str | dict) -> dict:
     return config
 
 
+# The methods whose end-to-end tests share one DAG run on the tiny room (tests/conftest.py ``methods_run``).
+METHOD_CONFIGS = ("tiny_saga.yaml", "tiny_protosaga.yaml", "tiny_sas.yaml")
+
+
+def methods_config(*extra: str | dict) -> dict:
+    """tests/config/tiny.yaml with the tiny configurations of SAGA, Proto-SaGa / Gaga and SAS (``METHOD_CONFIGS``)
+    merged over it and ``extra`` over those; ``run_methods`` lists every method of the three."""
+    parts = [yaml.safe_load((REPO / "tests/config" / name).read_text()) for name in METHOD_CONFIGS]
+    config = tiny_config(*parts, *extra)
+    config["run_methods"] = list(dict.fromkeys(method for part in parts for method in part["run_methods"]))
+    return config
+
+
 TINY_SCENE = "synthetic/tiny_room"
 TINY_GAUSSIANS = (f"{TINY_SCENE}/scene.zarr", f"{TINY_SCENE}/train_gs/tiny.zarr", f"{TINY_SCENE}/train_gs/tiny.ply",
                   f"logs/{TINY_SCENE}/ingest.log", f"logs/{TINY_SCENE}/train_gs/tiny.log")
@@ -65,10 +78,10 @@ def train_tiny_gaussians(results: Path) -> Path:
 
 
 def seed_tiny_gaussians(results: Path, source: Path) -> None:
-    """Copy the tiny room's scene and ``tiny`` RGB Gaussians from ``source`` into ``results``, keeping file times, so
-    Snakemake takes them as up to date and a method's DAG test starts at its own stages. (Snakemake has no parameter
-    record for the copies: a test that changes ``train_gs`` parameters must train its own, as tests/test_workflow.py
-    does.)"""
+    """Copy the tiny room's scene and ``tiny`` RGB Gaussians from ``source`` into ``results``, so a method's DAG test
+    starts at its own stages. A ``--touch`` run of ingest and train_gs (it runs neither stage, it only touches their
+    outputs in DAG order) records Snakemake's metadata for the copies as a real run does: a later change of the scene
+    or of ``train_gs`` parameters reruns them and their dependants (tests/test_workflow.py)."""
     for relative in TINY_GAUSSIANS:
         target = results / relative
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -76,3 +89,4 @@ def seed_tiny_gaussians(results: Path, source: Path) -> None:
             shutil.copytree(source / relative, target, copy_function=shutil.copy2)
         else:
             shutil.copy2(source / relative, target)
+    snakemake(results, str(results / TINY_GAUSSIANS[1]), "--touch", "--forcerun", "ingest", "train_gs")
