@@ -1,8 +1,8 @@
 """Test-wide settings: a fixed torch thread count and deterministic kernels, so in-process CPU training is
 reproducible run to run, as the stages make it (``stages.lib.cli.pick_device``; the DAG's jobs get their thread
 count from the rule's ``threads``, which Snakemake exports as OMP_NUM_THREADS). The tiny room's RGB Gaussians are
-trained once per session and copied into the DAG tests (``seed_tiny_gaussians``); the end-to-end tests of SAGA,
-Proto-SaGa / Gaga and SAS read one DAG run of the three (``methods_run``)."""
+trained once per session and copied into the DAG tests (``seed_tiny_gaussians``); the end-to-end tests of CCL-LGS,
+SAGA, Proto-SaGa / Gaga and SAS read one DAG run of the four (``methods_run``)."""
 
 import pytest
 import torch
@@ -30,7 +30,7 @@ def tiny_gaussians(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def methods_run(tmp_path_factory, tiny_gaussians):
-    """One DAG run of the SAGA, Proto-SaGa / Gaga and SAS recipes on the tiny room
+    """One DAG run of the CCL-LGS, SAGA, Proto-SaGa / Gaga and SAS recipes on the tiny room
     (``workflow_runner.methods_config``) from the session's RGB Gaussians: the methods' independent jobs run side by
     side on the two cores, and the report is written once. Returns the results folder and the config file."""
     root = tmp_path_factory.mktemp("methods")

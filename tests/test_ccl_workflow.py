@@ -1,11 +1,11 @@
-"""CCL-LGS end to end through Snakemake on the tiny scene with oracle priors (tests/config/tiny.yaml plus
-tests/config/tiny_ccl.yaml), and a rerun after a change of the contrastive margin."""
+"""CCL-LGS end to end through Snakemake on the tiny scene with oracle priors (tests/config/tiny_ccl.yaml, in the shared
+DAG run of tests/conftest.py ``methods_run``), and a rerun after a change of the contrastive margin."""
 
 import pandas as pd
 import pytest
 import yaml
 from chance_levels import whole_image_iou
-from workflow_runner import planned_jobs, seed_tiny_gaussians, snakemake, tiny_config
+from workflow_runner import methods_config, planned_jobs
 
 from stages.lib.store import read_store
 
@@ -15,25 +15,13 @@ SCENE = "synthetic/tiny_room"
 MARGIN_2D = 0.3  # mIoU points above those chance levels
 MIOU_3D_MIN = 50.0
 LOC_MIN = 40.0
+# The first test to use the shared methods DAG run (tests/conftest.py ``methods_run``) also runs it; the limit leaves
+# room for a busy machine.
+pytestmark = pytest.mark.timeout(2400)
 
 
-def ccl_config(path, margin: float = 0.7):
-    config = tiny_config("tiny_ccl.yaml", {"stages": {"codebook": {"variants": {"ccl_tiny": {"margin": margin}}}}})
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-@pytest.fixture(scope="module")
-def ccl_run(tmp_path_factory, tiny_gaussians):
-    tmp = tmp_path_factory.mktemp("ccl_wf")
-    config = ccl_config(tmp / "ccl.yaml")
-    seed_tiny_gaussians(tmp / "results", tiny_gaussians)
-    snakemake(tmp / "results", configfile=config)
-    return tmp / "results", config, tmp
-
-
-def test_ccl_rows_in_the_report_clearly_above_chance(ccl_run):
-    results, _, _ = ccl_run
+def test_ccl_rows_in_the_report_clearly_above_chance(methods_run):
+    results, configfile = methods_run
     report = (results / "report/report.md").read_text()
     assert "3D-OVS protocol" in report and "CCL-LGS Table 1 layout" in report and "ccl" in report
     semantic = pd.read_csv(results / "report/semantic_metrics.csv")
@@ -47,12 +35,14 @@ def test_ccl_rows_in_the_report_clearly_above_chance(ccl_run):
     assert ovs["mIoU"] > 100.0 / classes + MARGIN_2D * 100, ovs
     scannet = ccl[(ccl["protocol"] == "scannet_3d") & (ccl["subset"] == "19 classes")].iloc[0]
     assert scannet["mIoU"] > MIOU_3D_MIN, scannet
-    assert read_store("prototypes", results / f"{SCENE}/codebook/ccl_tiny.zarr").attrs["margin"] == 0.7
-    assert planned_jobs(results, ccl_run[1]) == {}
+    assert read_store("prototypes", results / f"{SCENE}/codebook/ccl_tiny.zarr").attrs["margin"] == 0.7  # default m
+    assert planned_jobs(results, configfile) == {}
 
 
-def test_margin_change_reruns_the_codebook_and_its_dependants(ccl_run):
-    results, _, tmp = ccl_run
-    changed = ccl_config(tmp / "margin.yaml", margin=0.5)
+def test_margin_change_reruns_the_codebook_and_its_dependants(methods_run, tmp_path):
+    results, _ = methods_run
+    changed = tmp_path / "margin.yaml"
+    changed.write_text(yaml.safe_dump(methods_config(
+        {"stages": {"codebook": {"variants": {"ccl_tiny": {"margin": 0.5}}}}})))
     assert planned_jobs(results, changed) == {"codebook": 1, "train_features": 1, "evaluate_semantic": 1,
                                               "report": 1, "all": 1}

@@ -19,8 +19,8 @@ from stages.lib.store import read_store
 ASSOCIATED_MIOU_MIN = 50.0
 SHUFFLED_MIOU_MAX = 35.0
 TEST_MIOU_MIN = 25.0
-# The first of the three methods' tests to run also runs their shared DAG (tests/conftest.py ``methods_run``); the
-# limit leaves room for a busy machine.
+# The first test to use the shared methods DAG run (tests/conftest.py ``methods_run``) also runs it; the limit leaves
+# room for a busy machine.
 pytestmark = pytest.mark.timeout(2400)
 
 

@@ -26,8 +26,8 @@ IOU_MARGIN = 0.2
 MIN_SELECTED_OBJECTS = 2
 # Measured: 3D-OVS mIoU 72.2 % over 8 classes through the vote labels (chance at most 12.5 %).
 OVS_MARGIN = 30.0
-# The first of the three methods' tests to run also runs their shared DAG (tests/conftest.py ``methods_run``); the
-# limit leaves room for a busy machine.
+# The first test to use the shared methods DAG run (tests/conftest.py ``methods_run``) also runs it; the limit leaves
+# room for a busy machine.
 pytestmark = pytest.mark.timeout(2400)
 
 

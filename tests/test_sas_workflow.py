@@ -21,8 +21,8 @@ SAS_METHODS = ["sas", "sas_2d_fusion", "sas_dense_only", "sas_mask_only", "sas_a
 DISTILLED_FLOOR = 30.0  # measured 44.0 (fused 2D targets: 94.4)
 
 
-# The first of the three methods' tests to run also runs their shared DAG (tests/conftest.py ``methods_run``); the
-# limit leaves room for a busy machine.
+# The first test to use the shared methods DAG run (tests/conftest.py ``methods_run``) also runs it; the limit leaves
+# room for a busy machine.
 pytestmark = pytest.mark.timeout(2400)
 
 

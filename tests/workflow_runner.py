@@ -53,12 +53,12 @@ def tiny_config(*extra: str | dict) -> dict:
 
 
 # The methods whose end-to-end tests share one DAG run on the tiny room (tests/conftest.py ``methods_run``).
-METHOD_CONFIGS = ("tiny_saga.yaml", "tiny_protosaga.yaml", "tiny_sas.yaml")
+METHOD_CONFIGS = ("tiny_ccl.yaml", "tiny_saga.yaml", "tiny_protosaga.yaml", "tiny_sas.yaml")
 
 
 def methods_config(*extra: str | dict) -> dict:
-    """tests/config/tiny.yaml with the tiny configurations of SAGA, Proto-SaGa / Gaga and SAS (``METHOD_CONFIGS``)
-    merged over it and ``extra`` over those; ``run_methods`` lists every method of the three."""
+    """tests/config/tiny.yaml with the tiny configurations of CCL-LGS, SAGA, Proto-SaGa / Gaga and SAS
+    (``METHOD_CONFIGS``) merged over it and ``extra`` over those; ``run_methods`` lists every method of the four."""
     parts = [yaml.safe_load((REPO / "tests/config" / name).read_text()) for name in METHOD_CONFIGS]
     config = tiny_config(*parts, *extra)
     config["run_methods"] = list(dict.fromkeys(method for part in parts for method in part["run_methods"]))
