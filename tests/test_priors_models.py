@@ -71,7 +71,8 @@ def test_random_weight_models_run_through_the_dag(tmp_path):
     config["stages"].update({
         "masks": {"variants": {"sam_random": {
             "source": "sam", "levels": {"subpart+part": ["subpart", "part"], "whole+part": ["whole", "part"]},
-            "sam": {"model": "sam_vit_b", "random_weights": True, "points_per_side": 2, "pred_iou_thresh": 0,
+            "sam": {"model": "sam_vit_b", "random_weights": True, "tiny": True, "points_per_side": 2,
+                    "pred_iou_thresh": 0,
                     "stability_score_thresh": 0},
             "filter": {"min_predicted_iou": 0, "min_stability": 0}}}},
         "track": {"variants": {"sam2_random": {"after": {"masks": "sam_random"}, "source": "sam2",
