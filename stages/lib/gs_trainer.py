@@ -12,7 +12,7 @@ import math
 import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping
+from typing import Any, Callable, Literal, Mapping, get_args
 
 import numpy as np
 import torch
@@ -111,9 +111,8 @@ class GSTrainConfig:
     view once per epoch, in a fresh random order). ``ssim_method``: how the SSIM window is applied (``conv``, ``separable``,
     ``fft``, ``shifted``: ``image_metrics.ssim``; the same SSIM, speed only). ``fused_adam``: torch's fused Adam kernel (one launch per
     parameter tensor instead of the per-op foreach path; the same update up to float rounding; speed only).
-    ``compile_loss``: the photometric loss (L1 + SSIM, forward and backward) compiled by ``torch.compile`` into a
-    few fused kernels, once per run before the first step (the loop is launch-bound: the eager loss is ~50 small
-    kernels per step; same value up to float rounding; speed only).
+    ``compile_loss``: the photometric loss (L1 + SSIM, forward and backward) compiled by ``torch.compile``, once per
+    run before the first step (its element-wise kernels fused; same value up to float rounding; speed only).
     """
 
     iterations: int = 30_000
@@ -161,7 +160,7 @@ class GSTrainConfig:
         choices = {"init_rotation": ("random", "identity"), "init_color": ("points", "grey"),
                    "view_order": ("random", "epoch"), "rasterize_mode": ("classic", "antialiased"),
                    "strategy": ("default", "mcmc"),
-                   "ssim_method": ("conv", "separable", "fft", "shifted")}
+                   "ssim_method": get_args(SSIMMethod)}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(f"train_gs: {key} must be one of {list(allowed)}, got {getattr(self, key)!r}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -71,8 +71,8 @@ def ssim(pred: Tensor, target: Tensor, window: int = 11, sigma: float = 1.5, met
     ``method``: how the Gaussian window is applied; all give the same SSIM up to float rounding (speed only).
     ``conv``: one 2D grouped convolution per map (x, y, x^2, y^2, xy); the others treat the five maps stacked:
     ``separable`` as a row and a column 1D convolution, ``fft`` by FFT, ``shifted`` as shifted sums."""
-    if method != "conv" and method not in _BLURS:
-        raise ValueError(f"ssim: method must be one of {['conv', *_BLURS]}, got {method!r}")
+    if method not in get_args(SSIMMethod):
+        raise ValueError(f"ssim: method must be one of {list(get_args(SSIMMethod))}, got {method!r}")
     x = pred.reshape(-1, *pred.shape[-3:]).permute(0, 3, 1, 2)
     y = target.reshape(-1, *target.shape[-3:]).permute(0, 3, 1, 2)
     c = x.shape[1]

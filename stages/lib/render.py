@@ -72,9 +72,7 @@ def render(
             rasterize_mode=rasterize_mode,
         )
         if packed and backgrounds is not None:
-            n_bg = backgrounds.shape[-1]
-            colors_out = torch.cat([colors_out[..., :n_bg] + (1 - alphas) * backgrounds[:, None, None],
-                                    colors_out[..., n_bg:]], -1)
+            colors_out = composite_background(colors_out, alphas, backgrounds)
         info["packed"] = packed
         return colors_out, alphas, info
     if absgrad:
@@ -82,6 +80,13 @@ def render(
                             "per-pixel absolute gradients); the CPU path has none: set densify.absgrad: false")
     return _render_torch(means, quats, scales, opacities, colors, viewmats, Ks, width, height,
                          sh_degree, backgrounds, render_mode, near_plane, far_plane, rasterize_mode == "antialiased")
+
+
+def composite_background(colors: Tensor, alphas: Tensor, backgrounds: Tensor) -> Tensor:
+    """Front-to-back compositing's last term: colour + (1 - alpha) x background on the first channels of
+    ``colors`` [C,H,W,D] (``backgrounds`` [C,B], B <= D; the other channels, e.g. depth, are left as they are)."""
+    n_bg = backgrounds.shape[-1]
+    return torch.cat([colors[..., :n_bg] + (1 - alphas) * backgrounds[:, None, None], colors[..., n_bg:]], dim=-1)
 
 
 def _render_torch(means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree,
@@ -118,9 +123,7 @@ def _render_torch(means, quats, scales, opacities, colors, viewmats, Ks, width, 
         render_colors = torch.cat([render_colors[..., :-1],
                                    render_colors[..., -1:] / render_alphas.clamp_min(1e-10)], dim=-1)
     if backgrounds is not None:
-        n_bg = backgrounds.shape[-1]
-        render_colors = torch.cat([render_colors[..., :n_bg] + (1 - render_alphas) * backgrounds[:, None, None],
-                                   render_colors[..., n_bg:]], dim=-1)
+        render_colors = composite_background(render_colors, render_alphas, backgrounds)
     radii = torch.stack([torch.zeros(n, 2, dtype=torch.int32, device=means.device).index_copy(0, v.ids,
                                                                                               v.radii.to(torch.int32))
                          for v in views])
