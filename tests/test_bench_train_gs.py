@@ -3,6 +3,7 @@ processes merged into an existing CSV, and the stop before any work when a job n
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
@@ -19,6 +20,7 @@ from bench.train_gs import (
     parser,
     plan,
     plot_scaling,
+    profile_file,
     resolve_variant,
     views_for_train,
 )
@@ -72,8 +74,14 @@ def test_smoke_run_over_two_workers_appends_to_the_csv(tmp_path):
     out = tmp_path / "train_gs.csv"
     pd.DataFrame([{"label": "old", "iterations": 1, "psnr": 20.0}]).to_csv(out, index=False)
     proc = run_bench("--smoke", "--workers", "2", "--variants", "cpu_demo,gpu_3dgs+aa+packed", "--note", "smoke",
-                     "--out", str(out))
+                     "--profile", "10:5", "--segment-every", "10", "--out", str(out))
     assert proc.returncode == 0, proc.stderr[-4000:]
+    segments = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith('{"segment"')]
+    assert sorted((s["segment"], s["step"]) for s in segments) == sorted(
+        (f"smoke:{v}", step) for v in ("cpu_demo", "gpu_3dgs+aa+packed") for step in (10, 20, 30, 40))
+    for label in ("smoke:cpu_demo", "smoke:gpu_3dgs+aa+packed"):
+        text = profile_file(out, label).read_text()
+        assert text.startswith(f"{label} steps 10-15") and "Self CPU" in text
     rows = pd.read_csv(out)
     assert rows["label"].tolist()[0] == "old" and rows["psnr"].iloc[0] == 20.0
     new = rows.iloc[1:]
