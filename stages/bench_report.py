@@ -4,8 +4,10 @@ Reads the manifest the ``bench_manifest`` rule writes (one entry per scene, meth
 its evaluate_semantic store, the ``benchmark:`` file of every job it used) and writes under ``--out-dir``:
 ``bench.md`` (one table per protocol with every method that supports it, the protocol's definition, the priors of
 each row, the best value per column in bold; the cost table), ``bench_metrics.csv`` (every metric per scene),
-``tables/<protocol>.csv``, ``cost.csv`` / ``cost.png`` and ``figures/`` (robustness curves per protocol, one
-picture per scene of a test view, its ground truth and each method's predicted classes).
+``tables/<protocol>.csv``, ``cost.csv`` / ``cost.png`` (wall time, peak RSS and GPU memory per method and stage) and
+``figures/`` (robustness curves per protocol, one picture per scene of a test view, its ground truth and each method's
+predicted classes, and one of two text queries with each method's selection mask beside the view and its ground
+truth).
 """
 
 from __future__ import annotations
@@ -19,7 +21,15 @@ import pandas as pd
 
 from stages.lib.atomic import atomic_folder_entries
 from stages.lib.bench_cost import job_costs, sharing_summary, stage_cost_table
-from stages.lib.bench_figures import cost_plot, robustness_plot, scene_figure, splat_labels, topdown_figure
+from stages.lib.bench_figures import (
+    QueryPanels,
+    cost_plot,
+    query_figure,
+    robustness_plot,
+    scene_figure,
+    splat_labels,
+    topdown_figure,
+)
 from stages.lib.bench_tables import PROTOCOLS, long_metrics, markdown, protocol_table
 from stages.lib.cli import run_stage, stage_parser
 from stages.lib.semantic_metrics import SCANNET_SUBSETS
@@ -29,6 +39,7 @@ from stages.lib.tables import write_csv_atomic
 STAGE_ORDER = ["ingest", "train_gs", "masks", "track", "features", "mask_scales", "capability", "train_features",
                "codebook", "pseudo_gt", "associate", "evaluate_render", "evaluate_semantic", "evaluate_instances",
                "evaluate_prompt"]
+STRUCTURE = {"wall", "floor", "ceiling"}  # shown in the query figures only when a scene has too few other classes
 
 
 def protocol_sections(long: pd.DataFrame, levels: list[str], out: Path) -> list[str]:
@@ -47,7 +58,7 @@ def protocol_sections(long: pd.DataFrame, levels: list[str], out: Path) -> list[
 
 
 def cost_section(entries: list[dict], out: Path) -> list[str]:
-    """Wall time and peak RSS per method and stage from the benchmark files, and what shared stages saved."""
+    """Wall time, peak RSS and peak GPU memory per method and stage, and what shared stages saved."""
     jobs = job_costs(entries)
     if jobs.empty:
         return []
@@ -55,9 +66,12 @@ def cost_section(entries: list[dict], out: Path) -> list[str]:
     write_csv_atomic(costs, out / "cost.csv")
     cost_plot(costs, out / "cost.png")
     summary = pd.DataFrame([sharing_summary(jobs)])
-    return ["## Cost per method and stage (Snakemake benchmark files)", "", markdown(costs, best=False), "",
-            "*Wall time:* mean over the method's levels and scenes; *peak RSS:* the most over them; *rows sharing the "
-            "job:* how many (method, level) rows of a scene read that job's output (computed once).", "",
+    return ["## Cost per method and stage: where the time and memory go", "", markdown(costs, best=False), "",
+            "*Wall time:* Snakemake's benchmark file, mean over the method's levels and scenes; *peak RSS:* the "
+            "stage process's high-water mark of resident memory (getrusage), *peak GPU memory:* PyTorch's peak "
+            "allocated CUDA memory (0 on CPU), both from the stage's own record in its log, the most over the levels "
+            "and scenes (a job without that record: the benchmark file's sampled max RSS, no GPU value); *rows "
+            "sharing the job:* how many (method, level) rows of a scene read that job's output (computed once).", "",
             markdown(summary, best=False), "", "![cost](cost.png)", ""]
 
 
@@ -97,6 +111,56 @@ def scene_sections(entries: list[dict], scenes: dict[str, str], level: str, view
     return lines
 
 
+def stored_query_masks(path: str | None) -> dict[str, tuple[int, np.ndarray]]:
+    """{text query: (scene view, selection mask [H, W] bool)} an evaluate_semantic store kept (none: {})."""
+    if path is None:
+        return {}
+    store = read_store("semantic_metrics", path)
+    if "query_masks_2d" not in store:
+        return {}
+    views, masks = store.load("query_views_2d"), store.load("query_masks_2d")
+    return {q: (int(v), m.astype(bool)) for q, v, m in zip(store.attrs["queries"], views, masks) if v >= 0}
+
+
+def query_rows(scene, stored: dict[str, dict[str, tuple[int, np.ndarray]]], chosen: list[str],
+               count: int = 2) -> list[QueryPanels]:
+    """The query figure's rows: the ``chosen`` queries that some method stored a mask for, else the ``count`` whose
+    ground-truth mask on its view is largest, objects before wall / floor / ceiling; each method's mask where it is on
+    that query's view."""
+    categories = list(scene.attrs["categories"])
+    views = {q: v for masks in stored.values() for q, (v, _) in masks.items()}
+    gt = {q: scene["gt_semantic"][v] == categories.index(q) for q, v in views.items()}
+    largest = sorted(views, key=lambda q: (q in STRUCTURE, -gt[q].sum(), q))
+    queries = [q for q in chosen if q in views] if chosen else largest[:count]
+    return [QueryPanels(q, views[q], scene["images"][views[q]], gt[q],
+                        {m: masks[q][1] if q in masks and masks[q][0] == views[q] else None
+                         for m, masks in stored.items()}) for q in queries]
+
+
+def query_sections(entries: list[dict], scenes: dict[str, str], level: str, chosen: list[str],
+                   out: Path) -> list[str]:
+    """Per scene: for two text queries, each method's selection mask beside the test view and its ground truth."""
+    lines = []
+    for label, path in scenes.items():
+        scene = read_store("scene", path)
+        if "gt_semantic" not in scene:
+            continue
+        rows = [e for e in entries if f"{e['dataset']}/{e['scene']}" == label and e["level"] == level
+                and e.get("semantic_store")]
+        panels = query_rows(scene, {e["method"]: stored_query_masks(e["semantic_store"]) for e in rows}, chosen)
+        if not panels:
+            continue
+        name = f"queries_{label.replace('/', '_')}.png"
+        query_figure(panels, f"{label}: text queries, level {level}", out / "figures" / name)
+        lines += [f"### {label}: text queries", "", f"![{label} text queries](figures/{name})", ""]
+    if lines:
+        lines = ["## Text queries on a test view", "",
+                 "Per text query (a class of the scene), the first test view whose ground truth shows it, the "
+                 "ground-truth mask and each method's selection as its LERF-protocol evaluation rendered it (tinted "
+                 "over the dimmed view; *no mask stored*: the method's evaluation kept none).", "", *lines]
+    return lines
+
+
 def main(args: argparse.Namespace) -> None:
     """Every file goes to a temporary sibling folder and moves into ``--out-dir`` once all were written (the manifest,
     which may lie in that folder, stays)."""
@@ -118,6 +182,7 @@ def write_bench_report(manifest: dict, out: Path) -> None:
     lines += protocol_sections(long, levels, out)
     lines += cost_section(entries, out)
     lines += scene_sections(entries, manifest["scenes"], levels[0], manifest.get("figure_view", 0), out)
+    lines += query_sections(entries, manifest["scenes"], levels[0], manifest.get("figure_queries", []), out)
     (out / "bench.md").write_text("\n".join(lines))
 
 

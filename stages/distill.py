@@ -23,6 +23,7 @@ import torch
 
 from stages.lib.cli import config_from_params, pick_device, run_stage, stage_parser
 from stages.lib.sparse_conv import get_backend
+from stages.lib.stage_cost import peak_memory
 from stages.lib.store import Store, StoreError, read_store, write_store
 from stages.methods.sas.evaluation import SasEvalConfig, fused_scene_features
 from stages.methods.sas.superpoints import GraphSegmentation, dense_ids, graph_segments
@@ -78,7 +79,7 @@ def main(args: argparse.Namespace) -> None:
         w.attrs.update(backend=backend.name, device=str(device), schedule=schedule.name, vocabulary=vocabulary,
                        losses=list(LOSSES), voxel_size=schedule.voxel_size, superpoint_source=source,
                        num_superpoints=int(segment.max()) + 1, seconds_per_epoch=result.seconds_per_epoch,
-                       points_per_second=result.points_per_second, seen_points=int(seen.sum()))
+                       points_per_second=result.points_per_second, seen_points=int(seen.sum()), **peak_memory())
 
 
 def parser() -> argparse.ArgumentParser:

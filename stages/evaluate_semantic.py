@@ -38,6 +38,7 @@ from stages.lib.selection import SelectionConfig, SelectMode
 from stages.lib.semantic_metrics import (
     SCANNET_SUBSETS,
     Purity,
+    QueryMasks,
     SemanticResult,
     class_list_confusion,
     codebook_purity,
@@ -131,9 +132,10 @@ def codebook_oracle_3d(leaf: np.ndarray, means: np.ndarray, points: np.ndarray, 
 # LERF protocol (2D)
 # ----------------------------------------------------------------------------------------------
 def lerf_2d(query: Query, cams: Cameras, gt_semantic: np.ndarray, categories: list[str],
-            cfg: SemanticEvalConfig) -> dict[str, float]:
+            cfg: SemanticEvalConfig, masks: QueryMasks | None = None) -> dict[str, float]:
     """IoU per text query (each category present in the test views), mean over the views that show it: the macro
-    per-query IoU of the LERF-OVS protocol (``stages/lib/annotation_protocols.py``) on the GT label maps."""
+    per-query IoU of the LERF-OVS protocol (``stages/lib/annotation_protocols.py``) on the GT label maps. ``masks``
+    keeps each query's selection on the first view showing it (figures)."""
     present = [int(c) for c in np.unique(gt_semantic) if c >= 0]
     if not present:
         return {}
@@ -145,6 +147,9 @@ def lerf_2d(query: Query, cams: Cameras, gt_semantic: np.ndarray, categories: li
         shown = gt.any(axis=(1, 2))
         ious.append(pair_ious(sel[shown], gt[shown]))
         pair_query += [q] * int(shown.sum())
+        if masks is not None:
+            first = int(np.argmax(shown))
+            masks.keep(categories[c], first, sel[first])
     return query_means([categories[c] for c in present], np.array(pair_query), np.concatenate(ious))
 
 
@@ -171,8 +176,10 @@ def ovs_2d(query: Query, cams: Cameras, gt: np.ndarray, categories: list[str]) -
 def text_protocols(query: Query, cams: Cameras, gt: np.ndarray, categories: list[str], cfg: SemanticEvalConfig
                    ) -> dict:
     """The 2D protocols of a codebook-search query on the test views ``cams`` (label maps ``gt`` [T,H,W]), as
-    ``SemanticResult`` fields: ``query_iou`` (LERF) and, with ``cfg.ovs_2d``, ``ovs_classes`` / ``ovs_confusion``."""
-    out = {"query_iou": lerf_2d(query, cams, gt, categories, cfg)}
+    ``SemanticResult`` fields: ``query_iou`` (LERF), ``query_masks`` and, with ``cfg.ovs_2d``, ``ovs_classes`` /
+    ``ovs_confusion``."""
+    masks = QueryMasks.empty()
+    out = {"query_iou": lerf_2d(query, cams, gt, categories, cfg, masks), "query_masks": masks}
     if cfg.ovs_2d:
         out["ovs_classes"], out["ovs_confusion"] = ovs_2d(query, cams, gt, categories)
     return out
@@ -290,6 +297,11 @@ def main(args: argparse.Namespace) -> None:
             w.attrs["miou_3d_codebook_oracle"] = miou_macc(result.codebook_oracle[19])[0]
         if result.point_labels is not None:
             w.write("points_pred_3d", result.point_labels.astype(np.int32))
+        if result.query_masks is not None:
+            views, masks = result.query_masks.arrays(list(query_iou), scene["gt_semantic"].shape[1:])
+            test = np.nonzero(scene.load("is_test"))[0]
+            w.write("query_views_2d", np.where(views >= 0, test[np.maximum(views, 0)], -1).astype(np.int32))
+            w.write("query_masks_2d", masks)
         if result.localization is not None:
             w.write("query_localization_2d", np.array([result.localization[q] for q in query_iou], np.float32))
             w.attrs["loc_acc_2d"] = float(np.mean(list(result.localization.values())))

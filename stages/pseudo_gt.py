@@ -30,6 +30,7 @@ from stages.lib.feature_field import (
     train_feature_field,
 )
 from stages.lib.scene import SceneData, load_scene
+from stages.lib.stage_cost import peak_memory
 from stages.lib.store import StoreError, read_store
 from stages.methods import lookup
 
@@ -91,7 +92,7 @@ def main(args: argparse.Namespace) -> None:
     save_feature_gaussians(out, result, "pseudo_gt", args.params, inputs,
                            {"sh_degree": attrs["sh_degree"], "background": attrs["background"],
                             "iterations": cfg.iterations, "geometry": "frozen", "train_seconds": seconds,
-                            "device": str(device)})
+                            **peak_memory(), "device": str(device)})
     ckpt.unlink(missing_ok=True)
 
 

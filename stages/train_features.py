@@ -26,6 +26,7 @@ from stages.lib.feature_field import (
 from stages.lib.gaussians import load_gaussians
 from stages.lib.objective_state import flatten_state, module_state
 from stages.lib.scene import SceneData, load_scene
+from stages.lib.stage_cost import peak_memory
 from stages.lib.store import StoreError, read_store
 from stages.methods import lookup
 
@@ -77,7 +78,7 @@ def main(args: argparse.Namespace) -> None:
     save_feature_gaussians(out, result, "train_features", params, inputs,
                            {"sh_degree": gs_attrs["sh_degree"], "background": gs_attrs["background"],
                             "iterations": cfg.iterations, "objective": name, "level": level,
-                            "geometry": cfg.geometry, "train_seconds": seconds, "device": str(device),
+                            "geometry": cfg.geometry, "train_seconds": seconds, **peak_memory(), "device": str(device),
                             **({"objective_state": layout} if layout else {})})
     ckpt.unlink(missing_ok=True)
 

@@ -13,6 +13,7 @@ from stages.lib.gaussians import export_ply, save_gaussians
 from stages.lib.gs_trainer import GSTrainConfig, train_rgb
 from stages.lib.gsplat_build import build_cache, ensure_built
 from stages.lib.scene import load_scene
+from stages.lib.stage_cost import peak_memory
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ def main(args: argparse.Namespace) -> None:
     save_gaussians(out, params, "train_gs", args.params, {"scene": args.scene},
                    {"sh_degree": cfg.sh_degree, "background": list(scene.background), "iterations": cfg.iterations,
                     "rasterize_mode": cfg.rasterize_mode,
-                    "train_seconds": seconds, "device": str(device)})
+                    "train_seconds": seconds, **peak_memory(), "device": str(device)})
     if args.ply:
         export_ply(args.ply, params)
     ckpt.unlink(missing_ok=True)

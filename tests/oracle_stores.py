@@ -177,3 +177,19 @@ def two_gaussians_on_axis() -> tuple[InstanceGaussians, Cameras]:
                           num_instances=2)
     K = torch.tensor([[[40.0, 0, 16], [0, 40.0, 12], [0, 0, 1]]])
     return g, Cameras(torch.eye(4)[None], K, 32, 24)
+
+
+def check_query_masks(scene_path: Path, metrics_path: Path) -> dict[str, tuple[int, np.ndarray]]:
+    """The contract of an evaluate_semantic store's query masks: one per text query (attrs['queries']), binary, of the
+    scene's image size, on the first test view whose ground truth shows the query. Returns {query: (view, mask)}."""
+    from stages.lib.store import read_store
+
+    scene, metrics = read_store("scene", scene_path), read_store("semantic_metrics", metrics_path)
+    queries, categories = metrics.attrs["queries"], list(scene.attrs["categories"])
+    views, masks = metrics.load("query_views_2d"), metrics.load("query_masks_2d")
+    gt = scene.load("gt_semantic")
+    test = np.nonzero(scene.load("is_test"))[0]
+    assert masks.shape == (len(queries), *gt.shape[1:]) and set(np.unique(masks)) <= {0, 1}
+    first = [int(test[np.argmax([(gt[v] == categories.index(q)).any() for v in test])]) for q in queries]
+    assert views.tolist() == first
+    return {q: (int(v), m.astype(bool)) for q, v, m in zip(queries, views, masks)}

@@ -1,13 +1,19 @@
-"""Bench report pieces: protocol rows, tables for reading, cost from benchmark files, label splatting."""
+"""Bench report pieces: protocol rows, tables for reading, cost from benchmark files and the stages' memory records,
+label splatting."""
 
 from __future__ import annotations
 
+import json
+import logging
+
 import numpy as np
 import pandas as pd
+import pytest
 
 from stages.lib.bench_cost import job_costs, sharing_summary, stage_cost_table
-from stages.lib.bench_figures import splat_labels
+from stages.lib.bench_figures import cost_plot, splat_labels
 from stages.lib.bench_tables import long_metrics, markdown, protocol_table, semantic_rows
+from stages.lib.stage_cost import logged_cost, peak_rss_mb, read_stage_cost
 
 
 def semantic_csv(path, miou19, lerf):
@@ -59,24 +65,59 @@ def test_markdown_integers_as_integers_best_in_bold_and_no_nan():
     assert "nan" not in text
 
 
-def test_job_costs_count_rows_sharing_a_job(tmp_path):
+def test_job_costs_count_rows_sharing_a_job_and_read_the_stages_memory_records(tmp_path):
     def bench_file(name, seconds, rss):
         path = tmp_path / name
         path.write_text(f"s\th:m:s\tmax_rss\tmax_vms\n{seconds}\t0:00:01\t{rss}\tNA\n")
         return str(path)
 
+    def stage_log(name, rss, gpu):
+        path = tmp_path / name
+        record = json.dumps({"stage": "x", "wall_s": 1.0, "peak_rss_mb": rss, "peak_gpu_mb": gpu})
+        path.write_text(f"2026 INFO stages: loading\n2026 INFO stages: stage cost: {record}\n")
+        return str(path)
+
     shared = bench_file("gs.tsv", 10.0, 500.0)
     own_a, own_b = bench_file("a.tsv", 2.0, 100.0), bench_file("b.tsv", 4.0, 300.0)
+    # train_gs's and a's codebook logs hold the stage's record; b's log is missing (the benchmark's RSS, no GPU value)
+    logs = {"gs": stage_log("gs.log", 800.0, 2048.5), "ca": stage_log("ca.log", 150.0, 0.0)}
     entries = [{"method": "a", "level": "clean", "dataset": "d", "scene": "s",
-                "benchmarks": {"train_gs": ["gs", shared], "codebook": ["ca", own_a]}},
+                "benchmarks": {"train_gs": ["gs", shared], "codebook": ["ca", own_a]},
+                "logs": {"train_gs": logs["gs"], "codebook": logs["ca"]}},
                {"method": "b", "level": "clean", "dataset": "d", "scene": "s",
-                "benchmarks": {"train_gs": ["gs", shared], "codebook": ["cb", own_b]}}]
+                "benchmarks": {"train_gs": ["gs", shared], "codebook": ["cb", own_b]},
+                "logs": {"train_gs": logs["gs"], "codebook": str(tmp_path / "missing.log")}}]
     jobs = job_costs(entries)
     assert sharing_summary(jobs) == {"jobs run": 3, "jobs without sharing": 4, "wall time run (s)": 16.0,
                                      "wall time without sharing (s)": 26.0}
     table = stage_cost_table(jobs, ["train_gs", "codebook"])
-    assert table.values.tolist() == [["a", "train_gs", 10.0, 500.0, 2], ["a", "codebook", 2.0, 100.0, 1],
-                                     ["b", "train_gs", 10.0, 500.0, 2], ["b", "codebook", 4.0, 300.0, 1]]
+    assert list(table.columns) == ["Method", "Stage", "Wall time (s)", "Peak RSS (MB)", "Peak GPU memory (MB)",
+                                   "Rows sharing the job"]
+    assert table.fillna(-1.0).values.tolist() == [
+        ["a", "train_gs", 10.0, 800.0, 2048.5, 2], ["a", "codebook", 2.0, 150.0, 0.0, 1],
+        ["b", "train_gs", 10.0, 800.0, 2048.5, 2], ["b", "codebook", 4.0, 300.0, -1.0, 1]]
+    text = markdown(table, best=False)
+    assert "| a | train_gs | 10.0 | 800.0 | 2048.5 | 2 |" in text and "| b | codebook | 4.0 | 300.0 | – | 1 |" in text
+    cost_plot(table, tmp_path / "cost.png")
+    assert (tmp_path / "cost.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_stage_cost_is_logged_with_positive_memory(tmp_path):
+    log = logging.getLogger("test_stage_cost")
+    path = tmp_path / "stage.log"
+    handler = logging.FileHandler(path)
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        with logged_cost(log, "demo"):
+            np.ones(4_000_000).sum()  # 32 MB touched
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+    cost = read_stage_cost(str(path))
+    assert cost["wall_s"] > 0 and cost["peak_rss_mb"] >= 32 and cost["peak_gpu_mb"] >= 0
+    assert cost["peak_rss_mb"] == pytest.approx(peak_rss_mb(), abs=1.0)
+    assert read_stage_cost(str(tmp_path / "none.log")) is None
 
 
 def test_splat_labels_nearest_point_wins_and_points_behind_are_dropped():

@@ -38,7 +38,8 @@ def test_bench_writes_the_comparison_report(tmp_path):
 
     md = (out / "bench.md").read_text()
     assert "nan" not in md.lower()
-    for title in ("ScanNet protocol", "LERF protocol", "Cost per method and stage", "Predicted classes"):
+    for title in ("ScanNet protocol", "LERF protocol", "Cost per method and stage", "Predicted classes",
+                  "Text queries on a test view"):
         assert title in md
     scannet = pd.read_csv(out / "tables/scannet_3d.csv")
     assert sorted(zip(scannet["Method"], scannet["Level"])) == [
@@ -51,13 +52,16 @@ def test_bench_writes_the_comparison_report(tmp_path):
     assert set(pd.read_csv(out / "bench_metrics.csv")["protocol"]) == {"scannet_3d", "lerf_2d"}
 
     for name in ("figures/robustness_scannet_3d.png", "figures/robustness_lerf_2d.png",
-                 "figures/scene_synthetic_bench_tiny.png", "figures/topdown_synthetic_bench_tiny.png", "cost.png"):
+                 "figures/scene_synthetic_bench_tiny.png", "figures/topdown_synthetic_bench_tiny.png",
+                 "figures/queries_synthetic_bench_tiny.png", "cost.png"):
         assert (out / name).read_bytes()[:8] == PNG, name
 
     cost = pd.read_csv(out / "cost.csv")
     sharing = cost.groupby("Stage")["Rows sharing the job"].max().to_dict()
     assert sharing["train_gs"] == 4 and sharing["masks"] == 2 and sharing["features"] == 1
     assert (cost["Wall time (s)"] > 0).all()
+    # every stage logged its own peak memory (getrusage on CPU; no CUDA touched: 0 MB GPU)
+    assert (cost["Peak RSS (MB)"] > 0).all() and (cost["Peak GPU memory (MB)"] == 0.0).all()
 
     # the scene figure's predicted maps come from the 19-class labels the evaluation kept per scan point
     scene = read_store("scene", results / SCENE / "scene.zarr")

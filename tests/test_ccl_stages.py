@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from oracle_stores import point_gaussians, tiny_scene
+from oracle_stores import check_query_masks, point_gaussians, tiny_scene
 
 from stages import codebook, evaluate_semantic, features, masks, query, track, train_features
 from stages.lib.cli import run_stage
@@ -114,6 +114,8 @@ def test_evaluation_reports_lerf_localization_ovs_and_scannet(stores):
     assert "loc. acc" in table.columns
     for key in ("loc_acc_2d", "miou_ovs_2d", "miou_2d", "miou_3d"):
         assert 0.0 <= attrs[key] <= 1.0
+    masks = check_query_masks(p["scene"], p["semantic"])  # CCL-LGS's query masks for the bench's query figures
+    assert masks.keys() == set(attrs["queries"])
 
 
 def test_query_cli_selects_gaussians_and_renders_a_mask(stores, capsys):

@@ -7,19 +7,23 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from oracle_stores import associated_oracle, run_cli
+from oracle_stores import associated_oracle, check_query_masks, run_cli
 
+from stages.bench_report import STRUCTURE, query_rows, stored_query_masks
 from stages.evaluate_semantic import main as evaluate_main
 from stages.evaluate_semantic import parser as evaluate_parser
 from stages.evaluate_semantic import rendered_class_map, subset_gaussian_labels
+from stages.lib.bench_figures import query_figure
 from stages.lib.semantic_metrics import (
     NEAREST_GAUSSIAN,
     SCANNET19,
+    QueryMasks,
     class_list_confusion,
     gaussian_of_points,
     miou_macc,
     present_classes,
 )
+from stages.lib.stage_cost import read_stage_cost
 from stages.lib.store import read_store, write_store
 from stages.methods.openins.query import Query
 
@@ -100,12 +104,44 @@ def test_oracle_gives_perfect_3d_scores_and_shuffled_labels_do_not(oracle, tmp_p
           f"2D mIoU {bad['miou_2d']:.3f}")
     assert bad["miou_3d"] < 0.5 and bad["miou_2d"] < attrs["miou_2d"]
 
+    # each query's selection on the first test view showing it, kept for the bench's query figures: one row per query,
+    # the view and its ground truth, then one panel per method
+    masks = check_query_masks(oracle["scene"], tmp_path / "oracle.zarr")
+    check_query_masks(oracle["scene"], tmp_path / "shuffled.zarr")
+    assert stored_query_masks(str(tmp_path / "oracle.zarr")).keys() == masks.keys()
+    assert sum(m.sum() for _, m in masks.values()) > 0
+    stored = {"oracle": stored_query_masks(str(tmp_path / "oracle.zarr")),
+              "shuffled": stored_query_masks(str(tmp_path / "shuffled.zarr")), "no masks": {}}
+    rows = query_rows(read_store("scene", oracle["scene"]), stored, [])
+    assert len(rows) == 2 and not {r.query for r in rows} & STRUCTURE, "objects before wall / floor / ceiling"
+    titles = query_figure(rows, "oracle", tmp_path / "queries.png")
+    assert [t[2:] for t in titles] == [["oracle", "shuffled", "no masks"]] * 2
+    assert [t[:2] for t in titles] == [[f"view {r.view}", f"ground truth: {r.query}"] for r in rows]
+    assert all(r.masks["no masks"] is None and r.masks["oracle"] is not None for r in rows)
+    assert (tmp_path / "queries.png").read_bytes()[:4] == b"\x89PNG"
+    chosen = query_rows(read_store("scene", oracle["scene"]), stored, [attrs["queries"][0], "not a query"])
+    assert [r.query for r in chosen] == [attrs["queries"][0]]
+
+
+def test_query_masks_keep_the_first_view_offered():
+    masks = QueryMasks.empty()
+    masks.keep("chair", 3, np.ones((2, 2)))
+    masks.keep("chair", 1, np.eye(2))
+    masks.keep("chair", 2, np.zeros((2, 2)))
+    views, arrays = masks.arrays(["table", "chair"], (2, 2))
+    assert views.tolist() == [-1, 1] and arrays.dtype == np.uint8
+    assert arrays.tolist() == [[[0, 0], [0, 0]], [[1, 0], [0, 1]]]
+
 
 def test_evaluate_cli_and_a_scene_without_ground_truth(oracle, tmp_path):
     out, table = tmp_path / "metrics.zarr", tmp_path / "metrics.csv"
     res = run_cli("stages.evaluate_semantic", eval_args(oracle, oracle["association"], out, table))
     assert res.returncode == 0, res.stderr
     assert read_store("semantic_metrics", out).attrs["miou_3d"] == 1.0
+    log = tmp_path / "evaluate_semantic.log"  # the stage's log ends with its wall time and peak memory
+    log.write_text(res.stderr)
+    cost = read_stage_cost(str(log))
+    assert cost["wall_s"] > 0 and cost["peak_rss_mb"] > 100 and cost["peak_gpu_mb"] == 0.0, cost
     assert pd.read_csv(table)["dataset"].eq("synthetic").all()
 
     bare = tmp_path / "bare_scene.zarr"

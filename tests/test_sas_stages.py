@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from oracle_stores import run_cli, tiny_scene
 
+from stages.lib.semantic_metrics import QueryMasks, mask_iou
 from stages.lib.store import StoreError, read_store, write_store
+from stages.methods.sas import evaluation as sas_evaluation
 
 MODELS = [{"name": "a", "confuse": {"chair": 1.0, "bed": 0.25}, "into": {"chair": "sofa", "bed": "desk"}},
           {"name": "b", "confuse": {"table": 0.5}, "into": {"table": "desk"}}]
@@ -101,3 +103,19 @@ def test_diffusion_source_without_checkpoint_stops_before_any_work(scene_path, t
     assert proc.returncode != 0 and not out.exists()
     assert "stable_diffusion" in proc.stderr and "python -m stages.weights fetch" in proc.stderr
     assert "capability (diffusion)" not in proc.stderr  # stopped before the first class's images
+
+
+def test_view_queries_keep_each_querys_mask_on_its_first_test_view(scene_path):
+    """With the scan points' GT classes as the prediction, every category's kept mask lies on the first test view
+    that shows it and matches its GT mask there (pixels take the class of their back-projected nearest point)."""
+    scene = read_store("scene", scene_path)
+    categories = list(scene.attrs["categories"])
+    masks = QueryMasks.empty()
+    ious = sas_evaluation.test_view_queries(scene, scene.load("points_semantic"), categories, masks)
+    gt, test = scene.load("gt_semantic"), np.nonzero(scene.load("is_test"))[0]
+    assert masks.views.keys() == ious.keys()
+    for name, position in masks.views.items():
+        shows = [(gt[v] == categories.index(name)).any() for v in test]
+        assert position == shows.index(True)
+        target = gt[test[position]] == categories.index(name)
+        assert mask_iou(masks.masks[name], target) > 0.5, name

@@ -264,7 +264,8 @@ def test_outputs_equal_local_run(demo):
         pa, pb = a.pop("provenance"), b.pop("provenance")
         assert pa["slurm_job_id"] is None and pb["slurm_job_id"] is not None
         assert pa["params"] == pb["params"]
-        a.pop("train_seconds", None), b.pop("train_seconds", None)  # timing, not content
+        for cost in ("train_seconds", "peak_rss_mb", "peak_gpu_mb"):  # timing and memory, not content
+            a.pop(cost, None), b.pop(cost, None)
         assert a == b, (kind, scene)
         if rule == "ingest":  # no input paths in its fingerprint: identical content -> identical fingerprint
             assert pa["fingerprint"] == pb["fingerprint"]

@@ -1,9 +1,11 @@
-"""The benchmark's pictures: robustness curves per protocol, cost bars, and per scene a test view with its ground
-truth and every method's predicted classes."""
+"""The benchmark's pictures: robustness curves per protocol, cost bars, per scene a test view with its ground truth
+and every method's predicted classes, and per text query each method's selection mask beside the view and its ground
+truth."""
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -17,6 +19,7 @@ from matplotlib.patches import Patch  # noqa: E402
 from stages.lib.semantic_metrics import SCANNET_SUBSETS  # noqa: E402
 
 UNLABELLED = (0.0, 0.0, 0.0)
+SELECTED = (1.0, 0.8, 0.0)  # a method's selection mask over the dimmed view (the ground truth's is white)
 
 
 def class_colour(name: str) -> tuple[float, float, float]:
@@ -87,9 +90,9 @@ def robustness_plot(long: pd.DataFrame, protocol: str, title: str, levels: list[
 
 
 def cost_plot(costs: pd.DataFrame, path: Path) -> None:
-    """Per method: mean wall time per stage (stacked) and the peak RSS of its stages."""
+    """Per method: mean wall time per stage (stacked), and the peak RSS and peak GPU memory of its stages."""
     wall = costs.pivot_table(index="Method", columns="Stage", values="Wall time (s)", sort=False).fillna(0.0)
-    rss = costs.groupby("Method", sort=False)["Peak RSS (MB)"].max()
+    memory = costs.groupby("Method", sort=False)[["Peak RSS (MB)", "Peak GPU memory (MB)"]].max().fillna(0.0)
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 0.45 * len(wall) + 3.0))
     start = np.zeros(len(wall))
     for i, stage in enumerate(wall.columns):
@@ -97,8 +100,13 @@ def cost_plot(costs: pd.DataFrame, path: Path) -> None:
         start += wall[stage].to_numpy()
     left.set_xlabel("wall time per scene and level (s)")
     left.legend(fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.3))
-    right.barh(rss.index, rss.to_numpy(), color="tab:gray")
-    right.set_xlabel("peak resident memory of its stages (MB)")
+    y = np.arange(len(memory))
+    right.barh(y - 0.2, memory["Peak RSS (MB)"], height=0.4, color="tab:gray", label="peak RSS (CPU)")
+    right.barh(y + 0.2, memory["Peak GPU memory (MB)"], height=0.4, color="tab:green", label="peak GPU allocated")
+    right.set_yticks(y, memory.index)
+    right.invert_yaxis()
+    right.set_xlabel("peak memory of its stages (MB)")
+    right.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -154,3 +162,50 @@ def topdown_figure(points: np.ndarray, gt: np.ndarray, gt_names: list[str], pred
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def mask_overlay(rgb: np.ndarray, mask: np.ndarray, colour: tuple[float, float, float]) -> np.ndarray:
+    """The image [H, W, 3] (uint8) dimmed, with ``mask`` [H, W] tinted in ``colour``: [H, W, 3] in [0, 1]."""
+    image = rgb / 255.0 * 0.35
+    return np.where(mask[..., None], 0.4 * image + 0.6 * np.asarray(colour), image)
+
+
+@dataclass
+class QueryPanels:
+    """One text query of a query figure: the test view showing it, its ground-truth mask and each method's selection
+    on that view (None: the method's evaluation stored no mask for it)."""
+
+    query: str
+    view: int
+    rgb: np.ndarray
+    gt: np.ndarray
+    masks: dict[str, np.ndarray | None]
+
+
+def query_figure(rows: list[QueryPanels], title: str, path: Path) -> list[list[str]]:
+    """One row per text query: the view's RGB, the ground-truth mask and each method's selection mask (tinted over the
+    dimmed view) side by side; returns the panel titles per row."""
+    methods = list(dict.fromkeys(m for r in rows for m in r.masks))
+    columns = 2 + len(methods)
+    height, width = rows[0].rgb.shape[:2]
+    fig, axes = plt.subplots(len(rows), columns, squeeze=False,
+                             figsize=(2.4 * columns, (2.4 * height / width + 0.4) * len(rows) + 0.5))
+    titles = []
+    for ax_row, row in zip(axes, rows):
+        panels = [(f"view {row.view}", row.rgb / 255.0), (f"ground truth: {row.query}",
+                                                          mask_overlay(row.rgb, row.gt, (1.0, 1.0, 1.0)))]
+        panels += [(m, None if row.masks.get(m) is None else mask_overlay(row.rgb, row.masks[m], SELECTED))
+                   for m in methods]
+        for ax, (name, image) in zip(ax_row, panels):
+            if image is None:
+                ax.text(0.5, 0.5, "no mask\nstored", ha="center", va="center", fontsize=8)
+            else:
+                ax.imshow(image, interpolation="nearest")
+            ax.set_title(name, fontsize=8)
+            ax.axis("off")
+        titles.append([name for name, _ in panels])
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return titles

@@ -13,6 +13,8 @@ from typing import Any, Callable, Mapping, TypeVar
 
 import torch
 
+from stages.lib.stage_cost import logged_cost
+
 log = logging.getLogger("stages")
 Config = TypeVar("Config")
 
@@ -88,7 +90,8 @@ def config_from_params(cls: type[Config], params: Mapping[str, Any], what: str |
 def run_stage(main: Callable[[argparse.Namespace], Any], parser: argparse.ArgumentParser,
               argv: list[str] | None = None) -> None:
     """Parse arguments, configure logging and run ``main``; input, parameter and OS errors exit with status 1 and a
-    one-line message (no traceback). Outputs are written atomically (``stages.lib.store``), so none is left."""
+    one-line message (no traceback). Outputs are written atomically (``stages.lib.store``), so none is left. The run's
+    wall time and peak memory end the log (``stages.lib.stage_cost``)."""
     from stages.lib.gs_trainer import NonFiniteError
     from stages.lib.scene import SceneError
     from stages.lib.store import StoreError
@@ -98,7 +101,8 @@ def run_stage(main: Callable[[argparse.Namespace], Any], parser: argparse.Argume
     log.info("%s %s", parser.prog, json.dumps(args.params, sort_keys=True))
     log.info("torch threads: %d (OMP_NUM_THREADS=%s)", torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS"))
     try:
-        main(args)
+        with logged_cost(log, parser.prog.rsplit(".", 1)[-1]):
+            main(args)
     except (SceneError, StoreError, NonFiniteError, OSError, ValueError) as exc:
         message = one_line_error(exc)
         log.error("%s", message)

@@ -32,6 +32,37 @@ class SemanticResult:
     purity: "Purity | None" = None
     codebook_oracle: dict[int, np.ndarray] | None = None  # confusions with every cluster labelled by its GT majority
     point_labels: np.ndarray | None = None  # [P] index into the 19 ScanNet classes per scan point, -1 none (figures)
+    query_masks: "QueryMasks | None" = None  # per LERF query, its selection on the first test view showing it (figures)
+
+
+@dataclass
+class QueryMasks:
+    """Per text query of the LERF protocol, the method's selection mask on the first test view whose ground truth shows
+    the query (the view is the same for every method, so a figure can set the methods' masks side by side).
+
+    Views are positions among the scene's test views (``is_test`` order); ``keep`` ignores every later view.
+    """
+
+    views: dict[str, int]
+    masks: dict[str, np.ndarray]
+
+    @classmethod
+    def empty(cls) -> "QueryMasks":
+        return cls({}, {})
+
+    def keep(self, query: str, view: int, mask: np.ndarray) -> None:
+        """Keep ``mask`` [H, W] as ``query``'s selection on test view ``view`` unless an earlier view's is kept."""
+        if query not in self.views or view < self.views[query]:
+            self.views[query], self.masks[query] = int(view), np.asarray(mask, dtype=bool)
+
+    def arrays(self, queries: list[str], shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """([Qn] test-view position, -1 for a query without a mask; [Qn, H, W] uint8 masks) in ``queries`` order."""
+        views = np.array([self.views.get(q, -1) for q in queries], np.int32)
+        masks = np.zeros((len(queries), *shape), np.uint8)
+        for i, q in enumerate(queries):
+            if q in self.masks:
+                masks[i] = self.masks[q]
+        return views, masks
 
 
 def confusion_matrix(gt: np.ndarray, pred: np.ndarray, num_classes: int) -> np.ndarray:

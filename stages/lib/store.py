@@ -272,6 +272,11 @@ SEMANTIC_METRICS = register(
                                 doc="3D-OVS protocol: rows GT, columns prediction over attrs['ovs_classes'], last miss"),
         points_pred_3d=ArraySpec("int32", ("P",), required=False,
                                  doc="19-class prediction per scan point (index into attrs['categories']), -1 none"),
+        query_views_2d=ArraySpec("int32", ("Qn",), required=False,
+                                 doc="per text query (attrs['queries']), the scene view of query_masks_2d: the first "
+                                     "test view whose ground truth shows it; -1 none"),
+        query_masks_2d=ArraySpec("uint8", ("Qn", "H", "W"), chunks=(1, None, None), required=False,
+                                 doc="per text query, the method's selection (0/1) on query_views_2d (figures)"),
     )
 )
 

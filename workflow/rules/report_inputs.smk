@@ -87,7 +87,8 @@ def bench_scenes():
 
 
 def bench_entries():
-    """Per scene and bench row (method, level): its evaluation tables and stores and every job's benchmark file."""
+    """Per scene and bench row (method, level): its evaluation tables and stores, every job's benchmark file and its
+    log (its "stage cost:" line: the stage's wall time and peak RSS / GPU memory, stages/lib/stage_cost.py)."""
     entries = []
     for label in bench_scenes():
         d, s = label.split("/")
@@ -96,12 +97,14 @@ def bench_entries():
             benchmarks = {"ingest": ["", f"{RESULTS}/benchmarks/{d}/{s}/ingest.tsv"]}
             benchmarks.update({stage: [v, f"{RESULTS}/benchmarks/{d}/{s}/{stage}/{v}.tsv"]
                                for stage, v in recipe.items()})
+            logs = {"ingest": f"{RESULTS}/logs/{d}/{s}/ingest.log"}
+            logs.update({stage: f"{RESULTS}/logs/{d}/{s}/{stage}/{v}.log" for stage, v in recipe.items()})
             entries.append({
                 "method": run.method, "level": run.level, "priors": run.priors, "dataset": d, "scene": s,
                 "tables": {st: f"{scene_dir(d, s)}/{st}/{recipe[st]}.csv" for st in BENCH_EVALUATIONS if st in recipe},
                 "semantic_store": (store_path(d, s, "evaluate_semantic", recipe["evaluate_semantic"])
                                    if "evaluate_semantic" in recipe else None),
-                "benchmarks": benchmarks})
+                "benchmarks": benchmarks, "logs": logs})
     return entries
 
 
@@ -109,7 +112,7 @@ def bench_manifest():
     """What the bench report reads (stages/bench_report.py), written to JSON by bench_manifest."""
     bench = config.get("bench", {})
     return {"levels": bench.get("levels", []), "scenes": bench_scenes(), "figure_view": bench.get("figure_view", 0),
-            "entries": bench_entries()}
+            "figure_queries": bench.get("figure_queries", []), "entries": bench_entries()}
 
 
 def write_manifest(path, manifest, log_path):

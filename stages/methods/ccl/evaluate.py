@@ -20,6 +20,7 @@ from stages.lib.cli import StageCall, config_from_params
 from stages.lib.instance_gaussians import Cameras
 from stages.lib.semantic_metrics import (
     SCANNET_SUBSETS,
+    QueryMasks,
     SemanticResult,
     class_list_confusion,
     confusion_matrix,
@@ -48,13 +49,15 @@ class CCLEvalConfig:
 
 @dataclass
 class CCLEvaluation:
-    """Per-query IoU and localization (LERF), the 3D-OVS confusion [C, C+1] over ``classes``, ScanNet confusions."""
+    """Per-query IoU and localization (LERF), the 3D-OVS confusion [C, C+1] over ``classes``, ScanNet confusions, and
+    each query's mask on the first test view showing it."""
 
     query_iou: dict[str, float]
     localization: dict[str, float]
     classes: list[str]
     ovs_confusion: np.ndarray
     scannet: dict[int, np.ndarray]
+    query_masks: QueryMasks
 
 
 def smooth_map(relevance: torch.Tensor, fraction: float) -> torch.Tensor:
@@ -79,8 +82,9 @@ def decoded_test_views(field: CCLField, scene: Store, views: np.ndarray, per_bat
 
 
 def lerf_2d(field: CCLField, index: torch.Tensor, gt: np.ndarray, categories: list[str],
-            cfg: CCLEvalConfig) -> tuple[dict[str, float], dict[str, float]]:
-    """IoU and localization accuracy per query (category present in ``gt`` [T,H,W]), mean over the views showing it."""
+            cfg: CCLEvalConfig, masks: QueryMasks | None = None) -> tuple[dict[str, float], dict[str, float]]:
+    """IoU and localization accuracy per query (category present in ``gt`` [T,H,W]), mean over the views showing it;
+    ``masks`` keeps each query's mask on the first of them."""
     ious, hits = {}, {}
     for c in tqdm([int(c) for c in np.unique(gt) if c >= 0], desc="text queries", unit="query"):
         name = categories[c]
@@ -89,6 +93,8 @@ def lerf_2d(field: CCLField, index: torch.Tensor, gt: np.ndarray, categories: li
             with torch.no_grad():
                 mask, relevance = field.query_2d(name, index[:, t], cfg.threshold)
             target = gt[t] == c
+            if masks is not None:
+                masks.keep(name, int(t), mask.cpu().numpy())
             per_view_iou.append(mask_iou(mask.cpu().numpy(), target))
             per_view_hit.append(localization_hit(smooth_map(relevance, cfg.smooth).cpu().numpy(), target))
         ious[name], hits[name] = float(np.mean(per_view_iou)), float(np.mean(per_view_hit))
@@ -123,10 +129,11 @@ def evaluate(field: CCLField, scene: Store, cfg: CCLEvalConfig, device: torch.de
     test = np.nonzero(scene.load("is_test"))[0]
     gt = np.stack([scene["gt_semantic"][int(v)] for v in test])
     index = decoded_test_views(field, scene, test, cfg.views_per_batch, device)
-    ious, hits = lerf_2d(field, index, gt, categories, cfg)
+    masks = QueryMasks.empty()
+    ious, hits = lerf_2d(field, index, gt, categories, cfg, masks)
     classes, ovs = ovs_2d(field, index, gt, categories)
     confusions = scannet_3d(field, scene.load("points_xyz"), scene.load("points_semantic"), categories)
-    return CCLEvaluation(ious, hits, classes, ovs, confusions)
+    return CCLEvaluation(ious, hits, classes, ovs, confusions, masks)
 
 
 @register("evaluation", "ccl")
@@ -144,5 +151,6 @@ def run_evaluation(call: StageCall) -> SemanticResult:
     if missing:
         raise StoreError(f"{prototypes}: the vocabulary lacks the scene categories {missing}")
     ev = evaluate(field, scene, cfg, call.device)
+    means = field.gaussians["means"].cpu().numpy()
     return SemanticResult(ev.scannet, ev.query_iou, ev.localization, ev.classes, ev.ovs_confusion,
-                          points_protocol=points_protocol(scene.load("points_xyz"), field.gaussians["means"].cpu().numpy()))
+                          points_protocol=points_protocol(scene.load("points_xyz"), means), query_masks=ev.query_masks)

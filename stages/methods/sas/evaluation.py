@@ -28,6 +28,7 @@ from stages.lib.oracle.embedding import encode_names
 from stages.lib.semantic_metrics import (
     SCAN_POINTS,
     SCANNET_SUBSETS,
+    QueryMasks,
     SemanticResult,
     confusion_matrix,
     mask_iou,
@@ -107,13 +108,15 @@ def subset_confusions(point_feats: np.ndarray, seen: np.ndarray, text: np.ndarra
     return out
 
 
-def test_view_queries(scene: Store, point_class: np.ndarray, vocabulary: list[str]) -> dict[str, float]:
-    """IoU per category present in the test views: pixels take their back-projected nearest point's class."""
+def test_view_queries(scene: Store, point_class: np.ndarray, vocabulary: list[str],
+                      masks: QueryMasks | None = None) -> dict[str, float]:
+    """IoU per category present in the test views: pixels take their back-projected nearest point's class; ``masks``
+    keeps each category's mask on the first test view showing it."""
     categories = list(scene.attrs["categories"])
     tree = cKDTree(scene.load("points_xyz"))
     intrinsics, poses = scene.load("intrinsics"), scene.load("world_to_camera")
     ious: dict[str, list[float]] = {}
-    for view in np.nonzero(scene.load("is_test"))[0]:
+    for position, view in enumerate(np.nonzero(scene.load("is_test"))[0]):
         depth, gt = scene["depth"][int(view)], scene["gt_semantic"][int(view)]
         h, w = depth.shape
         yy, xx = np.mgrid[0:h, 0:w] + 0.5
@@ -126,6 +129,8 @@ def test_view_queries(scene: Store, point_class: np.ndarray, vocabulary: list[st
             name = categories[int(c)]
             k = vocabulary.index(name) if name in vocabulary else -2
             ious.setdefault(name, []).append(mask_iou(pred == k, gt == c))
+            if masks is not None:
+                masks.keep(name, position, pred == k)
     return {name: float(np.mean(v)) for name, v in sorted(ious.items())}
 
 
@@ -152,7 +157,9 @@ def point_rows(scene: Store, point_feats: np.ndarray, seen: np.ndarray, text: np
     categories = list(scene.attrs["categories"])
     confusions = subset_confusions(point_feats, seen, text, vocabulary, scene.load("points_semantic"), categories)
     point_class = np.where(seen, (point_feats @ unit(text).T).argmax(-1), -1)
-    return SemanticResult(confusions, test_view_queries(scene, point_class, vocabulary), points_protocol=SCAN_POINTS)
+    masks = QueryMasks.empty()
+    return SemanticResult(confusions, test_view_queries(scene, point_class, vocabulary, masks),
+                          points_protocol=SCAN_POINTS, query_masks=masks)
 
 
 @register("evaluation", "sas")
