@@ -93,6 +93,7 @@ def cost_plot(costs: pd.DataFrame, path: Path) -> None:
     """Per method: mean wall time per stage (stacked), and the peak RSS and peak GPU memory of its stages."""
     wall = costs.pivot_table(index="Method", columns="Stage", values="Wall time (s)", sort=False).fillna(0.0)
     memory = costs.groupby("Method", sort=False)[["Peak RSS (MB)", "Peak GPU memory (MB)"]].max().fillna(0.0)
+    memory = memory.reindex(wall.index)
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 0.45 * len(wall) + 3.0))
     start = np.zeros(len(wall))
     for i, stage in enumerate(wall.columns):
@@ -103,8 +104,7 @@ def cost_plot(costs: pd.DataFrame, path: Path) -> None:
     y = np.arange(len(memory))
     right.barh(y - 0.2, memory["Peak RSS (MB)"], height=0.4, color="tab:gray", label="peak RSS (CPU)")
     right.barh(y + 0.2, memory["Peak GPU memory (MB)"], height=0.4, color="tab:green", label="peak GPU allocated")
-    right.set_yticks(y, memory.index)
-    right.invert_yaxis()
+    right.set_yticks(y, memory.index)  # the same rows, bottom up, as the wall-time bars
     right.set_xlabel("peak memory of its stages (MB)")
     right.legend(fontsize=7)
     fig.tight_layout()
