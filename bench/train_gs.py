@@ -70,6 +70,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "shifted_ssim": {"ssim_method": "shifted"},  # the same SSIM, window as shifted sums (with compile: fused)
     "fused_adam": {"fused_adam": True},  # torch's fused Adam kernel (speed only)
     "compile": {"compile_loss": True},  # torch.compile of the photometric loss (speed only)
+    "graphs": {"compile_loss": True, "compile_mode": "reduce-overhead"},  # ... replayed as CUDA graphs (speed only)
 }
 SCALING_VIEWS = (50, 100, 200, 400)
 SCALING_CAPS = (250_000, 500_000, 1_000_000, 2_000_000)

@@ -43,7 +43,8 @@ def test_every_option_reaches_the_config():
 
 
 @pytest.mark.parametrize("key,value", [("rasterize_mode", "mip"), ("strategy", "mcmcx"), ("init_color", "rgb"),
-                                       ("view_order", "sequential"), ("init_rotation", "zero")])
+                                       ("view_order", "sequential"), ("init_rotation", "zero"),
+                                       ("compile_mode", "max-autotune")])
 def test_unknown_choice_names_the_parameter(key, value):
     with pytest.raises(ValueError, match=f"train_gs: {key} must be one of"):
         GSTrainConfig.from_dict({key: value})
@@ -216,6 +217,71 @@ def test_fused_adam_takes_the_same_steps_as_the_default_adam():
     assert (default["means"] - start).abs().min() > 1e-3  # the steps moved every parameter
     for k in default:
         assert torch.allclose(fused[k], default[k], atol=1e-6), k
+
+
+def _densifying_config(fused: bool, iterations: int = 60, checkpoint_every: int = 0) -> GSTrainConfig:
+    return GSTrainConfig.from_dict({
+        "iterations": iterations, "sh_degree": 0, "checkpoint_every": checkpoint_every, "fused_adam": fused,
+        "view_order": "epoch", "densify": {"refine_start_iter": 5, "refine_every": 10, "refine_stop_iter": 50,
+                                           "reset_every": 30, "grow_grad2d": 1e-6}})
+
+
+class _OneAdamPerTensor:
+    """The baseline: one fused Adam per tensor, stepped one after the other (what fused_adam did before)."""
+
+    def __init__(self, optimizers: list[torch.optim.Optimizer]) -> None:
+        self.optimizers = optimizers
+
+    def step(self) -> None:
+        for opt in self.optimizers:
+            opt.step()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=set_to_none)
+
+
+def _one_adam_per_tensor(params, lrs, fused=None, eps=1e-15):
+    opts = {k: torch.optim.Adam([{"params": [params[k]], "lr": lrs[k], "name": k}], eps=eps, fused=fused)
+            for k in params if lrs.get(k, 0.0) > 0}
+    return _OneAdamPerTensor(list(opts.values())), opts
+
+
+def test_shared_fused_adam_densifies_like_one_adam_per_tensor(scene, monkeypatch):
+    """fused_adam puts every tensor in one Adam seen by gsplat's strategy through per-tensor views: through clones,
+    splits, prunes and opacity resets it takes bit for bit the steps of one fused Adam per tensor."""
+    import stages.lib.gs_trainer as gs_trainer
+    from stages.lib.grouped_optimizer import GroupView
+
+    trainers = {}
+    shared = train_rgb(scene, _densifying_config(True), torch.device("cpu"), progress=False,
+                       on_start=lambda t: trainers.__setitem__("shared", t))
+    monkeypatch.setattr(gs_trainer, "shared_adam", _one_adam_per_tensor)
+    baseline = train_rgb(scene, _densifying_config(True), torch.device("cpu"), progress=False)
+    trainer = trainers["shared"]
+    assert all(isinstance(v, GroupView) for v in trainer.optimizers.values()) and len(trainer.steppers()) == 1
+    assert all(g["params"][0] is trainer.params[g["name"]] for g in trainer.shared_optimizer.param_groups)
+    assert len(shared["means"]) > len(scene.points_xyz)  # densification grew the set
+    for k in baseline:
+        assert torch.equal(shared[k], baseline[k]), k
+
+
+def test_shared_fused_adam_resumes_from_its_checkpoint(scene, tmp_path):
+    """The shared optimiser's state goes into the checkpoint and comes back on resume, tensor for tensor."""
+    ckpt = tmp_path / "train_gs.ckpt"
+    train_rgb(scene, _densifying_config(True, iterations=40, checkpoint_every=20), torch.device("cpu"),
+              checkpoint=ckpt, fingerprint="f", progress=False)
+    saved = torch.load(ckpt, weights_only=False)["optimizers"]["shared"]["state"]
+    resumed = []
+    train_rgb(scene, _densifying_config(True, iterations=21, checkpoint_every=20), torch.device("cpu"),
+              checkpoint=ckpt, fingerprint="f", progress=False, on_start=lambda t: resumed.append(
+                  (t.step, {i: {k: v.clone() for k, v in s.items()}  # the optimiser updates its state in place
+                          for i, s in t.shared_optimizer.state_dict()["state"].items()})))
+    (step, state), = resumed
+    assert step == 20 and sorted(state) == sorted(saved) == list(range(len(saved)))
+    for i in saved:
+        assert torch.equal(state[i]["exp_avg"], saved[i]["exp_avg"]), i
+    assert all(s["exp_avg"].abs().sum() > 0 for s in state.values() if s["exp_avg"].numel())  # trained, not fresh
 
 
 @pytest.mark.slow  # torch.compile's first compilation takes minutes on a loaded CPU

@@ -20,6 +20,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from stages.lib.gaussians import PARAM_KEYS, activated, init_from_points, rgb_to_sh0
+from stages.lib.grouped_optimizer import shared_adam
 from stages.lib.image_metrics import SSIMMethod, ssim
 from stages.lib.render import CudaOnlyError, RasterizeMode, render
 from stages.lib.scene import SceneData
@@ -112,7 +113,10 @@ class GSTrainConfig:
     ``fft``, ``shifted``: ``image_metrics.ssim``; the same SSIM, speed only). ``fused_adam``: torch's fused Adam kernel (one launch per
     parameter tensor instead of the per-op foreach path; the same update up to float rounding; speed only).
     ``compile_loss``: the photometric loss (L1 + SSIM, forward and backward) compiled by ``torch.compile``, once per
-    run before the first step (its element-wise kernels fused; same value up to float rounding; speed only).
+    run before the first step (its element-wise kernels fused; same value up to float rounding; speed only);
+    ``compile_mode`` ``reduce-overhead`` also replays its kernels as CUDA graphs (one launch per pass instead of one
+    per kernel; CUDA only, the CPU path runs it as ``default``). With ``fused_adam`` all tensors share one fused Adam
+    (``stages/lib/grouped_optimizer.py``): one optimiser step per training step instead of six.
     """
 
     iterations: int = 30_000
@@ -141,6 +145,7 @@ class GSTrainConfig:
     ssim_method: SSIMMethod = "conv"
     fused_adam: bool = False
     compile_loss: bool = False
+    compile_mode: Literal["default", "reduce-overhead"] = "default"
     densify: DensifyConfig = field(default_factory=DensifyConfig)
     mcmc: MCMCConfig = field(default_factory=MCMCConfig)
 
@@ -160,7 +165,7 @@ class GSTrainConfig:
         choices = {"init_rotation": ("random", "identity"), "init_color": ("points", "grey"),
                    "view_order": ("random", "epoch"), "rasterize_mode": ("classic", "antialiased"),
                    "strategy": ("default", "mcmc"),
-                   "ssim_method": get_args(SSIMMethod)}
+                   "ssim_method": get_args(SSIMMethod), "compile_mode": ("default", "reduce-overhead")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(f"train_gs: {key} must be one of {list(allowed)}, got {getattr(self, key)!r}")
@@ -205,9 +210,13 @@ class GaussianTrainer:
                  fused_adam: bool = False) -> None:
         self.device = device
         self.params = torch.nn.ParameterDict({k: torch.nn.Parameter(v.to(device).contiguous()) for k, v in params.items()})
-        self.optimizers = {k: torch.optim.Adam([{"params": self.params[k], "lr": lrs[k], "name": k}], eps=1e-15,
-                                               fused=fused_adam or None)
-                           for k in self.params if lrs.get(k, 0.0) > 0}
+        self.shared_optimizer: torch.optim.Adam | None = None
+        self.optimizers: dict[str, Any]
+        if fused_adam:  # one fused Adam over every tensor, gsplat's strategies see one view per tensor
+            self.shared_optimizer, self.optimizers = shared_adam(self.params, lrs, fused=True)
+        else:
+            self.optimizers = {k: torch.optim.Adam([{"params": self.params[k], "lr": lrs[k], "name": k}], eps=1e-15)
+                               for k in self.params if lrs.get(k, 0.0) > 0}
         self.strategy = None
         self.strategy_state: dict[str, Any] = {}
         self.densify = None if mcmc is not None else densify
@@ -251,7 +260,7 @@ class GaussianTrainer:
         if self.densify is not None and self.strategy is not None:
             self.strategy.step_pre_backward(self.params, self.optimizers, self.strategy_state, self.step, info)
         loss.backward()
-        for opt in (*self.optimizers.values(), *self.module_optimizers.values()):
+        for opt in (*self.steppers(), *self.module_optimizers.values()):
             opt.step()
             opt.zero_grad(set_to_none=True)
         if self.densify is None and self.strategy is not None:  # MCMC: its noise scales with the position lr
@@ -285,6 +294,10 @@ class GaussianTrainer:
                 raise NonFiniteError(f"{when}: {int(rows.sum())} of {len(rows)} Gaussians have non-finite {keys} "
                                      f"(first: {first})")
 
+    def steppers(self) -> list[torch.optim.Optimizer]:
+        """The optimisers to step: the shared one (``fused_adam``) or one per parameter tensor."""
+        return [self.shared_optimizer] if self.shared_optimizer is not None else list(self.optimizers.values())
+
     def set_lr(self, key: str, lr: float) -> None:
         for group in self.optimizers[key].param_groups:
             group["lr"] = lr
@@ -292,7 +305,8 @@ class GaussianTrainer:
     # -- checkpoints ---------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {"step": self.step, "params": {k: v.detach().cpu() for k, v in self.params.items()},
-                "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+                "optimizers": ({"shared": self.shared_optimizer.state_dict()} if self.shared_optimizer is not None
+                               else {k: o.state_dict() for k, o in self.optimizers.items()}),
                 "strategy_state": {k: (v.cpu() if isinstance(v, Tensor) else v) for k, v in self.strategy_state.items()},
                 "modules": {k: m.state_dict() for k, m in self.modules.items()},
                 "module_optimizers": {k: o.state_dict() for k, o in self.module_optimizers.items()}}
@@ -302,7 +316,10 @@ class GaussianTrainer:
             self.params[k] = torch.nn.Parameter(v.to(self.device))
         for k, opt in self.optimizers.items():
             opt.param_groups[0]["params"] = [self.params[k]]
-            opt.load_state_dict(state["optimizers"][k])
+            if self.shared_optimizer is None:
+                opt.load_state_dict(state["optimizers"][k])
+        if self.shared_optimizer is not None:
+            self.shared_optimizer.load_state_dict(state["optimizers"]["shared"])
         self.strategy_state.update({k: (v.to(self.device) if isinstance(v, Tensor) else v)
                                     for k, v in state["strategy_state"].items()})
         for k, module in self.modules.items():
@@ -368,9 +385,11 @@ def loss_function(cfg: GSTrainConfig, shape: tuple[int, ...], device: torch.devi
 
     if not cfg.compile_loss:
         return loss
-    compiled = torch.compile(loss, dynamic=False, fullgraph=True)
+    mode = cfg.compile_mode if device.type == "cuda" else "default"
+    compiled = torch.compile(loss, dynamic=False, fullgraph=True, mode=mode)
     probe = torch.rand(shape, device=device, requires_grad=True)
-    compiled(probe, torch.zeros(shape, dtype=torch.uint8, device=device)).backward()
+    for _ in range(3 if mode == "reduce-overhead" else 1):  # CUDA graphs are recorded after a warm-up call
+        compiled(probe, torch.zeros(shape, dtype=torch.uint8, device=device)).backward()
     return compiled
 
 
