@@ -25,12 +25,11 @@ import pandas as pd
 import torch
 
 from bench.common import GPU_ROOM, REPO, base_row, bench_room, level_params, load_config, recipe_params, timed
+from bench.saga_prompt import prompt_latency
 from stages import associate, codebook, evaluate_prompt, evaluate_semantic, features, mask_scales, masks, train_features
 from stages.lib.clustering import HDBSCANConfig
-from stages.lib.latency import latency_ms
 from stages.lib.store import read_store
 from stages.methods.saga.decompose import decompose
-from stages.methods.saga.prompt import PointPrompt, select_gaussians
 
 SMOKE_ROOM = {"num_views": 16, "width": 48, "height": 36, "num_points": 3000, "num_objects": 8, "device": "cpu"}
 SMOKE_ITERATIONS = {"train_gs": 300, "train_features": 100}
@@ -73,17 +72,6 @@ def run_level(level: str, params: dict[str, dict], scene: Path, gaussians: Path,
 def synchronise() -> None:
     if torch.cuda.is_available():
         torch.cuda.synchronize()
-
-
-def prompt_latency(n: int, dim: int, size: int, device: str, repeats: int = 50) -> dict[str, float]:
-    """Point-prompt selection (Sec. 3.5: gate, query features, cosine, threshold) on n Gaussians, ms per prompt."""
-    gen = torch.Generator().manual_seed(0)
-    feats = torch.randn(n, dim, generator=gen).to(device)
-    fmap = torch.randn(size, size, dim, generator=gen).to(device)
-    gate = torch.rand(dim, generator=gen).to(device)
-    prompt = PointPrompt(0, [(10.5, 20.5), (30.5, 5.5), (7.5, 7.5)], 0.5, negative=[(50.5, 50.5)])
-    median, p95 = latency_ms(lambda i: select_gaussians(feats, gate, fmap, prompt, 0.75), device, repeats, warmup=5)
-    return {"gaussians": n, "latency_ms_median": median, "latency_ms_p95": p95}
 
 
 def decomposition_time(n: int, dim: int, device: str) -> dict[str, float]:
@@ -137,7 +125,7 @@ def main() -> None:
         pd.DataFrame(rows).to_csv(args.out, index=False)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     n = args.timing_gaussians or (20_000 if args.smoke else 1_000_000)
-    rows.append({**base, "level": "", "stage": "prompt_latency", **prompt_latency(n, 32, 512, device)})
+    rows.append({**base, "level": "", "stage": "prompt_latency", "gaussians": n, **prompt_latency(n, 32, 512, device)})
     print(json.dumps(rows[-1]), flush=True)
     rows.append({**base, "level": "", "stage": "decomposition", **decomposition_time(n, 32, device)})
     print(json.dumps(rows[-1]), flush=True)

@@ -22,7 +22,7 @@ from stages.methods.saga.losses import (
     resample_pairs,
     saga_loss,
 )
-from stages.methods.saga.prompt import PointPrompt, PromptError, select_gaussians
+from stages.methods.saga.prompt import PointPrompt, PromptError, PromptIndex, reference_scores
 from stages.methods.saga.scales import backproject, mask_scale, normalise_scales, scale_knots, view_mask_scales
 from stages.methods.saga.smoothing import knn_indices, smooth_features
 from stages.methods.saga.vote import (
@@ -177,16 +177,53 @@ def test_knn_smoothing_dilutes_a_planted_outlier():
 FEATURE_MAP = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])  # 1 x 2 image: left pixel [1, 0], right pixel [0, 1]
 
 
+def constant_gate(values):
+    return lambda scale: torch.tensor(values)
+
+
 def test_point_prompt_selects_by_gated_cosine():
     feats = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.1], [0.6, 0.8]])
+    index = PromptIndex(feats, constant_gate([1.0, 1.0]))
     prompt = PointPrompt(view=0, positive=[(0.5, 0.5)], scale=0.5)
-    sel = select_gaussians(feats, torch.ones(2), FEATURE_MAP, prompt, threshold=0.5)
-    assert sel.tolist() == [True, False, True, True]
+    assert index.select(FEATURE_MAP, prompt, threshold=0.5).tolist() == [True, False, True, True]
     prompt.negative = [(1.5, 0.5)]  # [0.6, 0.8] is closer to the negative query
-    assert select_gaussians(feats, torch.ones(2), FEATURE_MAP, prompt, 0.5).tolist() == [True, False, True, False]
-    closed = select_gaussians(feats, torch.tensor([1.0, 0.0]), FEATURE_MAP,
-                              PointPrompt(0, [(0.5, 0.5)], 0.5), 0.5)
+    assert index.select(FEATURE_MAP, prompt, 0.5).tolist() == [True, False, True, False]
+    closed = PromptIndex(feats, constant_gate([1.0, 0.0])).select(FEATURE_MAP, PointPrompt(0, [(0.5, 0.5)], 0.5), 0.5)
     assert closed.tolist() == [True, False, True, True]  # the gate closes the second channel
+
+
+def test_prompt_index_scores_known_answer():
+    # f = [3, 4] (norm ignored), gate [1, 0.5]: S * f = [3, 2]; query F(p) = [0, 1] -> S * q = [0, 0.5]
+    index = PromptIndex(torch.tensor([[3.0, 4.0]]), constant_gate([1.0, 0.5]))
+    pos, neg = index.scores(torch.tensor([[[0.0, 1.0]]]), PointPrompt(0, [(0.5, 0.5)], 0.3))
+    torch.testing.assert_close(pos, torch.tensor([2.0 / math.sqrt(13.0)]))
+    assert neg is None
+
+
+def test_prompt_index_equals_eq3_written_out_on_random_data():
+    gen = torch.Generator().manual_seed(0)
+    feats = torch.randn(20_000, 32, generator=gen) * torch.rand(20_000, 1, generator=gen) * 5
+    fmap = torch.randn(24, 40, 32, generator=gen)
+    torch.manual_seed(0)
+    gate = ScaleGate(32)
+    index = PromptIndex(feats, gate.at)
+    for scale, n_neg in ((0.0, 0), (0.37, 1), (1.0, 4)):
+        xy = torch.rand(3 + n_neg, 2, generator=gen) * torch.tensor([40.0, 24.0])
+        points = [(float(x), float(y)) for x, y in xy]
+        prompt = PointPrompt(0, points[:3], scale, points[3:])
+        torch.testing.assert_close(gate.at(scale), gate(torch.tensor([scale]))[0].detach())
+        pos, neg = index.scores(fmap, prompt)
+        ref_pos, ref_neg = reference_scores(feats, gate(torch.tensor([scale]))[0].detach(), fmap, prompt)
+        torch.testing.assert_close(pos, ref_pos, atol=1e-5, rtol=0)
+        if n_neg:
+            torch.testing.assert_close(neg, ref_neg, atol=1e-5, rtol=0)
+        else:
+            assert neg is None and bool(torch.isinf(ref_neg).all())
+        threshold = float(ref_pos.quantile(0.8))  # a fifth of the Gaussians pass: a real split
+        expected = (ref_pos > threshold) & (ref_pos >= ref_neg)
+        clear = ((ref_pos - threshold).abs() > 1e-5) & ((ref_pos - ref_neg).abs() > 1e-5)
+        selected = index.select(fmap, prompt, threshold)
+        assert torch.equal(selected[clear], expected[clear]) and 0 < int(expected.sum()) < len(feats)
 
 
 @pytest.mark.parametrize("prompt, message", [

@@ -3,7 +3,7 @@ decomposition and the vote graph need (the Eq. 10 feature map of a view, a selec
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -15,7 +15,7 @@ from stages.lib.render import render
 from stages.lib.store import StoreError, read_store
 from stages.methods.saga.cameras import Camera, activated_geometry, rendered_depth
 from stages.methods.saga.gate import ScaleGate
-from stages.methods.saga.prompt import PointPrompt, select_gaussians
+from stages.methods.saga.prompt import PointPrompt, PromptIndex
 
 GATE_KEYS = ("gate.linear.weight", "gate.linear.bias")
 
@@ -30,6 +30,7 @@ class SagaField:
     opacities: Tensor
     features: Tensor
     gate: ScaleGate
+    _prompt_index: PromptIndex | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> SagaField:
@@ -69,10 +70,12 @@ class SagaField:
         the others respected) above ``alpha_threshold``."""
         return self._render(selected.float()[:, None], camera)[..., 0] > alpha_threshold
 
-    @torch.no_grad()
-    def gate_at(self, scale: float) -> Tensor:
-        """S(s) [D] (Eq. 3)."""
-        return self.gate(torch.tensor([float(scale)], device=self.means.device))[0]
+    @property
+    def prompt_index(self) -> PromptIndex:
+        """The features prepared for point prompts, built on first use (``PromptIndex``; the features stay fixed)."""
+        if self._prompt_index is None:
+            self._prompt_index = PromptIndex(self.features, self.gate.at)
+        return self._prompt_index
 
     @torch.no_grad()
     def segment(self, prompt: PointPrompt, camera: Camera, threshold: float,
@@ -80,4 +83,4 @@ class SagaField:
         """Sec. 3.5: the Gaussians [N] bool that the point prompt on ``camera`` selects (checked first)."""
         prompt.check(camera.width, camera.height, num_views=prompt.view + 1)
         fmap = self.feature_map(camera) if feature_map is None else feature_map
-        return select_gaussians(self.features, self.gate_at(prompt.scale), fmap, prompt, threshold)
+        return self.prompt_index.select(fmap, prompt, threshold)

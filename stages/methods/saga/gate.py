@@ -22,6 +22,12 @@ class ScaleGate(torch.nn.Module):
     def forward(self, scales: Tensor) -> Tensor:
         return torch.sigmoid(self.linear(scales.float().unsqueeze(-1)))
 
+    @torch.no_grad()
+    def at(self, scale: float) -> Tensor:
+        """S(s) [D] for one scale given as a Python number: the scale enters the kernels as an argument, so no
+        host-to-device copy (a prompt's gate)."""
+        return torch.sigmoid(torch.add(self.linear.bias, self.linear.weight[:, 0], alpha=float(scale)))
+
     def arrays(self) -> tuple[Tensor, Tensor]:
         """(weight [D], bias [D]) as stored beside the features."""
         return self.linear.weight.detach()[:, 0].clone(), self.linear.bias.detach().clone()

@@ -8,13 +8,11 @@ and is not below its best cosine to the negative queries.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
-
-from stages.methods.saga.gate import gated_cosine
 
 
 class PromptError(ValueError):
@@ -49,24 +47,63 @@ class PointPrompt:
 
 
 def pixel_features(feature_map: Tensor, points: Sequence[Point]) -> Tensor:
-    """Rendered features [n,D] at the pixels containing the points (x, y) of a map [H,W,D]."""
-    xy = torch.as_tensor([[int(x), int(y)] for x, y in points], dtype=torch.long, device=feature_map.device)
-    return feature_map[xy[:, 1], xy[:, 0]]
+    """Rendered features [n,D] at the pixels containing the points (x, y) of a map [H,W,D] (one host-to-device copy
+    of the flat pixel indices)."""
+    width = feature_map.shape[1]
+    flat = torch.tensor([int(y) * width + int(x) for x, y in points], dtype=torch.long, device=feature_map.device)
+    return feature_map.reshape(-1, feature_map.shape[-1])[flat]
 
 
-def prompt_scores(features: Tensor, gate: Tensor, feature_map: Tensor, prompt: PointPrompt) -> tuple[Tensor, Tensor]:
-    """Best gated cosine of every Gaussian [N] to the positive queries and to the negative ones (-inf without)."""
+class PromptIndex:
+    """A scene's affinity features prepared once for point prompts (Sec. 3.5), so that a prompt costs one matrix
+    product: the unit features f_n / ||f_n|| and their squares side by side, [N, 2D].
+
+    For the gate S = S(s) and the gated queries q_b = S * F(p_b) (Eq. 5), the gated cosine of Eq. 3 is
+    cos(S * f_n, q_b) = f_n . (S * q_b / ||q_b||) / sqrt(f_n^2 . S^2): the numerators of every query and the squared
+    gated norm come out of one product [N, 2D] @ [2D, B + 1]. The cosine does not depend on ||f_n||, so the unit
+    features give the same scores with a bounded denominator.
+    """
+
+    def __init__(self, features: Tensor, gate: Callable[[float], Tensor]) -> None:
+        """``gate(s)`` returns S(s) [D] on the features' device (``ScaleGate.at``)."""
+        unit = torch.nn.functional.normalize(features.detach().float(), dim=-1)
+        self.stacked = torch.cat([unit, unit * unit], dim=1).contiguous()   # [N, 2D]
+        self.gate = gate
+
+    def __len__(self) -> int:
+        return int(self.stacked.shape[0])
+
+    def scores(self, feature_map: Tensor, prompt: PointPrompt) -> tuple[Tensor, Tensor | None]:
+        """Best gated cosine of every Gaussian [N] to the positive queries and to the negative ones (None without)."""
+        n_pos = len(prompt.positive)
+        queries = pixel_features(feature_map, [*prompt.positive, *prompt.negative]).float()  # the one copy first
+        s = self.gate(prompt.scale)                                               # S(s) [D]
+        q = torch.nn.functional.normalize(s * queries, dim=-1)
+        weights = torch.block_diag((s * q).T, (s * s)[:, None])                  # [2D, B + 1]
+        prod = self.stacked @ weights                                             # [N, B + 1]
+        norm = prod[:, -1].sqrt().clamp_min(1e-12)
+        # x -> x / norm is monotone, so the best cosine is the best numerator over the norm
+        pos = prod[:, :n_pos].amax(1) / norm
+        neg = prod[:, n_pos:-1].amax(1) / norm if prompt.negative else None
+        return pos, neg
+
+    def select(self, feature_map: Tensor, prompt: PointPrompt, threshold: float) -> Tensor:
+        """Gaussians [N] bool whose best positive cosine > ``threshold`` and >= their best negative cosine."""
+        pos, neg = self.scores(feature_map, prompt)
+        keep = pos > threshold
+        return keep if neg is None else keep & (pos >= neg)
+
+
+def reference_scores(features: Tensor, gate: Tensor, feature_map: Tensor, prompt: PointPrompt
+                     ) -> tuple[Tensor, Tensor]:
+    """Eq. 3 and 5 written out, the reference ``PromptIndex`` is tested against: best cosine of S * f_n to the
+    positive and to the negative queries S * F(p) (-inf without negatives)."""
+    gated_features = torch.nn.functional.normalize(gate * features.float(), dim=-1)
+
     def best(points: Sequence[Point]) -> Tensor:
         if not points:
             return torch.full((len(features),), float("-inf"), device=features.device)
-        q = gate * pixel_features(feature_map, points)
-        return gated_cosine(features, gate.expand_as(q), q).amax(1)
+        q = torch.nn.functional.normalize(gate * pixel_features(feature_map, points).float(), dim=-1)
+        return (gated_features @ q.T).amax(1)
 
     return best(prompt.positive), best(prompt.negative)
-
-
-def select_gaussians(features: Tensor, gate: Tensor, feature_map: Tensor, prompt: PointPrompt,
-                     threshold: float) -> Tensor:
-    """Gaussians [N] bool whose best positive cosine > ``threshold`` and >= their best negative cosine."""
-    pos, neg = prompt_scores(features, gate, feature_map, prompt)
-    return (pos > threshold) & (pos >= neg)
