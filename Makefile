@@ -29,9 +29,10 @@ bench: setup
 	  --profile workflow/profiles/local --configfile $(BENCH_CONFIG) \
 	  $(if $(BENCH_LEVELS),--config 'bench={levels: [$(BENCH_LEVELS)]}')
 
-## The tests (slow end-to-end runs excluded; `make test-slow` runs them).
+## The tests (slow end-to-end runs excluded; `make test-slow` runs them), on $(CORES) pytest-xdist workers: each test
+## module is one group, the modules sharing the methods DAG run one group (tests/conftest.py).
 test: setup
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -n $(CORES) --dist loadgroup
 
 test-slow: setup
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -m slow
