@@ -29,10 +29,11 @@ bench: setup
 	  --profile workflow/profiles/local --configfile $(BENCH_CONFIG) \
 	  $(if $(BENCH_LEVELS),--config 'bench={levels: [$(BENCH_LEVELS)]}')
 
-## The tests (slow end-to-end runs excluded; `make test-slow` runs them), on $(CORES) pytest-xdist workers: each test
-## module is one group, the modules sharing the methods DAG run one group (tests/conftest.py).
+## The tests (slow end-to-end runs excluded; `make test-slow` runs them). PYTEST_ARGS="-n 2 --dist loadgroup" runs them
+## on pytest-xdist workers (tests/conftest.py groups them; measured slower than one process on 2 cores).
+PYTEST_ARGS ?=
 test: setup
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -n $(CORES) --dist loadgroup
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-slow: setup
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -m slow
