@@ -22,6 +22,15 @@ UNLABELLED = (0.0, 0.0, 0.0)
 SELECTED = (1.0, 0.8, 0.0)  # a method's selection mask over the dimmed view (the ground truth's is white)
 
 
+def draw_panel(ax, name: str, image: "np.ndarray | None", missing: str) -> None:
+    """One titled image panel without axes; ``missing`` is written in its place when there is no image."""
+    if image is None:
+        ax.text(0.5, 0.5, missing, ha="center", va="center", fontsize=8)
+    else:
+        ax.imshow(image, interpolation="nearest")
+    ax.set_title(name, fontsize=8)
+    ax.axis("off")
+
 def class_colour(name: str) -> tuple[float, float, float]:
     """A fixed colour per class name (the 19 ScanNet classes from tab20, others from a hash of the name)."""
     palette = plt.get_cmap("tab20").colors
@@ -127,12 +136,7 @@ def scene_figure(rgb: np.ndarray, gt: np.ndarray, gt_names: list[str], predictio
     fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.6 * rgb.shape[0] / rgb.shape[1] + 1.2),
                              squeeze=False)
     for ax, (name, image) in zip(axes[0], panels):
-        if image is None:
-            ax.text(0.5, 0.5, "no point labels\nstored", ha="center", va="center", fontsize=8)
-        else:
-            ax.imshow(image, interpolation="nearest")
-        ax.set_title(name, fontsize=8)
-        ax.axis("off")
+        draw_panel(ax, name, image, "no point labels\nstored")
     fig.legend(handles=[Patch(color=class_colour(n), label=n) for n in sorted(shown)], loc="lower center",
                ncol=min(8, max(1, len(shown))), fontsize=7, frameon=False)
     fig.suptitle(title, fontsize=9)
@@ -197,12 +201,7 @@ def query_figure(rows: list[QueryPanels], title: str, path: Path) -> list[list[s
         panels += [(m, None if row.masks.get(m) is None else mask_overlay(row.rgb, row.masks[m], SELECTED))
                    for m in methods]
         for ax, (name, image) in zip(ax_row, panels):
-            if image is None:
-                ax.text(0.5, 0.5, "no mask\nstored", ha="center", va="center", fontsize=8)
-            else:
-                ax.imshow(image, interpolation="nearest")
-            ax.set_title(name, fontsize=8)
-            ax.axis("off")
+            draw_panel(ax, name, image, "no mask\nstored")
         titles.append([name for name, _ in panels])
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
