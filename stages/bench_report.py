@@ -4,10 +4,11 @@ Reads the manifest the ``bench_manifest`` rule writes (one entry per scene, meth
 its evaluate_semantic store, the ``benchmark:`` file of every job it used) and writes under ``--out-dir``:
 ``bench.md`` (one table per protocol with every method that supports it, the protocol's definition, the priors of
 each row, the best value per column in bold; the cost table), ``bench_metrics.csv`` (every metric per scene),
-``tables/<protocol>.csv``, ``cost.csv`` / ``cost.png`` (wall time, peak RSS and GPU memory per method and stage) and
-``figures/`` (robustness curves per protocol, one picture per scene of a test view, its ground truth and each method's
-predicted classes, and one of two text queries with each method's selection mask beside the view and its ground
-truth).
+``tables/<protocol>.csv``, ``cost.csv`` / ``cost.png`` (wall time, peak RSS and GPU memory per method and stage),
+``scaling/`` (the scaling run, when the manifest has one: ``scaling.csv``, costs per method, stage and scene size;
+``exponents.csv``, their growth exponents in views and Gaussians; ``scaling.png``) and ``figures/`` (robustness
+curves per protocol, one picture per scene of a test view, its ground truth and each method's predicted classes, and
+one of two text queries with each method's selection mask beside the view and its ground truth).
 """
 
 from __future__ import annotations
@@ -26,9 +27,18 @@ from stages.lib.bench_figures import (
     cost_plot,
     query_figure,
     robustness_plot,
+    scaling_plot,
     scene_figure,
     splat_labels,
     topdown_figure,
+)
+from stages.lib.bench_scaling import (
+    COSTS,
+    SIZES,
+    exponent_column,
+    faster_than_linear,
+    growth_exponents,
+    scaling_costs,
 )
 from stages.lib.bench_tables import PROTOCOLS, long_metrics, markdown, protocol_table
 from stages.lib.cli import run_stage, stage_parser
@@ -73,6 +83,37 @@ def cost_section(entries: list[dict], out: Path) -> list[str]:
             "and scenes (a job without that record: the benchmark file's sampled max RSS, no GPU value); *rows "
             "sharing the job:* how many (method, level) rows of a scene read that job's output (computed once).", "",
             markdown(summary, best=False), "", "![cost](cost.png)", ""]
+
+
+def gaussian_count(path: str | None) -> float:
+    """The number of Gaussians in a train_gs store (NaN without one)."""
+    return float("nan") if path is None else float(read_store("gaussians", path).sizes["N"])
+
+
+def scaling_section(scaling: list[dict], out: Path) -> list[str]:
+    """The scaling run: per method and stage, wall time and peak memory at every scene size against views and
+    Gaussians (``scaling/``), the growth exponents, and which stages grow faster than linearly in the views."""
+    if not scaling:
+        return []
+    counts = {path: gaussian_count(path) for path in {e["gaussians"] for e in scaling}}
+    sizes = pd.DataFrame([{"method": e["method"], "dataset": e["dataset"], "scene": e["scene"], "views": e["views"],
+                           "gaussians": counts[e["gaussians"]]} for e in scaling])
+    costs = scaling_costs(job_costs(scaling), sizes, STAGE_ORDER)
+    exponents = growth_exponents(costs)
+    write_csv_atomic(costs, out / "scaling" / "scaling.csv")
+    write_csv_atomic(exponents, out / "scaling" / "exponents.csv")
+    scaling_plot(costs, SIZES, COSTS, out / "scaling" / "scaling.png")
+    views = ", ".join(str(v) for v in sorted(set(sizes["views"])))
+    sentences = [f"- {faster_than_linear(exponents, exponent_column(cost, SIZES['views']), what, 'views')}"
+                 for cost, what in zip(COSTS.values(), ("wall time", "peak RSS", "peak GPU memory"))]
+    return ["## Scaling: cost against scene size", "",
+            f"Every bench method at level {scaling[0]['level']} on the bench scene at {views} views (same resolution "
+            "and options; each size's shared stages computed once). Growth exponent: the least-squares slope of log "
+            "cost against log size over the sizes (1: linear; – where fewer than two sizes have a positive cost or "
+            "a distinct size, e.g. GPU memory on CPU or a Gaussian count that does not change).", "",
+            markdown(exponents, decimals=2, best=False), "", *sentences, "",
+            "Costs per size: `scaling/scaling.csv`; exponents: `scaling/exponents.csv`.", "",
+            "![scaling](scaling/scaling.png)", ""]
 
 
 def point_labels(path: str | None) -> np.ndarray | None:
@@ -170,7 +211,7 @@ def main(args: argparse.Namespace) -> None:
 
 
 def write_bench_report(manifest: dict, out: Path) -> None:
-    for folder in (out / "tables", out / "figures"):
+    for folder in (out / "tables", out / "figures", out / "scaling"):
         folder.mkdir()
     entries, levels = manifest["entries"], manifest["levels"]
     long = long_metrics(entries)
@@ -181,6 +222,7 @@ def write_bench_report(manifest: dict, out: Path) -> None:
              "(oracle at a corruption level, or the real model).", ""]
     lines += protocol_sections(long, levels, out)
     lines += cost_section(entries, out)
+    lines += scaling_section(manifest.get("scaling", []), out)
     lines += scene_sections(entries, manifest["scenes"], levels[0], manifest.get("figure_view", 0), out)
     lines += query_sections(entries, manifest["scenes"], levels[0], manifest.get("figure_queries", []), out)
     (out / "bench.md").write_text("\n".join(lines))

@@ -1,6 +1,6 @@
-"""The benchmark's pictures: robustness curves per protocol, cost bars, per scene a test view with its ground truth
-and every method's predicted classes, and per text query each method's selection mask beside the view and its ground
-truth."""
+"""The benchmark's pictures: robustness curves per protocol, cost bars, cost against scene size, per scene a test
+view with its ground truth and every method's predicted classes, and per text query each method's selection mask
+beside the view and its ground truth."""
 
 from __future__ import annotations
 
@@ -117,6 +117,38 @@ def cost_plot(costs: pd.DataFrame, path: Path) -> None:
     right.set_xlabel("peak memory of its stages (MB)")
     right.legend(fontsize=7)
     fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def scaling_plot(costs: pd.DataFrame, sizes: dict[str, str], measures: dict[str, str], path: Path) -> None:
+    """Every cost measure (columns) against every size (rows) of ``scaling_costs`` on log-log axes, one line per method
+    and stage (colour: stage, line style: method); a panel without a positive value says so."""
+    stages = list(dict.fromkeys(costs["Stage"]))
+    methods = list(dict.fromkeys(costs["Method"]))
+    palette = plt.get_cmap("tab20").colors  # dark hues first, their light pairs after the tenth stage
+    colours = {s: palette[(2 * i) % 20 + (i // 10) % 2] for i, s in enumerate(stages)}
+    styles = {m: ["-", "--", ":", "-."][i % 4] for i, m in enumerate(methods)}
+    fig, axes = plt.subplots(len(sizes), len(measures), figsize=(4.2 * len(measures), 3.4 * len(sizes) + 0.6),
+                             squeeze=False)
+    for row, size in zip(axes, sizes.values()):
+        for ax, cost in zip(row, measures.values()):
+            shown = costs[(costs[size] > 0) & (costs[cost] > 0)]
+            for (method, stage), curve in shown.groupby(["Method", "Stage"], sort=False):
+                ax.plot(curve[size], curve[cost], marker="o", ms=3, color=colours[stage], linestyle=styles[method])
+            if shown.empty:
+                ax.text(0.5, 0.5, "no positive value measured", ha="center", va="center", fontsize=8,
+                        transform=ax.transAxes)
+            else:
+                ax.set_xscale("log")
+                ax.set_yscale("log")
+            ax.set_xlabel(size.lower(), fontsize=8)
+            ax.set_ylabel(cost, fontsize=8)
+            ax.grid(alpha=0.3, which="both")
+    handles = [Patch(color=colours[s], label=s) for s in stages]
+    handles += [plt.Line2D([], [], color="black", linestyle=styles[m], label=m) for m in methods]
+    fig.legend(handles=handles, loc="lower center", ncol=min(8, len(handles)), fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.5 / (3.4 * len(sizes) + 0.6), 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
 

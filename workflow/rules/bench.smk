@@ -1,5 +1,6 @@
 rule bench_manifest:
-    """The bench's rows (bench methods x corruption levels x scenes) and the files each one reads, as JSON."""
+    """The bench's rows (bench methods x corruption levels x scenes), the scaling run's rows (bench methods x scene
+    sizes, bench.scaling) and the files each one reads, as JSON."""
     output:
         manifest=f"{RESULTS}/report/bench/manifest.json",
     params:
@@ -23,6 +24,8 @@ rule bench:
         cost_plot=report(f"{RESULTS}/report/bench/cost.png", caption="../report/bench_cost.rst", category="Benchmark"),
         figures=report(directory(f"{RESULTS}/report/bench/figures"), patterns=["{name}.png"],
                        caption="../report/bench_figures.rst", category="Benchmark"),
+        scaling=report(directory(f"{RESULTS}/report/bench/scaling"), patterns=["{name}.png"],
+                       caption="../report/bench_scaling.rst", category="Benchmark"),
     params:
         out_dir=lambda w, output: os.path.dirname(output.md),
     log:

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 from snakemake.utils import validate
 
 from stages.lib.bench_plan import BenchPlan, add_variants, bench_plan
+from stages.lib.bench_scaling import scaling_level, scaling_scenes
 
 validate(config, "../schemas/config.schema.yaml")
 
@@ -19,6 +20,10 @@ if config.get("torch_extensions_dir"):
     os.environ.update(TORCH_EXTENSIONS_DIR=os.path.abspath(os.path.expanduser(os.path.expandvars(
         str(config["torch_extensions_dir"])))))
 SCENES = {(s["dataset"], s["scene"]): s for s in config["scenes"]}
+# The bench's scaling run (bench.scaling) derives scenes of other sizes from a bench scene; only the bench reads them.
+SCALING = scaling_scenes(config)
+SCALING_LEVEL = scaling_level(config) if SCALING else None
+SCENE_ENTRIES = {**SCENES, **{(s.dataset, s.scene): s.entry for s in SCALING}}
 
 
 wildcard_constraints:
@@ -36,7 +41,7 @@ def deep_merge(base, override):
 
 
 def scene_entry(wildcards):
-    return SCENES[(wildcards.dataset, wildcards.scene)]
+    return SCENE_ENTRIES[(wildcards.dataset, wildcards.scene)]
 
 
 # The stage graph: the stores each stage may read from upstream stages, as {CLI input name: the upstream stages
@@ -131,7 +136,7 @@ def stage_params(stage, wildcards):
 
 def ingest_params(dataset, scene):
     """The ingest stage's parameters for one scene (reader, path, options with overrides)."""
-    entry = SCENES[(dataset, scene)]
+    entry = SCENE_ENTRIES[(dataset, scene)]
     return {"reader": entry["reader"], "path": entry.get("path"),
             "options": deep_merge(entry.get("options", {}), entry.get("overrides", {}).get("ingest", {}))}
 

@@ -86,33 +86,42 @@ def bench_scenes():
     return {label: f"{scene_dir(*label.split('/'))}/scene.zarr" for label in chosen}
 
 
-def bench_entries():
-    """Per scene and bench row (method, level): its evaluation tables and stores, every job's benchmark file and its
+def bench_entry(d, s, run):
+    """One bench row (method, level) on one scene: its evaluation tables and stores, every job's benchmark file and its
     log (its "stage cost:" line: the stage's wall time and peak RSS / GPU memory, stages/lib/stage_cost.py)."""
-    entries = []
-    for label in bench_scenes():
-        d, s = label.split("/")
-        for run in BENCH.runs:
-            recipe = run.recipe
-            benchmarks = {"ingest": ["", f"{RESULTS}/benchmarks/{d}/{s}/ingest.tsv"]}
-            benchmarks.update({stage: [v, f"{RESULTS}/benchmarks/{d}/{s}/{stage}/{v}.tsv"]
-                               for stage, v in recipe.items()})
-            logs = {"ingest": f"{RESULTS}/logs/{d}/{s}/ingest.log"}
-            logs.update({stage: f"{RESULTS}/logs/{d}/{s}/{stage}/{v}.log" for stage, v in recipe.items()})
-            entries.append({
-                "method": run.method, "level": run.level, "priors": run.priors, "dataset": d, "scene": s,
-                "tables": {st: f"{scene_dir(d, s)}/{st}/{recipe[st]}.csv" for st in BENCH_EVALUATIONS if st in recipe},
-                "semantic_store": (store_path(d, s, "evaluate_semantic", recipe["evaluate_semantic"])
-                                   if "evaluate_semantic" in recipe else None),
-                "benchmarks": benchmarks, "logs": logs})
-    return entries
+    recipe = run.recipe
+    benchmarks = {"ingest": ["", f"{RESULTS}/benchmarks/{d}/{s}/ingest.tsv"]}
+    benchmarks.update({stage: [v, f"{RESULTS}/benchmarks/{d}/{s}/{stage}/{v}.tsv"] for stage, v in recipe.items()})
+    logs = {"ingest": f"{RESULTS}/logs/{d}/{s}/ingest.log"}
+    logs.update({stage: f"{RESULTS}/logs/{d}/{s}/{stage}/{v}.log" for stage, v in recipe.items()})
+    return {
+        "method": run.method, "level": run.level, "priors": run.priors, "dataset": d, "scene": s,
+        "tables": {st: f"{scene_dir(d, s)}/{st}/{recipe[st]}.csv" for st in BENCH_EVALUATIONS if st in recipe},
+        "semantic_store": (store_path(d, s, "evaluate_semantic", recipe["evaluate_semantic"])
+                           if "evaluate_semantic" in recipe else None),
+        "benchmarks": benchmarks, "logs": logs}
+
+
+def bench_entries():
+    """Per scene of the bench and bench row (method, level): its ``bench_entry``."""
+    return [bench_entry(*label.split("/"), run) for label in bench_scenes() for run in BENCH.runs]
+
+
+def scaling_entries():
+    """Per scene size of the scaling run (stages/lib/bench_scaling.py) and bench method at the scaling level: its
+    ``bench_entry``, the scene's number of views and the Gaussians store of the recipe's train_gs (None without)."""
+    return [{**bench_entry(size.dataset, size.scene, run), "views": size.views,
+             "gaussians": (store_path(size.dataset, size.scene, "train_gs", run.recipe["train_gs"])
+                           if "train_gs" in run.recipe else None)}
+            for size in SCALING for run in BENCH.runs if run.level == SCALING_LEVEL]
 
 
 def bench_manifest():
     """What the bench report reads (stages/bench_report.py), written to JSON by bench_manifest."""
     bench = config.get("bench", {})
     return {"levels": bench.get("levels", []), "scenes": bench_scenes(), "figure_view": bench.get("figure_view", 0),
-            "figure_queries": bench.get("figure_queries", []), "entries": bench_entries()}
+            "figure_queries": bench.get("figure_queries", []), "entries": bench_entries(),
+            "scaling": scaling_entries()}
 
 
 def write_manifest(path, manifest, log_path):
@@ -120,15 +129,15 @@ def write_manifest(path, manifest, log_path):
     with open(path, "w") as f:
         json.dump(manifest, f, indent=1, sort_keys=True)
     with open(log_path, "w") as f:
-        f.write(f"{len(manifest['entries'])} bench rows\n")
+        f.write(f"{len(manifest['entries'])} bench rows, {len(manifest['scaling'])} scaling rows\n")
 
 
 def bench_inputs(wildcards):
-    """Every file the manifest names: scene stores, evaluation tables and stores, benchmark files."""
+    """Every file the manifest names: scene stores, evaluation tables and stores, benchmark files, the scaling run's
+    Gaussians stores."""
     manifest = bench_manifest()
     files = set(manifest["scenes"].values())
-    for entry in manifest["entries"]:
+    for entry in manifest["entries"] + manifest["scaling"]:
         files |= set(entry["tables"].values()) | {path for _, path in entry["benchmarks"].values()}
-        if entry["semantic_store"]:
-            files.add(entry["semantic_store"])
+        files |= {entry[key] for key in ("semantic_store", "gaussians") if entry.get(key)}
     return sorted(files)
