@@ -78,6 +78,8 @@ def test_scaling_scenes_differ_from_the_bench_scene_only_in_views_and_reuse_it_a
     assert config["scenes"][0]["options"]["num_views"] == 150  # the table's entry is left as it was
     assert scaling_level(config) == "clean" and scaling_level(bench_config([8, 16], level="strong")) == "strong"
     assert scaling_scenes({"scenes": config["scenes"], "bench": {"levels": ["clean"]}}) == []
+    # snakemake --config 'bench={scaling: {views: [16, 8]}}' passes digit strings
+    assert [s.views for s in scaling_scenes(bench_config(["16", "8"]))] == [8, 16]
     with pytest.raises(ValueError, match="only the synthetic reader"):
         scaling_scenes(bench_config([8, 16], scene="d/other"))
     with pytest.raises(ValueError, match="not one of bench.levels"):
@@ -205,3 +207,28 @@ def test_bench_manifest_with_scaling_names_every_method_at_three_sizes(tmp_path)
     assert {e["gaussians"] for e in manifest["scaling"]} == {
         f"{results}/synthetic/{s}/train_gs/bench_tiny.zarr" for s in ("bench_tiny_v6", "bench_tiny", "bench_tiny_v14")}
     assert len(manifest["entries"]) == 4  # the bench's own rows are unchanged
+
+
+@pytest.mark.slow  # 36 jobs: about 12 min on a loaded 2-core machine
+@pytest.mark.timeout(2400)
+def test_bench_with_scaling_writes_costs_at_three_sizes(tmp_path):
+    config = tmp_path / "bench_scaling.yaml"
+    config.write_text(yaml.safe_dump(merged(SCALING, {"bench": {"levels": ["clean"]}})))
+    results = tmp_path / "results"
+    snakemake(results, "bench", configfile=config, timeout=2400)
+    out = results / "report/bench"
+
+    costs = pd.read_csv(out / "scaling/scaling.csv")
+    assert sorted(set(costs["Views"])) == [6, 10, 14] and set(costs["Method"]) == {"openins", "opengaussian"}
+    assert len(costs) == 2 * 9 * 3 and (costs["Wall time (s)"] > 0).all() and (costs["Peak RSS (MB)"] > 0).all()
+    assert (costs["Gaussians"] > 0).all()  # read from each size's train_gs store
+    # the 10-view size is the bench scene itself: its RGB Gaussians are the job the bench's own rows used
+    shared = pd.read_csv(out / "cost.csv").set_index(["Method", "Stage"]).loc[("openins", "train_gs"), "Wall time (s)"]
+    at_10 = costs[(costs["Views"] == 10) & (costs["Stage"] == "train_gs")]["Wall time (s)"]
+    assert at_10.tolist() == pytest.approx([shared, shared])
+
+    exponents = pd.read_csv(out / "scaling/exponents.csv")
+    assert len(exponents) == 2 * 9 and exponents["Wall time vs views"].notna().all()
+    assert faster_than_linear(exponents, "Wall time vs views", "wall time", "views") in (out / "bench.md").read_text()
+    assert (out / "scaling/scaling.png").read_bytes()[:8] == PNG
+    assert planned_jobs(results, config, "bench") == {}, "a finished bench must have nothing left to do"

@@ -139,6 +139,8 @@ def scaling_plot(costs: pd.DataFrame, sizes: dict[str, str], measures: dict[str,
             if shown.empty:
                 ax.text(0.5, 0.5, "no positive value measured", ha="center", va="center", fontsize=8,
                         transform=ax.transAxes)
+                ax.set_xticks([])
+                ax.set_yticks([])
             else:
                 ax.set_xscale("log")
                 ax.set_yscale("log")

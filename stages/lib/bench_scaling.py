@@ -50,7 +50,7 @@ def scaling_scenes(config: dict[str, Any]) -> list[ScalingScene]:
                          f"synthetic reader generates; {label!r} is read by {base['reader']!r}")
     base_views = base.get("overrides", {}).get("ingest", {}).get("num_views", base.get("options", {}).get("num_views"))
     scenes = []
-    for views in sorted(scaling["views"]):
+    for views in sorted(int(v) for v in scaling["views"]):  # snakemake --config gives digit strings
         if views == base_views:
             scenes.append(ScalingScene(base["dataset"], base["scene"], views, base))
             continue
