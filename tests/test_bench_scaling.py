@@ -209,7 +209,7 @@ def test_bench_manifest_with_scaling_names_every_method_at_three_sizes(tmp_path)
     assert len(manifest["entries"]) == 4  # the bench's own rows are unchanged
 
 
-@pytest.mark.slow  # 36 jobs: about 12 min on a loaded 2-core machine
+@pytest.mark.slow  # 36 jobs: 10.6 min on a loaded 2-core machine
 @pytest.mark.timeout(2400)
 def test_bench_with_scaling_writes_costs_at_three_sizes(tmp_path):
     config = tmp_path / "bench_scaling.yaml"
