@@ -27,7 +27,7 @@ from bench.common import REPO, base_row, load_config, recipe_params, timed
 from bench.openins import run_level
 from stages import train_gs
 from stages.ingest import load_source
-from stages.lib.feature_field import load_feature_gaussians
+from stages.lib.feature_field import ViewCameras, load_feature_gaussians
 from stages.lib.scene import load_scene
 from stages.lib.store import read_store
 from stages.lib.synthetic import SyntheticConfig
@@ -42,9 +42,9 @@ SMOKE_GS = {"iterations": 60, "sh_degree": 0, "checkpoint_every": 0, "fixed_poin
 SMOKE_SCHEDULES = {"train_features": {"iterations": 150}, "pseudo_gt": {"iterations": 60}}
 
 
-def feature_separability(features: np.ndarray, instance: np.ndarray) -> float:
-    """Share of Gaussians (with a GT instance) whose feature is nearest to their own instance's mean feature: how
-    well the contrastive field alone separates the instances, before any codebook."""
+def nearest_own_instance(features: np.ndarray, instance: np.ndarray) -> np.ndarray:
+    """Per Gaussian with a GT instance (``instance >= 0``, in order): whether its feature is nearest to its own
+    instance's mean feature."""
     keep = instance >= 0
     f, inst = features[keep], instance[keep]
     ids, index = np.unique(inst, return_inverse=True)
@@ -53,13 +53,25 @@ def feature_separability(features: np.ndarray, instance: np.ndarray) -> float:
     means /= np.bincount(index)[:, None]
     nearest = np.concatenate([((c[:, None, :] - means[None]) ** 2).sum(-1).argmin(1)
                               for c in np.array_split(f, max(1, len(f) // 20_000))])
-    return float((nearest == index).mean())
+    return nearest == index
 
 
-def scan_room(work: Path, seed: int, options: dict, gs_params: dict, rows: list[dict], base: dict) -> tuple[Path, Path]:
-    """Export the hard room as a ScanNet scan, ingest it with the ScanNet reader and train fixed-point Gaussians."""
+def feature_separability(features: np.ndarray, instance: np.ndarray) -> float:
+    """Share of Gaussians (with a GT instance) whose feature is nearest to their own instance's mean feature: how
+    well the contrastive field alone separates the instances, before any codebook."""
+    return float(nearest_own_instance(features, instance).mean())
+
+
+def scan_room(work: Path, seed: int, options: dict, gs_params: dict, rows: list[dict], base: dict,
+              reuse: bool = False) -> tuple[Path, Path]:
+    """Export the hard room as a ScanNet scan, ingest it with the ScanNet reader and train fixed-point Gaussians
+    (with ``reuse``, take the ones an earlier run left in ``work``)."""
     work.mkdir(parents=True, exist_ok=True)
     scene, gaussians = work / "scene.zarr", work / "train_gs.zarr"
+    if reuse and gaussians.exists():
+        seconds = read_store("gaussians", gaussians).attrs["train_seconds"]
+        rows.append({**base, "level": "", "stage": "train_gs", "seconds": seconds, "note": "reused"})
+        return scene, gaussians
     t0 = time.perf_counter()
     scan = export(SyntheticConfig(seed=seed, **options), work / "scans", f"scene09{seed:02d}_00")
     rows.append({**base, "level": "", "stage": "export_scannet", "seconds": time.perf_counter() - t0})
@@ -73,6 +85,28 @@ def scan_room(work: Path, seed: int, options: dict, gs_params: dict, rows: list[
     return scene, gaussians
 
 
+def weight_quartiles(scene: Path, folder: Path) -> dict[str, float]:
+    """Separability and 3D label accuracy of the Gaussians in the lowest and highest quartile of their summed
+    blending weight over the train views (``ViewCameras.blending_weights``): whether the lost instances are the
+    Gaussians that no view constrains strongly (fixed points keep every one of them)."""
+    data = load_scene(scene)
+    params, _ = load_feature_gaussians(folder / "train_features.zarr",
+                                       device="cuda" if torch.cuda.is_available() else "cpu")
+    train = np.flatnonzero(~data.is_test)
+    with torch.enable_grad():
+        weight = ViewCameras(data, params["means"].device).blending_weights(params, train).cpu().numpy()
+    keep = data.points_instance >= 0
+    separable = nearest_own_instance(params["features"].cpu().numpy(), data.points_instance)
+    correct = read_store("semantic_metrics", folder / "semantic.zarr").load("points_pred_3d") == data.points_semantic
+    labelled = data.points_semantic >= 0
+    lo, hi = np.quantile(weight[keep], [0.25, 0.75])
+    out = {"blend_weight_median": float(np.median(weight[keep])), "blend_weight_zero_share": float((weight < 1e-3).mean())}
+    for name, part in (("q1", weight <= lo), ("q4", weight >= hi)):
+        out[f"separability_{name}"] = float(separable[part[keep]].mean())
+        out[f"label_acc_{name}"] = float(correct[part & labelled].mean())
+    return out
+
+
 def diagnosis(scene: Path, folder: Path) -> dict[str, float | str]:
     """Per-class 3D / 2D IoU, purity and the stage-wise measures of one level (from its stores)."""
     metrics = read_store("semantic_metrics", folder / "semantic.zarr").attrs
@@ -84,6 +118,8 @@ def diagnosis(scene: Path, folder: Path) -> dict[str, float | str]:
         params, _ = load_feature_gaussians(folder / f"{stage}.zarr")
         if len(params["features"]) == len(instance):  # Gaussian i = point i
             out[f"separability_{stage}"] = feature_separability(params["features"].numpy(), instance)
+    if len(params["features"]) == len(instance):
+        out.update(weight_quartiles(scene, folder))
     out.update({f"iou3d_{k}": v for k, v in metrics["class_iou_3d"].items()})
     query_iou = read_store("semantic_metrics", folder / "semantic.zarr").load("query_iou_2d")
     out.update({f"iou2d_{q}": float(v) for q, v in zip(metrics["queries"], query_iou)})
@@ -100,6 +136,8 @@ def main() -> None:
                     help='per-stage parameter overrides, e.g. {"codebook": {"k_coarse": 32}}')
     ap.add_argument("--smoke", action="store_true", help="tiny room and demo-size schedules on CPU")
     ap.add_argument("--work", type=Path, default=REPO / "results/bench_openins_scan")
+    ap.add_argument("--run-name", default="", help="sub-folder for the levels (several settings on one room)")
+    ap.add_argument("--reuse-gaussians", action="store_true", help="reuse the room and its RGB Gaussians in --work")
     ap.add_argument("--out", required=True, help="CSV to write the rows to")
     args = ap.parse_args()
 
@@ -120,13 +158,14 @@ def main() -> None:
     for seed in (int(s) for s in args.seeds.split(",")):
         base = {**base_row(args.method + ("_smoke" if args.smoke else ""), options), "room": f"hard_seed{seed}"}
         work = args.work / f"seed{seed}"
-        scene, gaussians = scan_room(work, seed, options, params["train_gs"], rows, base)
+        scene, gaussians = scan_room(work, seed, options, params["train_gs"], rows, base, args.reuse_gaussians)
+        levels_work = work / args.run_name if args.run_name else work
         for level in args.levels.split(","):
             t_rgb = sum(r["seconds"] for r in rows if r.get("room") == base["room"] and r["stage"] == "train_gs")
-            metrics = run_level(level, params, scene, gaussians, work, rows, base)
+            metrics = run_level(level, params, scene, gaussians, levels_work, rows, base)
             total = t_rgb + sum(r["seconds"] for r in rows if r.get("room") == base["room"] and r.get("level") == level)
             rows.append({**base, "level": level, "stage": "method_total", "seconds": total, **metrics,
-                         **diagnosis(scene, work / level)})
+                         **diagnosis(scene, levels_work / level), "run_name": args.run_name})
             print(json.dumps(rows[-1]), flush=True)
             pd.DataFrame(rows).to_csv(args.out, index=False)
     pd.DataFrame(rows).to_csv(args.out, index=False)

@@ -32,3 +32,14 @@ def test_smoke_run_writes_rows_with_purity_and_per_class_iou(tmp_path):
     assert 0 < total["codebook_purity"] <= 1 and 0 <= total["miou_3d"] <= 1
     assert any(c.startswith("iou3d_") for c in rows.columns) and any(c.startswith("iou2d_") for c in rows.columns)
     assert {"export_scannet", "ingest", "train_gs", "codebook", "evaluate_semantic"} <= set(rows["stage"])
+    assert 0 <= total["separability_q1"] <= 1 and 0 <= total["label_acc_q4"] <= 1 and total["blend_weight_median"] > 0
+    # a second setting on the same room: the RGB Gaussians are reused, the levels go to their own folder
+    again = tmp_path / "again.csv"
+    res = subprocess.run([sys.executable, "-m", "bench.openins_scan", "--smoke", "--seeds", "1", "--levels", "clean",
+                          "--scene-options", options, "--stage-params", schedules, "--work", str(tmp_path / "w"),
+                          "--reuse-gaussians", "--run-name", "xyz2", "--out", str(again)],
+                         capture_output=True, text=True, timeout=3600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    rows = pd.read_csv(again)
+    assert rows.loc[rows["stage"] == "train_gs", "note"].tolist() == ["reused"]
+    assert "export_scannet" not in set(rows["stage"]) and (tmp_path / "w/seed1/xyz2/clean/semantic.zarr").exists()

@@ -194,3 +194,35 @@ def test_interrupted_stage_resumes_to_the_uninterrupted_result(inputs, tmp_path,
                   - read_store("feature_gaussians", straight).load("features"))
     # Equal up to the CPU backward's float non-determinism (Adam can amplify it where a gradient is ~0).
     assert np.quantile(diff, 0.99) < 1e-5, np.quantile(diff, [0.5, 0.99, 1.0])
+
+
+def test_blending_weights_sum_to_the_rendered_alpha(scene, gaussians):
+    """sum_i w_i = sum_p alpha(p): F(p) of the feature f = 1 is the rendered alpha (3DGS Eq. 3)."""
+    from stages.lib.gaussians import activated
+    from stages.lib.render import render
+
+    cams = ViewCameras(scene, CPU)
+    weights = cams.blending_weights(gaussians, [0, 2])
+    a = activated({k: gaussians[k] for k in PARAM_KEYS})
+    _, alphas, _ = render(a["means"], a["quats"], a["scales"], a["opacities"], torch.ones(len(a["means"]), 1),
+                          cams.viewmats[[0, 2]], cams.Ks[[0, 2]], cams.width, cams.height)
+    assert weights.shape == (len(a["means"]),) and (weights >= 0).all() and weights.max() > 0
+    assert weights.sum().item() == pytest.approx(alphas.sum().item(), rel=1e-4)
+
+
+def test_a_gaussian_behind_an_opaque_one_gets_almost_no_blending_weight(scene):
+    """Two Gaussians on view 0's optical axis: the back one's weight drops by its transmittance behind the front."""
+    w2c = torch.from_numpy(scene.world_to_camera[0]).float()
+    centre, forward = -w2c[:3, :3].T @ w2c[:3, 3], w2c[:3, :3].T @ torch.tensor([0.0, 0, 1])
+
+    def two(front_opacity: float) -> dict[str, torch.Tensor]:
+        return {"means": torch.stack([centre + 1.0 * forward, centre + 2.0 * forward]),
+                "quats": torch.tensor([[1.0, 0, 0, 0]] * 2), "scales": torch.log(torch.tensor([[0.3] * 3, [0.05] * 3])),
+                "opacities": torch.logit(torch.tensor([front_opacity, 0.9])),
+                "sh0": torch.zeros(2, 1, 3), "shN": torch.zeros(2, 0, 3)}
+
+    cams = ViewCameras(scene, CPU)
+    alone, hidden = cams.blending_weights(two(1e-4), [0]), cams.blending_weights(two(0.999), [0])
+    assert alone[1] > 1.0  # the back Gaussian covers several pixels when nothing is in front
+    # 3DGS clamps alpha at 0.99, so at best 1 % of the light passes the front Gaussian's centre
+    assert hidden[1] < 0.02 * alone[1] and hidden[0] > alone[0]

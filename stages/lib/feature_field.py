@@ -113,6 +113,21 @@ class ViewCameras:
                               self.viewmats[idx], self.Ks[idx], self.width, self.height, sh_degree=None)
         return out, info
 
+    def blending_weights(self, params: Mapping[str, Tensor], views: Sequence[int]) -> Tensor:
+        """Per Gaussian, its summed compositing weight over the pixels of ``views``: sum_p a_i(p) T_i(p), the factor
+        that multiplies f_i in F(p) (3DGS Eq. 3), so how strongly those views constrain its feature. Computed as the
+        gradient of the summed render of a constant one-channel feature; over all Gaussians it sums to the rendered
+        alpha of those views."""
+        n = params["means"].shape[0]
+        ones = torch.ones(n, 1, device=self.viewmats.device, requires_grad=True)
+        total = torch.zeros(n, device=self.viewmats.device)
+        geometry = {k: params[k].detach() for k in PARAM_KEYS}
+        for view in views:
+            rendered, _ = self.render(geometry, ones, [view])
+            (grad,) = torch.autograd.grad(rendered.sum(), ones)
+            total += grad[:, 0]
+        return total
+
     def render_with_colours(self, params: Mapping[str, Tensor], features: Tensor, views: Sequence[int],
                             background: Tensor) -> tuple[Tensor, Tensor, dict[str, Any]]:
         """Colours [C,H,W,3] on ``background`` and features [C,H,W,D] on zero, composited in one pass.
