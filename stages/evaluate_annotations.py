@@ -5,6 +5,13 @@ predictions in annotation order (``annotation_view`` / ``annotation_query`` of t
 ``masks`` [M,H,W] bool (LERF-OVS, LERF-Mask), ``relevance`` [M,H,W] float (LERF-OVS localization, already smoothed
 as the method's protocol wants), ``class_maps`` [A,H,W] int class indices for the A annotated views in increasing
 view order (3D-OVS). Output: a CSV table, one row per query plus the labelled means, in percent.
+
+In the DAG the predictions come from a method's codebook-search query (OpenInsGaussian's, ``stages.methods.openins
+.query``; inputs ``--gaussians``, ``--codebook``, ``--association``): each annotated (view, query) pair's mask is the
+rendered selection of the query's instances on that view (``SelectionConfig`` knobs in ``--params``), its relevance
+the rendered per-instance cosine r_k = cos(l_k, t); 3D-OVS: every Gaussian takes its instance's argmax over the
+class list, the one-hot labels are rendered and each pixel takes the class of largest weight (-1, a miss, where no
+labelled Gaussian covers it), as ``evaluate_semantic``'s ``ovs_2d`` does on label maps.
 """
 
 from __future__ import annotations
@@ -15,13 +22,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
+from stages.evaluate_semantic import rendered_class_maps
 from stages.lib.annotation_protocols import lerf_mask_scores, lerf_ovs_scores, ovs3d_scores
 from stages.lib.annotations import QueryAnnotations
-from stages.lib.cli import run_stage, stage_parser
+from stages.lib.cli import config_from_params, pick_device, run_stage, stage_parser
+from stages.lib.instance_gaussians import Cameras
 from stages.lib.scene import SceneError
+from stages.lib.selection import SelectionConfig
 from stages.lib.store import read_store
 from stages.lib.tables import write_csv_atomic
+from stages.methods.openins.query import Query
 
 PERCENT = 100.0
 NEEDS = {"lerf_ovs": ("masks", "relevance"), "3dovs": ("class_maps",), "lerf_mask": ("masks",)}
@@ -39,6 +51,25 @@ def load_predictions(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray
         if isinstance(exc, SceneError):
             raise
         raise SceneError(f"{path}: not a readable .npz of predictions ({exc})") from exc
+
+
+def query_predictions(query: Query, annotations: QueryAnnotations, cams: Cameras, cfg: SelectionConfig
+                      ) -> dict[str, np.ndarray]:
+    """A codebook-search query's predictions in annotation order (module docstring); ``cams[i]`` is the camera of the
+    i-th annotated view in increasing view order."""
+    views = sorted(set(annotations.view.tolist()))
+    if annotations.protocol == "3dovs":
+        return {"class_maps": rendered_class_maps(query, annotations.queries, cams)}
+    masks = np.zeros(annotations.masks.shape, bool)
+    relevance = np.zeros(annotations.masks.shape, np.float32)
+    for q in np.unique(annotations.query):
+        rows = np.nonzero(annotations.query == q)[0]
+        sub = cams[[views.index(int(v)) for v in annotations.view[rows]]]
+        text = annotations.queries[int(q)]
+        with torch.no_grad():
+            masks[rows] = query.render_selection(text, sub, **vars(cfg)).cpu().numpy()
+            relevance[rows] = query.relevance_map(text, sub).cpu().numpy()
+    return {"masks": masks, "relevance": relevance}
 
 
 def score_table(annotations: QueryAnnotations, pred: dict[str, np.ndarray], where: str) -> pd.DataFrame:
@@ -76,8 +107,18 @@ def main(args: argparse.Namespace) -> None:
     annotations = QueryAnnotations.read(scene)
     if annotations is None:
         raise SceneError(f"{args.scene}: the scene has no text-query annotations (readers lerf_ovs, 3dovs, lerf_mask)")
-    pred = load_predictions(Path(args.predictions), NEEDS[annotations.protocol])
-    table = score_table(annotations, pred, args.predictions)
+    if args.predictions is not None:
+        pred, where = load_predictions(Path(args.predictions), NEEDS[annotations.protocol]), args.predictions
+    elif None not in (args.gaussians, args.codebook, args.association):
+        device = pick_device(args.device)
+        query = Query.load(args.association, args.codebook, args.gaussians, device=device)
+        cams = Cameras.from_scene(scene, np.array(sorted(set(annotations.view.tolist()))), device)
+        pred = query_predictions(query, annotations, cams, config_from_params(SelectionConfig, args.params))
+        where = args.association
+    else:
+        raise SceneError("evaluate_annotations: give --predictions, or --gaussians, --codebook and --association "
+                         "(a method's codebook-search query)")
+    table = score_table(annotations, pred, where)
     table.insert(0, "scene", scene.attrs["scene"])
     table.insert(0, "dataset", scene.attrs["dataset"])
     write_csv_atomic(table, Path(args.out))
@@ -86,7 +127,10 @@ def main(args: argparse.Namespace) -> None:
 def parser() -> argparse.ArgumentParser:
     p = stage_parser("evaluate_annotations", __doc__)
     p.add_argument("--scene", required=True, help="scene store with annotations")
-    p.add_argument("--predictions", required=True, help=".npz of predictions in annotation order")
+    p.add_argument("--predictions", default=None, help=".npz of predictions in annotation order")
+    p.add_argument("--gaussians", default=None, help="feature_gaussians store (after: train_features or pseudo_gt)")
+    p.add_argument("--codebook", default=None, help="codebook store (after: codebook)")
+    p.add_argument("--association", default=None, help="association store (after: associate)")
     p.add_argument("--out", required=True, help="output CSV table")
     return p
 

@@ -163,14 +163,20 @@ def rendered_class_map(weights: torch.Tensor) -> np.ndarray:
     return torch.where(weights.amax(-1) > 0, best, torch.full_like(best, -1)).cpu().numpy()
 
 
-def ovs_2d(query: Query, cams: Cameras, gt: np.ndarray, categories: list[str]) -> tuple[list[str], np.ndarray]:
-    """The class list (categories present in ``gt`` [T,H,W]) and the confusion [C, C+1] of the rendered class maps."""
-    classes = present_classes(gt, categories)
+def rendered_class_maps(query: Query, classes: list[str], cams: Cameras) -> np.ndarray:
+    """Class index into ``classes`` per pixel [C,H,W] (-1: a miss): every Gaussian takes its instance's argmax over the
+    class list, the one-hot labels are rendered and each pixel takes the class of largest weight."""
     labels = torch.from_numpy(subset_gaussian_labels(query, classes)).to(query.device)
     onehot = torch.nn.functional.one_hot(labels + 1, len(classes) + 1)[:, 1:].float()  # label -1: all zeros
     with torch.no_grad():
         weights, _ = render_channels(query.gaussians, onehot, cams)
-    return classes, class_list_confusion(gt, rendered_class_map(weights), categories, classes)
+    return rendered_class_map(weights)
+
+
+def ovs_2d(query: Query, cams: Cameras, gt: np.ndarray, categories: list[str]) -> tuple[list[str], np.ndarray]:
+    """The class list (categories present in ``gt`` [T,H,W]) and the confusion [C, C+1] of the rendered class maps."""
+    classes = present_classes(gt, categories)
+    return classes, class_list_confusion(gt, rendered_class_maps(query, classes, cams), categories, classes)
 
 
 def text_protocols(query: Query, cams: Cameras, gt: np.ndarray, categories: list[str], cfg: SemanticEvalConfig

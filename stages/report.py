@@ -132,6 +132,27 @@ def prompt_table(tables: list[str]) -> pd.DataFrame:
     return with_mean_rows(wide.reset_index(), order)
 
 
+RANDOM_WEIGHTS = "random weights: plumbing only, not a result"
+
+
+def mark_random_weights(table: pd.DataFrame, methods: list[str]) -> pd.DataFrame:
+    """A ``priors`` column after ``method``: ``RANDOM_WEIGHTS`` on the rows of methods whose 2D priors came from a
+    random-weight model, so such rows are never read as results."""
+    table = table.copy()
+    table.insert(table.columns.get_loc("method") + 1, "priors",
+                 [RANDOM_WEIGHTS if m in methods else "" for m in table["method"]])
+    return table
+
+
+def annotation_table(annotations: pd.DataFrame) -> pd.DataFrame:
+    """The text-query datasets' protocols (``stages.evaluate_annotations``): per method and scene its labelled means
+    (LERF-OVS: macro and query-weighted mIoU / localization accuracy; 3D-OVS: mIoU and accuracy over views and classes;
+    LERF-Mask: macro mIoU / mBIoU)."""
+    rows = annotations[annotations["query"].str.startswith("mean")]
+    values = [c for c in ("mIoU", "loc. acc", "accuracy", "mBIoU") if c in rows.columns]
+    return rows[["method", "dataset", "scene", "protocol", "query", *values]].rename(columns={"query": "mean"})
+
+
 INSTANCE_METRICS = {"I": "mIoU", "P": "precision", "R": "recall", "B": "mBIoU"}
 
 
@@ -255,10 +276,16 @@ def write_report(args: argparse.Namespace, out: Path) -> None:
                       "### mIoU per scene (CCL-LGS Table 3 layout, %)", "",
                       paper_layout(ovs, "mIoU").to_markdown(index=False, floatfmt=".1f"), ""]
     if args.prompt_tables:
-        prompts = prompt_table(args.prompt_tables)
+        prompts = mark_random_weights(prompt_table(args.prompt_tables), args.random_weight_methods)
         prompts.to_csv(out / "prompt_metrics.csv", index=False)
         lines += ["## Promptable 3D segmentation (NVOS / SPIn-NeRF protocols, point prompts, %)", "",
                   prompts.to_markdown(index=False, floatfmt=".2f"), ""]
+    if args.annotation_tables:
+        annotations = load_semantic(args.annotation_tables)
+        annotations.to_csv(out / "annotation_metrics.csv", index=False)
+        lines += ["## Text queries on annotated views (LERF-OVS, 3D-OVS, LERF-Mask protocols, %)", "",
+                  mark_random_weights(annotation_table(annotations), args.random_weight_methods).to_markdown(
+                      index=False, floatfmt=".2f"), "", *prior_notes(args.semantic_notes)]
     if args.instance_tables:
         instances = load_semantic(args.instance_tables)
         instances.to_csv(out / "instance_metrics.csv", index=False)
@@ -309,6 +336,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--capability-stores", nargs="*", default=[], help="label=path of SAS capability stores")
     p.add_argument("--fusion-methods", nargs="*", default=[], help="methods shown in the SAS 2D-fusion table")
     p.add_argument("--instance-tables", nargs="*", default=[], help="method=path of evaluate_instances CSV tables")
+    p.add_argument("--annotation-tables", nargs="*", default=[],
+                   help="method=path of evaluate_annotations CSV tables (text-query datasets)")
+    p.add_argument("--random-weight-methods", nargs="*", default=[],
+                   help="methods whose 2D priors came from random-weight models (rows marked, never results)")
     p.add_argument("--out-dir", required=True)
     return p
 

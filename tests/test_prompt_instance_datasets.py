@@ -316,7 +316,7 @@ def test_replica_dag_reports_gaga_instance_protocol(replica, tmp_path):
     scene = read_store("scene", tmp_path / "results/replica/office_0/scene.zarr")
     assert scene.attrs["reader"] == "replica" and scene.sizes["V"] == len(REPLICA_FRAMES)
     report = (tmp_path / "results/report/report.md").read_text()
-    assert "gaga_replica" in report and "office_0" in report
+    assert "protosaga_replica" in report and "office_0" in report
 
 
 @pytest.mark.slow
@@ -338,3 +338,4 @@ def test_nvos_and_spin_dag_report_promptable_protocols(nvos, spin, tmp_path):
     report = pd.read_csv(results / "report/prompt_metrics.csv")
     scenes = report[report["dataset"].isin(["nvos", "spin_nerf"])].set_index("dataset")
     assert not np.isnan(scenes.loc["nvos", "NVOS mIoU"]) and not np.isnan(scenes.loc["spin_nerf", "SPIn-NeRF mIoU"])
+    assert (report["priors"] == "random weights: plumbing only, not a result").all()  # random SAM: never a result

@@ -1,15 +1,19 @@
 """The LERF-OVS, 3D-OVS and LERF-Mask fixtures (6 views, 32x24) as three scenes of one DAG run: ingest, the 3dgs
 recipe (50 iterations), render metrics and the report; then each dataset's 2D protocol
-(``stages.evaluate_annotations``) on its ingested store (predictions derived from its annotations: known answers)."""
+(``stages.evaluate_annotations``) on its ingested store (predictions derived from its annotations: known answers).
+A second (slow) run takes OpenInsGaussian with random-weight SAM / open_clip priors (tests/config/text_query_tiny.yaml)
+through the DAG on the three fixtures: the protocols score its text queries in the report (plumbing, not results)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 from dataset_fixtures import room, write_lerf_mask, write_lerf_ovs, write_ovs3d
-from workflow_runner import snakemake
+from workflow_runner import REPO, snakemake
 
 from stages.evaluate_annotations import score_table
 from stages.lib.annotation_protocols import ovs3d_scores
@@ -33,19 +37,23 @@ def predictions_from_annotations(annotations: QueryAnnotations) -> dict[str, np.
     return {"class_maps": maps}
 
 
-@pytest.fixture(scope="module")
-def text_query_run(tmp_path_factory):
-    """The three fixtures, cut from one rendered room, as three scenes of one DAG run (the scenes' jobs run side by
-    side on two cores)."""
-    tmp = tmp_path_factory.mktemp("text_query")
+def fixture_scenes(tmp: Path) -> list[dict]:
+    """The three fixtures, cut from one rendered room, as the scenes table of one DAG run (the scenes' jobs run side
+    by side on two cores)."""
     small_room = room(num_views=6, width=32, height=24)
     scenes = []
     for dataset, (name, write) in sorted(SCENES.items()):
         write(tmp / "data" / dataset, small_room)
         scenes.append({"dataset": dataset, "scene": name, "reader": dataset, "path": str(tmp / "data" / dataset / name),
                        "options": {"num_random_points": 500}})
+    return scenes
+
+
+@pytest.fixture(scope="module")
+def text_query_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("text_query")
     config = {
-        "scenes": scenes,
+        "scenes": fixture_scenes(tmp),
         "methods": {"3dgs": {"train_gs": "tiny50"}},
         "run_methods": ["3dgs"],
         "stages": {"train_gs": {"variants": {"tiny50": {"iterations": 50, "sh_degree": 0, "checkpoint_every": 0,
@@ -76,3 +84,36 @@ def test_text_query_dataset_runs_through_the_dag(text_query_run, dataset):
         assert scores["mIoU"].iloc[-1] == pytest.approx(100 * expected, abs=0.01)
     else:
         assert (scores["mIoU"] == 100).all(), scores  # predictions equal to the annotations score 100 %
+
+
+@pytest.fixture(scope="module")
+def openins_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("text_query_openins")
+    config = yaml.safe_load((REPO / "tests/config/text_query_tiny.yaml").read_text())
+    config["scenes"] = fixture_scenes(tmp)
+    configfile = tmp / "text_query_tiny.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    snakemake(tmp / "results", configfile=configfile, timeout=1800)
+    return tmp / "results"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_openins_text_queries_reach_the_report_marked_random_weights(openins_run):
+    """Every fixture's protocol scores OpenInsGaussian's query in the report, each row marked as random-weight
+    plumbing, the prior notes naming the random-weight models."""
+    results = openins_run
+    table = pd.read_csv(results / "report/annotation_metrics.csv")
+    for dataset, (name, _) in SCENES.items():
+        rows = table[(table["dataset"] == dataset) & (table["scene"] == name)]
+        assert set(rows["method"]) == {"openins_random"} and set(rows["protocol"]) == {dataset}
+        annotations = load_scene(results / dataset / name / "scene.zarr").annotations
+        assert set(rows["query"]) >= set(annotations.queries)  # one row per query, then the labelled means
+        assert rows["mIoU"].between(0, 100).all()
+    means = {"lerf_ovs": ["mean (macro)", "mean (query-weighted)"], "3dovs": ["mean (over views and classes)"],
+             "lerf_mask": ["mean (macro)"]}
+    assert sorted(table[table["query"].str.startswith("mean")]["query"]) == sorted(sum(means.values(), []))
+    report = (results / "report/report.md").read_text()
+    section = report.split("## Text queries on annotated views")[1]
+    assert section.count("random weights: plumbing only, not a result") == 4  # three scenes' rows + the LERF-OVS pair
+    assert "masks sam_tiny_random (sam, random weights), features clip_tiny_random (clip, random weights)" in section

@@ -10,14 +10,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from dataset_fixtures import room, save_mask, write_lerf_mask, write_lerf_ovs, write_ovs3d
 from PIL import Image
 
+from stages.evaluate_annotations import query_predictions, score_table
 from stages.lib.annotation_protocols import lerf_mask_scores, lerf_ovs_scores, ovs3d_scores
 from stages.lib.annotations import QueryAnnotations
+from stages.lib.instance_gaussians import Cameras, InstanceGaussians
 from stages.lib.readers import read_scene
 from stages.lib.scene import SceneError, load_scene
+from stages.lib.selection import SelectionConfig
 from stages.lib.semantic_metrics import localization_hit
+from stages.methods.openins.query import Query
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -184,6 +189,52 @@ def assert_one_line_error(proc, name: str, out: Path) -> None:
     assert last.startswith("error: ") and name in last, last
     assert "Traceback" not in proc.stderr
     assert not out.exists() and not list(out.parent.glob(out.name + "*"))
+
+
+def side_by_side_query():
+    """Two small opaque Gaussians 3 m in front of the camera (fx = 40, 32x24, centre (16, 12)): a chair at x = -0.6 m
+    (pixel u = 8) and a table at x = +0.6 m (u = 24), sigma 0.15 m = 2 px; instance language features = the words'
+    text features. Camera 1 sits 0.3 m to the left: every Gaussian 4 px further right."""
+    g = InstanceGaussians(means=torch.tensor([[-0.6, 0.0, 3.0], [0.6, 0.0, 3.0]]),
+                          quats=torch.tensor([[1.0, 0, 0, 0]] * 2), scales=torch.full((2, 3), 0.15),
+                          opacities=torch.tensor([0.99, 0.99]), features=torch.eye(2), leaf_id=torch.tensor([0, 1]),
+                          num_instances=2)
+    viewmats = torch.eye(4).repeat(2, 1, 1)
+    viewmats[1, 0, 3] = 0.3
+    cams = Cameras(viewmats, torch.tensor([[40.0, 0, 16], [0, 40.0, 12], [0, 0, 1]]).repeat(2, 1, 1), 32, 24)
+    return Query(torch.eye(2), torch.eye(2), ["chair", "table"], g.leaf_id, g), cams
+
+
+def disc(u: float, radius2: float = 6.0) -> np.ndarray:
+    """Pixels whose centre lies within sqrt(radius2) px of (u, 12): where a 2-px Gaussian of opacity 0.99 composites
+    alpha >= 0.5 (0.99 exp(-r^2 / (2 (4 + 0.3))) >= 0.5 for r^2 <= 5.9; no pixel centre lies in 4.5 < r^2 < 6.5)."""
+    y, x = np.mgrid[0:24, 0:32] + 0.5
+    return (x - u) ** 2 + (y - 12) ** 2 <= radius2
+
+
+def test_query_predictions_follow_annotation_order():
+    """OpenInsGaussian's query as the text-query protocols' predictions: mask m is query[m]'s rendered selection on
+    view[m] (scene views 2 and 7 = cameras 0 and 1); 3D-OVS: per annotated view each pixel's class, -1 uncovered."""
+    query, cams = side_by_side_query()
+    chair0, table0, chair1, table1 = disc(8), disc(24), disc(12), disc(28)
+    assert chair0.sum() == 16
+    notes = QueryAnnotations("lerf_mask", ["chair", "table"], np.array([7, 2, 7]), np.array([1, 0, 0]),
+                             np.stack([table1, chair0, chair1]))
+    pred = query_predictions(query, notes, cams, SelectionConfig())
+    np.testing.assert_array_equal(pred["masks"], notes.masks)
+    relevance = pred["relevance"]  # r_k a T at a pixel centre 0.5 px^2 from the Gaussian's: 0.99 exp(-0.5 / 8.6)
+    near = 0.99 * np.exp(-0.5 / 8.6)
+    assert relevance[1][12, 8] == pytest.approx(near, abs=5e-3) and relevance[0][12, 28] == pytest.approx(near, abs=5e-3)
+    assert abs(relevance[0][12, 12]) < 1e-6  # "table" on the chair's pixel
+    peak = np.unravel_index(relevance[2].argmax(), (24, 32))  # "chair" on view 7: one of the 4 pixels around (12, 12)
+    assert peak[0] in (11, 12) and peak[1] in (11, 12)
+    assert (score_table(notes, pred, "q")["mIoU"] == 100).all()
+    ovs = QueryAnnotations("3dovs", ["chair", "table"], np.array([2, 2, 7]), np.array([0, 1, 1]),
+                           np.stack([chair0, table0, table1]))
+    maps = query_predictions(query, ovs, cams, SelectionConfig())["class_maps"]
+    assert maps.shape == (2, 24, 32)
+    assert maps[0][12, 8] == 0 and maps[0][12, 24] == 1 and maps[1][12, 12] == 0 and maps[1][12, 28] == 1
+    assert maps[0][0, 0] == -1 and maps[1][23, 0] == -1  # no Gaussian within 3 sigma: a miss
 
 
 def test_lerf_ovs_protocol_on_an_ingested_fixture(tmp_path, synthetic_room):

@@ -81,6 +81,11 @@ UPSTREAM = {
                      "association": ["associate"], "features": ["features"], "capability": ["capability"],
                      "distilled": ["distill"]},
     },
+    "evaluate_annotations": {
+        "required": {"gaussians": ["pseudo_gt", "train_features"], "codebook": ["codebook"],
+                     "association": ["associate"]},
+        "optional": {},
+    },
     "evaluate_instances": {
         "required": {"gaussians": ["train_features", "pseudo_gt"]},
         "optional": {"codebook": ["codebook"], "masks": ["masks"], "tracks": ["associate", "track"]},

@@ -32,6 +32,30 @@ def prompt_table_args():
     return " ".join(f"{m}={scene_dir(d, s)}/evaluate_prompt/{v}.csv" for (d, s) in SCENES for m, v in prompt_methods())
 
 
+TEXT_QUERY_READERS = ("lerf_ovs", "3dovs", "lerf_mask")  # scenes with text-query annotations
+
+
+def annotation_methods():
+    """(method, evaluate_annotations variant) of every run method scored by the text-query datasets' protocols."""
+    return [(m, config["methods"][m]["evaluate_annotations"]) for m in config["run_methods"]
+            if "evaluate_annotations" in config["methods"][m]]
+
+
+def annotation_scenes():
+    """The scenes whose reader gives text-query annotations (the only ones evaluate_annotations can score)."""
+    return [(d, s) for (d, s), entry in SCENES.items() if entry["reader"] in TEXT_QUERY_READERS]
+
+
+def annotation_tables(wildcards):
+    return [f"{scene_dir(d, s)}/evaluate_annotations/{v}.csv" for (d, s) in annotation_scenes()
+            for _, v in annotation_methods()]
+
+
+def annotation_table_args():
+    return " ".join(f"{m}={scene_dir(d, s)}/evaluate_annotations/{v}.csv"
+                    for (d, s) in annotation_scenes() for m, v in annotation_methods())
+
+
 def instance_methods():
     """(method, evaluate_instances variant) of every run method with a class-agnostic instance evaluation."""
     return [(m, config["methods"][m]["evaluate_instances"]) for m in config["run_methods"]
@@ -63,13 +87,30 @@ def capability_store_args():
     return " ".join(f"{d}/{s}/{v}={store_path(d, s, 'capability', v)}" for (d, s) in SCENES for v in variants)
 
 
+PRIOR_STAGES = ("masks", "track", "features", "capability")
+
+
+def prior_source(stage, variant):
+    """Where a prior stage variant's output comes from: oracle, or its model (sam / sam2 / clip), marked when the
+    model has random weights."""
+    cfg = variant_config(stage, variant)
+    source = cfg.get("source", "oracle")
+    return f"{source}, random weights" if cfg.get(source, {}).get("random_weights") else source
+
+
+def random_weight_methods():
+    """Run methods with a random-weight model among their 2D priors: their numbers check the plumbing only."""
+    return [m for m in config["run_methods"] if any(
+        "random weights" in prior_source(st, v) for st, v in config["methods"][m].items() if st in PRIOR_STAGES)]
+
+
 def prior_notes():
     """Per method: where its 2D priors come from (oracle or which model), quoted for the shell."""
     notes = []
-    for method, _ in semantic_methods():
+    for method in dict.fromkeys(m for m, _ in semantic_methods() + annotation_methods()):
         recipe = config["methods"][method]
-        parts = [f"{stage} {recipe[stage]} ({variant_config(stage, recipe[stage]).get('source', 'oracle')})"
-                 for stage in ("masks", "track", "features", "capability") if stage in recipe]
+        parts = [f"{stage} {recipe[stage]} ({prior_source(stage, recipe[stage])})"
+                 for stage in PRIOR_STAGES if stage in recipe]
         notes.append(shlex.quote(f"{method}: 2D priors " + ", ".join(parts)))
     return " ".join(notes)
 
