@@ -26,7 +26,7 @@ from tqdm import tqdm
 from stages.lib.cli import pick_device, run_stage, stage_parser
 from stages.lib.mask_levels import LEVELS, LevelFilter, Mask, select_levels
 from stages.lib.mask_store import write_masks
-from stages.lib.oracle.masks import MaskCorruption, clean_masks, corrupt_masks, oracle_id_order
+from stages.lib.oracle.masks import MaskCorruption, corrupt_masks, oracle_id_order, view_clean_masks
 from stages.lib.oracle.pieces import instance_axes, require_ground_truth
 from stages.lib.scene import SceneData, load_scene
 from stages.lib.weights import ModelChoice
@@ -52,7 +52,8 @@ def oracle_view_masks(scene: SceneData, params: dict[str, Any]) -> Iterator[list
     rng = np.random.default_rng(params.get("seed", 0))
     axes = instance_axes(scene)
     for view in range(scene.num_views):
-        yield [m for level in needed for m in corrupt_masks(clean_masks(scene, view, level, axes), corruption, rng)]
+        clean = view_clean_masks(scene, view, needed, axes)
+        yield [m for level in needed for m in corrupt_masks(clean[level], corruption, rng)]
 
 
 def sam_model(params: dict[str, Any]) -> ModelChoice:

@@ -18,7 +18,7 @@ import numpy as np
 from stages.lib.cli import pick_device, run_stage, stage_parser
 from stages.lib.mask_levels import LevelFilter, select_levels
 from stages.lib.mask_store import MaskSet, load_masks
-from stages.lib.oracle.masks import clean_masks
+from stages.lib.oracle.masks import view_clean_masks
 from stages.lib.oracle.pieces import instance_axes, require_ground_truth
 from stages.lib.oracle.tracks import TrackCorruption, oracle_propagator
 from stages.lib.scene import SceneData, load_scene
@@ -38,9 +38,10 @@ def clean_level_maps(scene: SceneData, masks: MaskSet, level: str) -> np.ndarray
     axes = instance_axes(scene)
     out = np.full((scene.num_views, scene.height, scene.width), -1, np.int32)
     for view in range(scene.num_views):
-        pieces = [m for lv in members for m in clean_masks(scene, view, lv, axes)]
+        clean = view_clean_masks(scene, view, list(dict.fromkeys(members)), axes)
+        pieces = [m for lv in members for m in clean[lv]]
         for m in sorted(select_levels(pieces, {level: members}, rule)[0], key=lambda m: m.area, reverse=True):
-            out[view][m.segmentation] = m.source_id
+            m.paint(out[view], m.source_id)
     return out
 
 

@@ -5,6 +5,8 @@ import pytest
 import torch
 
 from stages.lib.crops import (
+    cell_counts,
+    footprint_channels,
     fuse_crop_context,
     masked_square_crop,
     pool_in_masks,
@@ -65,3 +67,26 @@ def test_pool_in_masks_equals_upsampling_then_averaging():
                                          align_corners=False)[0]
     direct = torch.stack([up[:, m].mean(1) for m in masks])
     assert torch.allclose(pool_in_masks(dense, masks), torch.nn.functional.normalize(direct, dim=-1), atol=1e-5)
+
+
+def test_masks_share_a_pull_back_channel_only_when_their_footprints_are_apart():
+    """On a 4x4 grid over 16x16 pixels: masks 0 and 2 lie 2 cells apart (shared channel), mask 1 touches both."""
+    masks = torch.zeros(3, 16, 16)
+    masks[0, :4, :4] = 1   # cell (0, 0)
+    masks[1, :4, 4:8] = 1  # cell (0, 1), next to mask 0
+    masks[2, 12:, 12:] = 1  # cell (3, 3)
+    counts = cell_counts(masks, (4, 4))
+    assert counts[0, 0, 0] == 16 and counts[1, 0, 1] == 16 and counts.sum() == 48
+    foot = torch.nn.functional.max_pool2d((counts > 0).float()[:, None], 3, stride=1, padding=1)[:, 0] > 0
+    assert footprint_channels(foot).tolist() == [0, 1, 0]
+
+
+def test_pool_in_masks_packing_is_exact():
+    """Packed channels give bit for bit the pooled features of one channel per mask (the masks one at a time
+    share nothing, so each is pooled through its own channel)."""
+    g = torch.Generator().manual_seed(1)
+    dense = torch.randn(4, 5, 8, generator=g)
+    masks = torch.zeros(4, 32, 40, dtype=torch.bool)
+    masks[0, :8, :8] = masks[1, 20:, 30:] = masks[2, 4:20, 6:18] = masks[3, 24:, :10] = True
+    together = pool_in_masks(dense, masks)
+    assert all(torch.equal(together[i], pool_in_masks(dense, masks[i:i + 1])[0]) for i in range(4))

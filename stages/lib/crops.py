@@ -42,19 +42,52 @@ def pool_in_masks(dense: Tensor, masks: Tensor) -> Tensor:
     and averaged inside each mask, L2-normalised.
 
     Computed without materialising the [E,H,W] upsampled map: upsampling is linear, so the mean inside a mask
-    equals the mask pulled back onto the coarse grid (the adjoint of upsampling, one vector-Jacobian product
-    for all masks) times the dense features.
+    equals the mask pulled back onto the coarse grid (the adjoint of upsampling, one vector-Jacobian product)
+    times the dense features. Masks whose coarse footprints do not meet share one channel of the pull-back
+    (``footprint_channels``): every cell then sums the same terms in the same order as in the mask's own channel,
+    so the result is bit for bit that of one channel per mask, at a fraction of the cost.
     """
     h, w = dense.shape[:2]
-    m = masks.float()[:, None]
+    if masks.shape[0] == 0:
+        return torch.zeros(0, dense.shape[-1])
+    m = masks.float()
+    counts = cell_counts(m, (h, w))
+    foot = F.max_pool2d((counts > 0).float()[:, None], 3, stride=1, padding=1)[:, 0] > 0
+    channel = footprint_channels(foot)
+    packed = (F.one_hot(channel).T.float() @ m.flatten(1)).reshape(-1, 1, *m.shape[1:])  # disjoint: sum = union
 
     def upsample(x: Tensor) -> Tensor:
         return F.interpolate(x, size=masks.shape[-2:], mode="bilinear", align_corners=False)
 
-    _, pull_back = torch.func.vjp(upsample, torch.zeros(masks.shape[0], 1, h, w))
-    (cell_weights,) = pull_back(m)
+    _, pull_back = torch.func.vjp(upsample, torch.zeros(packed.shape[0], 1, h, w))
+    (channel_weights,) = pull_back(packed)
+    cell_weights = torch.where(foot, channel_weights[channel, 0], 0.0)
     pooled = cell_weights.flatten(1) @ dense.reshape(h * w, -1).float()
-    return F.normalize(pooled / m.flatten(1).sum(1, keepdim=True).clamp_min(1), dim=-1)
+    return F.normalize(pooled / counts.flatten(1).sum(1, keepdim=True).clamp_min(1), dim=-1)
+
+
+def cell_counts(masks: Tensor, grid: tuple[int, int]) -> Tensor:
+    """[M,h,w]: how many pixels of each mask [M,H,W] (0 / 1 floats) have their centre in each cell of ``grid``
+    (exact: sums of ones stay integers in float32 below 2^24)."""
+    (h, w), (big_h, big_w) = grid, masks.shape[-2:]
+    cy = ((torch.arange(big_h) + 0.5) * h / big_h).long().clamp_max(h - 1)
+    cx = ((torch.arange(big_w) + 0.5) * w / big_w).long().clamp_max(w - 1)
+    rows = F.one_hot(cy, h).T.float()  # [h, H]
+    cols = F.one_hot(cx, w).float()  # [W, w]
+    return rows @ masks @ cols
+
+
+def footprint_channels(foot: Tensor) -> Tensor:
+    """Greedy colouring of masks by footprint [M,h,w] (the cells a mask's pull-back reaches: those under its pixels
+    and their neighbours): each mask takes the lowest channel that no earlier mask of overlapping footprint holds."""
+    flat = foot.flatten(1).float()
+    conflict = ((flat @ flat.T) > 0).numpy()
+    channel = np.zeros(foot.shape[0], np.int64)
+    for i in range(1, foot.shape[0]):
+        taken = np.zeros(i + 1, bool)
+        taken[channel[:i][conflict[i, :i]]] = True
+        channel[i] = int(np.argmin(taken))
+    return torch.from_numpy(channel)
 
 
 def fuse_crop_context(crop: Tensor, context: Tensor, alpha: float) -> Tensor:

@@ -7,6 +7,7 @@ A label map is non-overlapping: each pixel carries at most one mask id (-1 none)
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,17 +28,43 @@ class Mask:
     level: int = -1
     source_id: int = -1
 
-    @property
+    @functools.cached_property
     def area(self) -> int:
+        """Pixel count (computed once: a mask's segmentation is never changed in place)."""
         return int(self.segmentation.sum())
+
+    @functools.cached_property
+    def box(self) -> tuple[int, int, int, int]:
+        """Half-open row and column range (y0, y1, x0, x1) of the pixels (``_box``)."""
+        return _box(self.segmentation)
 
     @property
     def bbox(self) -> tuple[float, float, float, float]:
         """x, y, w, h of the tight box (zeros for an empty mask)."""
-        ys, xs = np.nonzero(self.segmentation)
-        if xs.size == 0:
-            return (0.0, 0.0, 0.0, 0.0)
-        return (float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1))
+        y0, y1, x0, x1 = self.box
+        return (float(x0), float(y0), float(x1 - x0), float(y1 - y0))
+
+    @classmethod
+    def inside(cls, segmentation: np.ndarray, win: tuple[slice, slice], **fields) -> "Mask":
+        """A mask whose pixels all lie in the window ``win``: its area and box are counted there only."""
+        m = cls(segmentation, **fields)
+        y0, y1, x0, x1 = _box(segmentation[win])
+        dy, dx = win[0].start or 0, win[1].start or 0
+        m.__dict__.update(area=int(segmentation[win].sum()),
+                          box=(y0 + dy, y1 + dy, x0 + dx, x1 + dx) if y1 > y0 else (0, 0, 0, 0))
+        return m
+
+    def window(self, margin: int = 0) -> tuple[slice, slice]:
+        """The box grown by ``margin`` pixels and clipped to the image: where every operation on the mask that
+        reaches at most ``margin`` pixels beyond it gives the same result as on the whole image."""
+        y0, y1, x0, x1 = self.box
+        h, w = self.segmentation.shape
+        return slice(max(y0 - margin, 0), min(y1 + margin, h)), slice(max(x0 - margin, 0), min(x1 + margin, w))
+
+    def paint(self, target: np.ndarray, value: int) -> None:
+        """``target[segmentation] = value``, touching only the box."""
+        win = self.window()
+        target[win][self.segmentation[win]] = value
 
     @property
     def score(self) -> float:
@@ -64,13 +91,16 @@ def filter_redundant(masks: list[Mask], rule: LevelFilter) -> list[Mask]:
     candidates = [m for m in masks if m.predicted_iou >= rule.min_predicted_iou
                   and m.stability_score >= rule.min_stability and m.area >= rule.min_area]
     candidates.sort(key=lambda m: m.score, reverse=True)
-    kept: list[tuple[Mask, int, tuple[int, int, int, int]]] = []
+    kept: list[Mask] = []
+    boxes = np.zeros((0, 4), np.int64)
     for m in candidates:
-        area, box = m.area, _box(m.segmentation)
-        if all(_inner_overlap(m.segmentation, area, box, k, k_area, k_box) <= rule.max_overlap
-               for k, k_area, k_box in kept):
-            kept.append((m, area, box))
-    return [m for m, _, _ in kept]
+        y0, y1, x0, x1 = m.box
+        meets = ((np.maximum(boxes[:, 0], y0) < np.minimum(boxes[:, 1], y1))
+                 & (np.maximum(boxes[:, 2], x0) < np.minimum(boxes[:, 3], x1)))
+        if all(_inner_overlap(m, kept[k]) <= rule.max_overlap for k in np.flatnonzero(meets)):
+            kept.append(m)
+            boxes = np.vstack([boxes, m.box])
+    return kept
 
 
 def _box(seg: np.ndarray) -> tuple[int, int, int, int]:
@@ -81,15 +111,14 @@ def _box(seg: np.ndarray) -> tuple[int, int, int, int]:
     return (int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1)
 
 
-def _inner_overlap(a: np.ndarray, a_area: int, a_box: tuple[int, int, int, int], b: Mask, b_area: int,
-                   b_box: tuple[int, int, int, int]) -> float:
+def _inner_overlap(a: Mask, b: Mask) -> float:
     """intersection / min(area_a, area_b), counted only inside the two boxes' intersection."""
-    y0, y1 = max(a_box[0], b_box[0]), min(a_box[1], b_box[1])
-    x0, x1 = max(a_box[2], b_box[2]), min(a_box[3], b_box[3])
+    y0, y1 = max(a.box[0], b.box[0]), min(a.box[1], b.box[1])
+    x0, x1 = max(a.box[2], b.box[2]), min(a.box[3], b.box[3])
     if y0 >= y1 or x0 >= x1:
         return 0.0
-    inter = np.logical_and(a[y0:y1, x0:x1], b.segmentation[y0:y1, x0:x1]).sum()
-    return float(inter / max(min(a_area, b_area), 1))
+    inter = np.logical_and(a.segmentation[y0:y1, x0:x1], b.segmentation[y0:y1, x0:x1]).sum()
+    return float(inter / max(min(a.area, b.area), 1))
 
 
 def paint_label_map(masks: list[Mask], shape: tuple[int, int], keep_hidden: bool = False
@@ -102,7 +131,7 @@ def paint_label_map(masks: list[Mask], shape: tuple[int, int], keep_hidden: bool
     order = sorted(masks, key=lambda m: m.area, reverse=True)
     painted = np.full(shape, -1, dtype=np.int32)
     for i, m in enumerate(order):
-        painted[m.segmentation] = i
+        m.paint(painted, i)
     if keep_hidden:
         return painted, order
     present = np.unique(painted[painted >= 0])

@@ -19,8 +19,8 @@ def label_iou(labels: np.ndarray, propagated: np.ndarray) -> tuple[np.ndarray, n
     mi = np.searchsorted(mask_ids, labels)
     oi = np.searchsorted(obj_ids, propagated)
     both = (labels >= 0) & (propagated >= 0)
-    inter = np.zeros((mask_ids.size, obj_ids.size))
-    np.add.at(inter, (mi[both], oi[both]), 1)
+    inter = np.bincount(mi[both] * obj_ids.size + oi[both], minlength=mask_ids.size * obj_ids.size)
+    inter = inter.reshape(mask_ids.size, obj_ids.size).astype(np.float64)
     area_m = np.bincount(mi[labels >= 0], minlength=mask_ids.size)
     area_o = np.bincount(oi[propagated >= 0], minlength=obj_ids.size)
     union = area_m[:, None] + area_o[None] - inter

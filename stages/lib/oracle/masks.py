@@ -9,7 +9,7 @@ import numpy as np
 from scipy import ndimage
 
 from stages.lib.mask_levels import LEVELS, Mask
-from stages.lib.oracle.pieces import piece_ids
+from stages.lib.oracle.pieces import piece_ids, piece_maps
 from stages.lib.scene import SceneData
 
 
@@ -40,8 +40,23 @@ class MaskCorruption:
 
 def clean_masks(scene: SceneData, view: int, level: str, axes: dict) -> list[Mask]:
     """The ground-truth pieces of one view at one level, one mask per piece."""
-    ids = piece_ids(scene, view, level, axes)
-    return [Mask(ids == k, level=LEVELS.index(level), source_id=int(k)) for k in np.unique(ids[ids >= 0])]
+    return piece_masks(piece_ids(scene, view, level, axes), level)
+
+
+def view_clean_masks(scene: SceneData, view: int, levels: list[str], axes: dict) -> dict[str, list[Mask]]:
+    """``clean_masks`` of several levels of one view (``piece_maps``: one back-projection for all of them)."""
+    return {level: piece_masks(ids, level) for level, ids in piece_maps(scene, view, levels, axes).items()}
+
+
+def piece_masks(ids: np.ndarray, level: str) -> list[Mask]:
+    """One mask per piece of a piece-id map at ``level``, in id order."""
+    boxes = ndimage.find_objects(ids + 1)  # piece k's box at index k
+    out = []
+    for k in np.unique(ids[ids >= 0]):
+        seg = np.zeros(ids.shape, bool)
+        seg[boxes[k]] = ids[boxes[k]] == k
+        out.append(Mask.inside(seg, boxes[k], level=LEVELS.index(level), source_id=int(k)))
+    return out
 
 
 def corrupt_masks(masks: list[Mask], c: MaskCorruption, rng: np.random.Generator) -> list[Mask]:
@@ -61,8 +76,10 @@ def oracle_id_order(seed: int) -> Callable[[int], np.ndarray]:
     return lambda n: rng.permutation(n)
 
 
-def _with_segmentation(m: Mask, seg: np.ndarray) -> Mask:
-    return Mask(seg, m.predicted_iou, m.stability_score, m.level, m.source_id)
+def _with_segmentation(m: Mask, seg: np.ndarray, win: tuple[slice, slice]) -> Mask:
+    """``m`` with new pixels ``seg``, all inside the window ``win``."""
+    return Mask.inside(seg, win, predicted_iou=m.predicted_iou, stability_score=m.stability_score, level=m.level,
+                       source_id=m.source_id)
 
 
 def stochastic_round(x: float, rng: np.random.Generator) -> int:
@@ -82,31 +99,41 @@ def _under_segment(masks: list[Mask], p: float, rng: np.random.Generator) -> lis
             break
         if i in merged:
             continue
-        grown = ndimage.binary_dilation(masks[i].segmentation)
+        win = masks[i].window(1)
+        grown = ndimage.binary_dilation(masks[i].segmentation[win])
         touching = [j for j in range(len(masks)) if j != i and j not in merged
-                    and np.logical_and(grown, masks[j].segmentation).any()]
+                    and np.logical_and(grown, masks[j].segmentation[win]).any()]
         if touching:
             j = touching[int(rng.integers(len(touching)))]
             merged.update((i, j))
-            out[i] = _with_segmentation(masks[i], masks[i].segmentation | masks[j].segmentation)
+            (ya, yb), (xa, xb) = ((masks[i].window()[d], masks[j].window()[d]) for d in (0, 1))
+            union = (slice(min(ya.start, yb.start), max(ya.stop, yb.stop)),
+                     slice(min(xa.start, xb.start), max(xa.stop, xb.stop)))
+            out[i] = _with_segmentation(masks[i], masks[i].segmentation | masks[j].segmentation, union)
     return [out.get(i, m) for i, m in enumerate(masks) if i not in merged or i in out]
 
 
 def _split(m: Mask, rng: np.random.Generator) -> list[Mask]:
-    ys, xs = np.nonzero(m.segmentation)
+    win = m.window()
+    ys, xs = np.nonzero(m.segmentation[win])
+    ys, xs = ys + win[0].start, xs + win[1].start
     angle = rng.uniform(0, np.pi)
-    h, w = m.segmentation.shape
-    yy, xx = np.mgrid[0:h, 0:w]
+    yy, xx = np.mgrid[win]
     side = (xx - xs.mean()) * np.cos(angle) + (yy - ys.mean()) * np.sin(angle) > 0
-    a, b = m.segmentation & side, m.segmentation & ~side
+    a, b = np.zeros_like(m.segmentation), np.zeros_like(m.segmentation)
+    a[win], b[win] = m.segmentation[win] & side, m.segmentation[win] & ~side
     if not a.any() or not b.any():
         return [m]
-    return [_with_segmentation(m, a), _with_segmentation(m, b)]
+    return [_with_segmentation(m, a, win), _with_segmentation(m, b, win)]
 
 
 def _jitter(m: Mask, radius: int, rng: np.random.Generator) -> Mask:
-    """Dilate or erode by ``radius`` (fair coin); a mask that erosion would erase is dilated instead."""
-    seg = ndimage.binary_erosion(m.segmentation, iterations=radius) if rng.random() < 0.5 else None
+    """Dilate or erode by ``radius`` (fair coin); a mask that erosion would erase is dilated instead. Both work
+    inside the box grown by ``radius``: nothing beyond it can change."""
+    win = m.window(radius)
+    seg = ndimage.binary_erosion(m.segmentation[win], iterations=radius) if rng.random() < 0.5 else None
     if seg is None or not seg.any():
-        seg = ndimage.binary_dilation(m.segmentation, iterations=radius)
-    return _with_segmentation(m, seg)
+        seg = ndimage.binary_dilation(m.segmentation[win], iterations=radius)
+    out = np.zeros_like(m.segmentation)
+    out[win] = seg
+    return _with_segmentation(m, out, win)

@@ -53,20 +53,30 @@ def require_ground_truth(scene: SceneData) -> None:
 def piece_ids(scene: SceneData, view: int, level: str,
               axes: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> np.ndarray:
     """Globally consistent piece id per pixel at ``level`` (-1 none), unique across levels."""
+    return piece_maps(scene, view, [level], axes)[level]
+
+
+def piece_maps(scene: SceneData, view: int, levels: list[str],
+               axes: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
+    """``piece_ids`` of several levels of one view, back-projecting and projecting each instance once."""
     inst = scene.gt_instance[view]
-    out = np.where(inst >= 0, inst * IDS_PER_INSTANCE + LEVEL_OFFSET[level], -1).astype(np.int32)
-    n_axes = {"whole": 0, "part": 1, "subpart": 2}[level]
-    if n_axes == 0:
+    whole = np.where(inst >= 0, inst * IDS_PER_INSTANCE, -1).astype(np.int32)
+    out = {level: np.where(whole >= 0, whole + LEVEL_OFFSET[level], -1).astype(np.int32) for level in levels}
+    split = [level for level in levels if level != "whole"]
+    if not split:
         return out
-    xyz = backproject(scene, view)
-    for i in np.unique(inst[inst >= 0]):
-        if int(i) not in axes:
+    xyz = backproject(scene, view).reshape(-1, 3)
+    flat = inst.reshape(-1)
+    order = np.argsort(flat, kind="stable")  # each instance's pixels in raster order, instance after instance
+    ids, starts = np.unique(flat[order], return_index=True)
+    for i, pixels in zip(ids, np.split(order, starts[1:])):
+        if i < 0 or int(i) not in axes:
             continue
         centre, ax, med = axes[int(i)]
-        sel = inst == i
-        proj = (xyz[sel] - centre) @ ax.T
-        piece = (proj[:, 0] > med[0]).astype(np.int32) * (2 if n_axes == 2 else 1)
-        if n_axes == 2:
-            piece += (proj[:, 1] > med[1]).astype(np.int32)
-        out[sel] = i * IDS_PER_INSTANCE + LEVEL_OFFSET[level] + piece
+        proj = (xyz[pixels] - centre) @ ax.T
+        for level in split:
+            piece = (proj[:, 0] > med[0]).astype(np.int32) * (2 if level == "subpart" else 1)
+            if level == "subpart":
+                piece += (proj[:, 1] > med[1]).astype(np.int32)
+            out[level].reshape(-1)[pixels] = i * IDS_PER_INSTANCE + LEVEL_OFFSET[level] + piece
     return out

@@ -37,18 +37,23 @@ def oracle_propagator(clean: np.ndarray, corruption: TrackCorruption, rng: np.ra
             if keep.any() and counts[keep].max() * 2 > mask.sum():
                 piece_of[obj] = int(ids[keep][counts[keep].argmax()])
         alive = set(piece_of)
+        lookup = np.full(int(clean.max(initial=-1)) + 2, -1, np.int32)  # piece id + 1 -> object id (0: none)
         for t in range(seed_frame, clean.shape[0]):
             if t > seed_frame:
                 alive = {o for o in alive if rng.random() >= corruption.loss_rate}
-            visible = [o for o in sorted(alive) if (clean[t] == piece_of[o]).any()]
+            present = np.zeros(lookup.size, bool)
+            present[np.unique(clean[t]) + 1] = True
+            visible = [o for o in sorted(alive) if present[piece_of[o] + 1]]
             target = {o: o for o in visible}
             if t > seed_frame and len(visible) > 1:
                 pairs = min(stochastic_round(corruption.swap_rate * len(visible) / 2, rng), len(visible) // 2)
                 order = rng.permutation(visible)
                 for a, b in zip(order[:pairs], order[pairs:2 * pairs]):
                     target[int(a)], target[int(b)] = int(b), int(a)
-            for o in visible:
-                out[t][clean[t] == piece_of[o]] = target[o]
+            lookup[:] = -1
+            for o in visible:  # objects sharing a piece: the last one paints it, as painting in turn would
+                lookup[piece_of[o] + 1] = target[o]
+            out[t] = lookup[clean[t] + 1]
         return out
 
     return propagate
