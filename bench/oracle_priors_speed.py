@@ -8,6 +8,8 @@ code change can be compared for speed and for identical output.
 
   python -m bench.oracle_priors_speed --views 150 --width 512 --height 512 --out bench/results/oracle_priors_speed.csv
   python -m bench.oracle_priors_speed --views 24 --width 256 --height 256 --out /tmp/o.csv --profile /tmp/o.prof
+  (--scene PATH reuses a scene store built by an earlier run of the same size, so runs of two code versions can be
+  interleaved on one scene)
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ def main() -> None:
     ap.add_argument("--note", default="", help="free text for the CSV (machine load, code version)")
     ap.add_argument("--out", type=Path, required=True, help="CSV to append to")
     ap.add_argument("--profile", type=Path, default=None, help="write cProfile stats of the stages here")
+    ap.add_argument("--scene", type=Path, default=None, help="scene store to reuse (built there if missing)")
     args = ap.parse_args()
     options = {"num_views": args.views, "width": args.width, "height": args.height, "num_points": 20000}
     base = {**base_row("oracle_priors", options), "note": args.note}
@@ -88,13 +91,15 @@ def main() -> None:
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        t0 = time.perf_counter()
-        load_source("synthetic", None, options).write(work / "scene.zarr", "ingest", options, "synthetic",
-                                                      "bench_room", "synthetic")
-        print(f"scene built in {time.perf_counter() - t0:.1f} s", flush=True)
+        scene = args.scene or work / "scene.zarr"
+        if not scene.exists():
+            t0 = time.perf_counter()
+            load_source("synthetic", None, options).write(scene, "ingest", options, "synthetic", "bench_room",
+                                                          "synthetic")
+            print(f"scene built in {time.perf_counter() - t0:.1f} s", flush=True)
         for level in args.levels:
             for recipe in args.recipes:
-                rows += run_recipe(recipe, level, work / "scene.zarr", work, base, profiler)
+                rows += run_recipe(recipe, level, scene, work, base, profiler)
     if profiler is not None:
         profiler.dump_stats(str(args.profile))
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -42,7 +42,7 @@ def pool_in_masks(dense: Tensor, masks: Tensor) -> Tensor:
     and averaged inside each mask, L2-normalised.
 
     Computed without materialising the [E,H,W] upsampled map: upsampling is linear, so the mean inside a mask
-    equals the mask pulled back onto the coarse grid (the adjoint of upsampling, one vector-Jacobian product)
+    equals the mask pulled back onto the coarse grid (the adjoint of upsampling: its backward kernel)
     times the dense features. Masks whose coarse footprints do not meet share one channel of the pull-back
     (``footprint_channels``): every cell then sums the same terms in the same order as in the mask's own channel,
     so the result is bit for bit that of one channel per mask, at a fraction of the cost.
@@ -55,12 +55,9 @@ def pool_in_masks(dense: Tensor, masks: Tensor) -> Tensor:
     foot = F.max_pool2d((counts > 0).float()[:, None], 3, stride=1, padding=1)[:, 0] > 0
     channel = footprint_channels(foot)
     packed = (F.one_hot(channel).T.float() @ m.flatten(1)).reshape(-1, 1, *m.shape[1:])  # disjoint: sum = union
-
-    def upsample(x: Tensor) -> Tensor:
-        return F.interpolate(x, size=masks.shape[-2:], mode="bilinear", align_corners=False)
-
-    _, pull_back = torch.func.vjp(upsample, torch.zeros(packed.shape[0], 1, h, w))
-    (channel_weights,) = pull_back(packed)
+    # the adjoint of F.interpolate(size=(H, W), mode="bilinear", align_corners=False), as autograd calls it
+    channel_weights = torch.ops.aten.upsample_bilinear2d_backward(packed, list(masks.shape[-2:]),
+                                                                  [packed.shape[0], 1, h, w], False, None, None)
     cell_weights = torch.where(foot, channel_weights[channel, 0], 0.0)
     pooled = cell_weights.flatten(1) @ dense.reshape(h * w, -1).float()
     return F.normalize(pooled / counts.flatten(1).sum(1, keepdim=True).clamp_min(1), dim=-1)
