@@ -170,3 +170,26 @@ def test_pseudo_gt_rejects_a_codebook_of_other_gaussians(stores, scene, trained,
 def test_pseudo_gt_keeps_geometry_frozen_only():
     with pytest.raises(ValueError, match="pseudo_gt fixes"):
         pseudo_gt.config({"geometry": "optimise"}, 6)
+
+
+def test_smoothing_moves_a_never_rendered_gaussian_to_its_surface(scene, trained):
+    """smooth_k: a Gaussian no view renders (opacity ~0) carrying another instance's feature takes its neighbours'."""
+    params = {k: v.detach().clone() for k, v in trained.items()}
+    instance = torch.from_numpy(scene.points_instance)
+    a, b = instance[instance >= 0].unique()[:2]
+    mean_a, mean_b = (params["features"][instance == i].mean(0) for i in (a, b))
+    g = int(torch.nonzero(instance == a)[0])
+    params["opacities"][g], params["features"][g] = -30.0, mean_b
+    smoothed = openins_codebook.smooth_weak_features(params, scene, k=8)
+    assert (smoothed[g] - mean_a).norm() < (smoothed[g] - mean_b).norm()
+    assert (params["features"][g] - mean_a).norm() > (params["features"][g] - mean_b).norm()
+
+
+def test_smoothing_needs_the_scene_and_is_recorded(stores, scene, tmp_path):
+    args = ["--gaussians", str(stores["features"]), "--device", "cpu",
+            "--params", CODEBOOK_PARAMS[:-1] + ', "smooth_k": 8}']
+    with pytest.raises(ValueError, match="scene"):
+        codebook.main(codebook.parser().parse_args(args + ["--out", str(tmp_path / "a.zarr")]))
+    codebook.main(codebook.parser().parse_args(args + ["--scene", str(stores["scene"]),
+                                                       "--out", str(tmp_path / "b.zarr")]))
+    assert read_store("codebook", tmp_path / "b.zarr").attrs["smooth_k"] == 8

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from stages.lib.clustering import HDBSCANConfig
+from stages.lib.neighbours import knn_indices
 from stages.lib.promptable import nvos_prompts, nvos_scribbles, pixel_accuracy, spin_prompts
 from stages.lib.semantic_metrics import mask_iou
 from stages.methods.saga.gate import ScaleGate, gated_cosine
@@ -24,7 +25,7 @@ from stages.methods.saga.losses import (
 )
 from stages.methods.saga.prompt import PointPrompt, PromptError, PromptIndex, reference_scores
 from stages.methods.saga.scales import backproject, mask_scale, normalise_scales, scale_knots, view_mask_scales
-from stages.methods.saga.smoothing import knn_indices, smooth_features
+from stages.methods.saga.smoothing import smooth_features
 from stages.methods.saga.vote import (
     anchor_segments,
     cluster_relevancy,

@@ -4,7 +4,15 @@ Eq. 5 clusters the Gaussians of a ``feature_gaussians`` store into ``k_coarse`` 
 [xyz_weight * normalised xyz, feature]; Eq. 6 splits every coarse group into at most ``k_fine`` leaves on the
 feature alone. A Gaussian's leaf is its 3D instance. Parameters: ``k_coarse`` (64), ``k_fine`` (10), ``xyz_weight``
 (1.0; the OpenGaussian reference uses 1.0 on ScanNet and 0.5 on most LERF scenes), ``iters`` (50 Lloyd iterations),
-``seed`` (0), ``min_opacity`` (0.0: Gaussians below this opacity are left unassigned, -1).
+``seed`` (0), ``min_opacity`` (0.0: Gaussians below this opacity are left unassigned, -1), ``smooth_k`` (0: off).
+
+``smooth_k`` > 0 is our addition, not the paper's: before Eq. 5 every feature becomes the blending-weight-weighted
+mean of its ``smooth_k`` nearest Gaussians' features, the weight of a Gaussian being its summed compositing weight
+over the train views (``ViewCameras.blending_weights``). In the ScanNet setting (fixed points, no pruning) a
+Gaussian that the views barely render gets almost no feature gradient of its own and keeps a feature that does
+not separate its instance (measured: separability 0.37 in the least-rendered quarter against 0.79 in the most,
+on a CPU hard room); its well-rendered neighbours on the same surface carry the instance instead. The paper is
+silent on such Gaussians.
 """
 
 from __future__ import annotations
@@ -16,8 +24,10 @@ import torch
 from torch import Tensor
 
 from stages.lib.cli import StageCall, config_from_params
-from stages.lib.feature_field import load_feature_gaussians
+from stages.lib.feature_field import ViewCameras, load_feature_gaussians
 from stages.lib.kmeans import kmeans
+from stages.lib.neighbours import knn_indices, weighted_neighbour_mean
+from stages.lib.scene import SceneData, load_scene
 from stages.lib.store import write_store
 from stages.methods import register
 
@@ -78,10 +88,11 @@ class CodebookConfig:
     iters: int = 50
     seed: int = 0
     min_opacity: float = 0.0
+    smooth_k: int = 0
 
     def __post_init__(self) -> None:
-        if self.k_coarse < 1 or self.k_fine < 1 or self.xyz_weight <= 0:
-            raise ValueError(f"k_coarse and k_fine must be >= 1 and xyz_weight > 0: {self}")
+        if self.k_coarse < 1 or self.k_fine < 1 or self.xyz_weight <= 0 or self.smooth_k < 0:
+            raise ValueError(f"k_coarse and k_fine must be >= 1, xyz_weight > 0 and smooth_k >= 0: {self}")
 
 
 @dataclass
@@ -105,6 +116,17 @@ def build_codebook(xyz: Tensor, features: Tensor, keep: Tensor, cfg: CodebookCon
                           leaf_id=leaf_id)
 
 
+def smooth_weak_features(params: dict[str, Tensor], scene: SceneData, k: int) -> Tensor:
+    """The ``smooth_k`` input of Eq. 5: each feature replaced by the mean of its k nearest Gaussians' features,
+    weighted by their summed blending weight over the scene's train views."""
+    train = [int(v) for v in (~scene.is_test).nonzero()[0]]
+    with torch.enable_grad():
+        weights = ViewCameras(scene, params["means"].device).blending_weights(params, train)
+    log.info("smoothing features over %d neighbours; median blending weight %.3g, %d Gaussians never rendered",
+             k, float(weights.median()), int((weights <= 0).sum()))
+    return weighted_neighbour_mean(params["features"].detach(), knn_indices(params["means"], k), weights)
+
+
 @register("codebook", "openins_two_level")
 def run_two_level_codebook(call: StageCall) -> None:
     """The codebook stage with Eq. 5-6 on the ``gaussians`` input (a ``feature_gaussians`` store)."""
@@ -114,7 +136,11 @@ def run_two_level_codebook(call: StageCall) -> None:
     keep = torch.sigmoid(params["opacities"]) >= cfg.min_opacity
     if not keep.any():
         raise ValueError(f"no Gaussian of {gaussians} has opacity >= min_opacity={cfg.min_opacity}")
-    result = build_codebook(params["means"], params["features"], keep, cfg)
+    features = params["features"]
+    if cfg.smooth_k > 0:
+        (scene_path,) = call.require("scene")
+        features = smooth_weak_features(params, load_scene(scene_path), cfg.smooth_k)
+    result = build_codebook(params["means"], features, keep, cfg)
     used = int(torch.unique(result.leaf_id[keep]).numel())
     log.info("%d of %d Gaussians assigned to %d leaves", int(keep.sum()), len(keep), used)
     with write_store("codebook", call.out, "codebook", call.params, call.inputs) as w:
@@ -123,4 +149,4 @@ def run_two_level_codebook(call: StageCall) -> None:
         w.write("coarse_id", result.coarse_id.int().cpu().numpy())
         w.write("leaf_id", result.leaf_id.int().cpu().numpy())
         w.attrs.update(k_coarse=cfg.k_coarse, k_fine=cfg.k_fine, xyz_weight=cfg.xyz_weight,
-                       min_opacity=cfg.min_opacity, num_assigned=int(keep.sum()), num_leaves_used=used)
+                       min_opacity=cfg.min_opacity, smooth_k=cfg.smooth_k, num_assigned=int(keep.sum()), num_leaves_used=used)

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from stages.lib.mask_store import load_masks
+from stages.lib.neighbours import knn_indices
 from stages.lib.store import StoreError, read_store, store_fingerprint
 from stages.methods import register
 from stages.methods.saga.gate import FEATURE_DIM, ScaleGate
@@ -31,7 +32,7 @@ from stages.methods.saga.losses import (
     resample_pairs,
     saga_loss,
 )
-from stages.methods.saga.smoothing import KNN_K, knn_indices, smooth_features
+from stages.methods.saga.smoothing import KNN_K, smooth_features
 
 NUM_SCALES = 8      # N_s (A.1, A.2)
 NUM_PIXELS = 1000   # N_p (A.1, A.2)

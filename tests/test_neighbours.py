@@ -1,0 +1,20 @@
+"""stages.lib.neighbours: k nearest centres and the blending-weight-weighted neighbour mean (known answers)."""
+
+import torch
+
+from stages.lib.neighbours import knn_indices, weighted_neighbour_mean
+
+
+def test_knn_puts_each_point_first_then_its_nearest():
+    xyz = torch.tensor([[0.0, 0, 0], [1.0, 0, 0], [3.0, 0, 0], [10.0, 0, 0]])
+    assert knn_indices(xyz, 2).tolist() == [[0, 1], [1, 0], [2, 1], [3, 2]]
+    assert knn_indices(xyz, 9).shape == (4, 4)  # k is capped at the number of points
+
+
+def test_weighted_neighbour_mean_by_hand():
+    values = torch.tensor([[0.0], [10.0], [20.0], [40.0]])
+    neighbours = torch.tensor([[0, 1], [1, 0], [2, 1], [3, 2]])
+    weights = torch.tensor([1.0, 3.0, 0.0, 0.0])
+    out = weighted_neighbour_mean(values, neighbours, weights)
+    # (0*1 + 10*3) / 4; the same pair; only point 1 weighs for point 2; no weight at all: the plain mean (40+20)/2
+    assert out[:, 0].tolist() == [7.5, 7.5, 10.0, 30.0]
