@@ -29,19 +29,23 @@ from stages.lib.weights import ModelChoice
 log = logging.getLogger(__name__)
 
 
-def clean_level_maps(scene: SceneData, masks: MaskSet, level: str) -> np.ndarray:
-    """Uncorrupted piece-id maps [V,H,W] of one masks level, built with the masks store's own level rules."""
+def clean_level_maps(scene: SceneData, masks: MaskSet, levels: list[str]) -> dict[str, np.ndarray]:
+    """Uncorrupted piece-id maps [V,H,W] of masks levels, built with the masks store's own level rules (each view's
+    pieces computed once for all the levels)."""
     require_ground_truth(scene)
     mparams = masks.attrs["provenance"]["params"]
-    members = mparams.get("levels", {"whole": ["whole"]})[level]
+    members = {level: mparams.get("levels", {"whole": ["whole"]})[level] for level in levels}
+    needed = list(dict.fromkeys(lv for level in levels for lv in members[level]))
     rule = LevelFilter(**mparams.get("filter", {}))
     axes = instance_axes(scene)
-    out = np.full((scene.num_views, scene.height, scene.width), -1, np.int32)
+    out = {level: np.full((scene.num_views, scene.height, scene.width), -1, np.int32) for level in levels}
     for view in range(scene.num_views):
-        clean = view_clean_masks(scene, view, list(dict.fromkeys(members)), axes)
-        pieces = [m for lv in members for m in clean[lv]]
-        for m in sorted(select_levels(pieces, {level: members}, rule)[0], key=lambda m: m.area, reverse=True):
-            m.paint(out[view], m.source_id)
+        clean = view_clean_masks(scene, view, needed, axes)
+        for level in levels:
+            pieces = [m for lv in members[level] for m in clean[lv]]
+            for m in sorted(select_levels(pieces, {level: members[level]}, rule)[0], key=lambda m: m.area,
+                            reverse=True):
+                m.paint(out[level][view], m.source_id)
     return out
 
 
@@ -79,10 +83,10 @@ def main(args: argparse.Namespace) -> None:
     track_id = np.full(masks.num_masks, -1, np.int32)
     propagated = np.full(masks.labels.shape, -1, np.int32)
     offset = 0
+    clean = clean_level_maps(scene, masks, levels) if source == "oracle" else {}
     for level in levels:
         li = masks.level_index(level)
-        propagate = sam2 or oracle_propagator(clean_level_maps(scene, masks, level),
-                                              TrackCorruption(**params.get("corruption", {})), rng)
+        propagate = sam2 or oracle_propagator(clean[level], TrackCorruption(**params.get("corruption", {})), rng)
         assignments, prop = track_label_maps(masks.labels[:, li], propagate, cfg, desc=f"track {level}")
         for view, assign in enumerate(assignments):
             rows = masks.rows(view, li)
