@@ -15,7 +15,7 @@ from oracle_stores import associated_oracle, run_cli, stage_args, two_gaussians_
 from stages.lib.instance_gaussians import Cameras, instance_visibility, load_instance_gaussians, render_alpha
 from stages.lib.mask_means import mask_means_from_labels
 from stages.lib.semantic_metrics import SCANNET19
-from stages.lib.store import read_store
+from stages.lib.store import read_store, write_store
 from stages.methods.openins.association import (
     AssociationConfig,
     associate_instances,
@@ -155,3 +155,31 @@ def test_associate_cli_and_a_mismatched_codebook(oracle, tmp_path):
     assert str(bad) in res.stderr and "Gaussians" in res.stderr
     assert not (tmp_path / "never.zarr").exists()
     assert not list(tmp_path.glob("never.zarr.partial*"))
+
+
+def test_masks_without_any_train_view_mask_are_refused_by_name(oracle, tmp_path):
+    """A masks store whose train views hold no mask (what an untrained SAM can give) stops with the store named."""
+    scene = read_store("scene", oracle["scene"])
+    test_views = np.nonzero(scene.load("is_test"))[0]
+    src = read_store("masks", oracle["masks"])
+    labels = src.load("labels")
+    labels[~np.isin(np.arange(len(labels)), test_views)] = -1
+    keep = np.isin(src.load("mask_view"), test_views)
+    empty = tmp_path / "empty_masks.zarr"
+    with write_store("masks", empty, "test", {}) as w:
+        w.write("labels", labels)
+        for key in ("mask_view", "mask_id", "mask_area", "mask_level", "mask_bbox", "mask_pred_iou", "mask_stability"):
+            w.write(key, src.load(key)[keep])
+        w.attrs.update({k: src.attrs[k] for k in ("levels", "source", "oracle")})
+    feats = read_store("features", oracle["features"])
+    features = tmp_path / "features.zarr"
+    with write_store("features", features, "test", {}) as w:
+        for key in ("mask_features", "crop_features"):
+            w.write(key, feats.load(key)[keep])
+        w.write("text_features", feats.load("text_features"))
+        w.attrs.update({k: feats.attrs[k] for k in ("source", "oracle", "vocabulary", "templates", "alpha")})
+    out = tmp_path / "never.zarr"
+    res = run_cli("stages.associate", stage_args({**oracle, "masks": empty, "features": features}, out))
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert str(empty) in res.stderr and "no mask" in res.stderr
+    assert not out.exists() and not list(tmp_path.glob("never.zarr.partial*"))

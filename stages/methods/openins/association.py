@@ -233,6 +233,9 @@ def run_eq8_association(call: StageCall) -> None:
     gaussians, centres = load_instance_gaussians(gaussians_path, codebook_path, device)
     train = np.nonzero(~scene.load("is_test"))[0]
     labels = np.stack([masks["labels"][int(v), cfg.level] for v in train])
+    if (labels < 0).all():
+        raise StoreError(f"{masks_path}: no mask at level {cfg.level} on any of the {len(train)} train views, so "
+                         "Eq. 8 has nothing to associate (check the masks stage's log: a model that found nothing?)")
     with torch.no_grad():
         assoc = associate_instances(gaussians, centres, Cameras.from_scene(scene, train, device),
                                     torch.from_numpy(labels).to(device), cfg)
