@@ -128,3 +128,11 @@ def test_query_cli_selects_gaussians_and_renders_a_mask(stores, capsys):
     assert f"query {category!r}:" in printed and "Gaussians" in printed and out.stat().st_size > 0
     with pytest.raises(SystemExit, match="not in the stored vocabulary"):
         run(query, "--method", "ccl", "--codebook", p["codebook"], "--gaussians", p["field"], "--text", "zebra")
+
+
+def test_query_latency_bench_times_every_query_kind_on_cpu():
+    from bench.ccl import query_latency
+
+    out = query_latency(size=16, n_gaussians=500, device="cpu", repeats=3, warmup=1)
+    for name in ("query_2d", "query_2d_decoded", "query_3d"):
+        assert out[f"{name}_median_ms"] > 0 and out[f"{name}_p95_ms"] >= out[f"{name}_median_ms"]
