@@ -208,6 +208,14 @@ def backend_parity(scene, params, sh_degree: int, device: torch.device) -> float
     return float((gpu.cpu() - cpu).abs().max())
 
 
+def emit_line(line: str) -> None:
+    """Write one JSON line to stdout in a single write call: workers share the parent's pipe, and ``print`` may send
+    the text and its newline as two writes, between which another worker's line can land (two objects on one line).
+    One write of less than the pipe's atomic size (4 KiB on Linux) is never split."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 def profile_file(out: Path, label: str) -> Path:
     """Where ``--profile`` writes the tables of one job."""
     return out.with_name(f"{out.stem}_profile_{''.join(c if c.isalnum() else '_' for c in label)}.txt")
@@ -256,8 +264,9 @@ def run_job(job: Job, device: torch.device, eval_at: list[int], build_seconds: f
         if segment_every and step % segment_every == 0:
             sync()
             now = time.perf_counter()
-            print(json.dumps({"segment": job.label, "step": step, "seconds": now - clock.get("segment", clock["last"]),
-                              "gaussians": len(trainer.params["means"])}), flush=True)
+            emit_line(json.dumps({"segment": job.label, "step": step,
+                                  "seconds": now - clock.get("segment", clock["last"]),
+                                  "gaussians": len(trainer.params["means"])}))
             clock["segment"] = now
         if profile and step == profile[0]:
             sync()
@@ -301,7 +310,7 @@ def run_job(job: Job, device: torch.device, eval_at: list[int], build_seconds: f
             "torch": torch.__version__, "params": json.dumps(job.params, sort_keys=True),
             "date": dt.date.today().isoformat(), "note": note,
         })
-        print(json.dumps(rows[-1]), flush=True)
+        emit_line(json.dumps(rows[-1]))
         sync()
         clock["last"] = clock["segment"] = time.perf_counter()
 

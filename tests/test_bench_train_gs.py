@@ -126,3 +126,23 @@ def test_scaling_plot_takes_the_last_iteration_of_each_scaling_run(tmp_path):
     picked = plot_scaling(tmp_path / "t.csv", tmp_path / "s.png")
     assert sorted(picked["train_views"]) == list(SCALING_VIEWS) and set(picked["iterations"]) == {30000}
     assert (tmp_path / "s.png").stat().st_size > 10_000
+
+
+def test_a_json_line_goes_out_in_one_write(monkeypatch):
+    """Workers share one stdout pipe: each line must be a single write (text and newline together), or another
+    worker's line can land between them (seen once under load: two JSON objects on one line)."""
+    from bench.train_gs import emit_line
+
+    writes: list[str] = []
+
+    class Recorder:
+        def write(self, text: str) -> int:
+            writes.append(text)
+            return len(text)
+
+        def flush(self) -> None:
+            writes.append("<flush>")
+
+    monkeypatch.setattr(sys, "stdout", Recorder())
+    emit_line('{"segment": "a", "step": 10}')
+    assert writes == ['{"segment": "a", "step": 10}\n', "<flush>"]
