@@ -24,7 +24,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from stages.evaluate_semantic import rendered_class_maps
 from stages.lib.annotation_protocols import lerf_mask_scores, lerf_ovs_scores, ovs3d_scores
 from stages.lib.annotations import QueryAnnotations
 from stages.lib.cli import config_from_params, pick_device, run_stage, stage_parser
@@ -59,7 +58,7 @@ def query_predictions(query: Query, annotations: QueryAnnotations, cams: Cameras
     i-th annotated view in increasing view order."""
     views = sorted(set(annotations.view.tolist()))
     if annotations.protocol == "3dovs":
-        return {"class_maps": rendered_class_maps(query, annotations.queries, cams)}
+        return {"class_maps": query.render_class_maps(annotations.queries, cams)}
     masks = np.zeros(annotations.masks.shape, bool)
     relevance = np.zeros(annotations.masks.shape, np.float32)
     for q in np.unique(annotations.query):

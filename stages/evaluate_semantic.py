@@ -32,8 +32,7 @@ from tqdm import tqdm
 
 from stages.lib.annotation_protocols import pair_ious, query_means
 from stages.lib.cli import StageCall, config_from_params, pick_device, run_stage, stage_inputs, stage_parser
-from stages.lib.instance_gaussians import Cameras, render_channels
-from stages.lib.open_vocabulary import label_instances
+from stages.lib.instance_gaussians import Cameras
 from stages.lib.selection import SelectionConfig, SelectMode
 from stages.lib.semantic_metrics import (
     SCANNET_SUBSETS,
@@ -77,21 +76,6 @@ class SemanticEvalConfig(SelectionConfig):
 # ----------------------------------------------------------------------------------------------
 # ScanNet protocol (3D)
 # ----------------------------------------------------------------------------------------------
-def subset_gaussian_labels(query: Query, subset: list[str]) -> np.ndarray:
-    """Per Gaussian: index into ``subset`` of its instance's argmax over the subset's text features; -1 none.
-
-    Subset classes missing from the vocabulary cannot be predicted (their IoU is 0 if present).
-    """
-    known = [name for name in subset if name in query.vocabulary]
-    if len(known) < len(subset):
-        log.warning("classes %s are not in the vocabulary", sorted(set(subset) - set(known)))
-    text = query.text_features[[query.vocabulary.index(n) for n in known]]
-    best = label_instances(query.language, text).cpu().numpy()
-    instance_label = np.array([subset.index(n) for n in known] + [-1])[best]  # best = -1 picks the trailing -1
-    leaf = query.leaf_id.cpu().numpy()
-    return np.where(leaf >= 0, instance_label[leaf.clip(0)], -1)
-
-
 def scannet_3d(query: Query, means: np.ndarray, points: np.ndarray, points_semantic: np.ndarray,
                categories: list[str]) -> dict[int, np.ndarray]:
     """Confusion matrix [C, C+1] per ScanNet class subset (19 / 15 / 10)."""
@@ -99,7 +83,7 @@ def scannet_3d(query: Query, means: np.ndarray, points: np.ndarray, points_seman
     out = {}
     for size, subset in SCANNET_SUBSETS.items():
         gt = subset_labels(points_semantic, categories, subset)
-        out[size] = confusion_matrix(gt, subset_gaussian_labels(query, subset)[index], len(subset))
+        out[size] = confusion_matrix(gt, query.subset_labels(subset)[index], len(subset))
     return out
 
 
@@ -156,27 +140,10 @@ def lerf_2d(query: Query, cams: Cameras, gt_semantic: np.ndarray, categories: li
 # ----------------------------------------------------------------------------------------------
 # 3D-OVS protocol (2D, class list)
 # ----------------------------------------------------------------------------------------------
-def rendered_class_map(weights: torch.Tensor) -> np.ndarray:
-    """Class per pixel [...] from rendered one-hot labels [..., C] (w_c = sum_g [label_g = c] a_g T_g): the argmax
-    over c; -1 (a miss) where no labelled Gaussian contributes (every w_c = 0)."""
-    best = weights.argmax(-1)
-    return torch.where(weights.amax(-1) > 0, best, torch.full_like(best, -1)).cpu().numpy()
-
-
-def rendered_class_maps(query: Query, classes: list[str], cams: Cameras) -> np.ndarray:
-    """Class index into ``classes`` per pixel [C,H,W] (-1: a miss): every Gaussian takes its instance's argmax over the
-    class list, the one-hot labels are rendered and each pixel takes the class of largest weight."""
-    labels = torch.from_numpy(subset_gaussian_labels(query, classes)).to(query.device)
-    onehot = torch.nn.functional.one_hot(labels + 1, len(classes) + 1)[:, 1:].float()  # label -1: all zeros
-    with torch.no_grad():
-        weights, _ = render_channels(query.gaussians, onehot, cams)
-    return rendered_class_map(weights)
-
-
 def ovs_2d(query: Query, cams: Cameras, gt: np.ndarray, categories: list[str]) -> tuple[list[str], np.ndarray]:
     """The class list (categories present in ``gt`` [T,H,W]) and the confusion [C, C+1] of the rendered class maps."""
     classes = present_classes(gt, categories)
-    return classes, class_list_confusion(gt, rendered_class_maps(query, classes, cams), categories, classes)
+    return classes, class_list_confusion(gt, query.render_class_maps(classes, cams), categories, classes)
 
 
 def text_protocols(query: Query, cams: Cameras, gt: np.ndarray, categories: list[str], cfg: SemanticEvalConfig
@@ -267,7 +234,7 @@ def codebook_search(args: argparse.Namespace, scene: Store, device: torch.device
                                             scene.load("points_instance"), categories)
     test = np.nonzero(scene.load("is_test"))[0]
     gt = np.stack([scene["gt_semantic"][int(v)] for v in test])
-    labels = subset_gaussian_labels(query, SCANNET_SUBSETS[19])[gaussian_of_points(points, means)[0]]
+    labels = query.subset_labels(SCANNET_SUBSETS[19])[gaussian_of_points(points, means)[0]]
     return SemanticResult(confusions, **text_protocols(query, Cameras.from_scene(scene, test, device), gt, categories,
                                                        cfg),
                           points_protocol=points_protocol(points, means), purity=purity, codebook_oracle=oracle,

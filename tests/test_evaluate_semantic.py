@@ -12,8 +12,8 @@ from oracle_stores import associated_oracle, check_query_masks, run_cli
 from stages.bench_report import STRUCTURE, query_rows, stored_query_masks
 from stages.evaluate_semantic import main as evaluate_main
 from stages.evaluate_semantic import parser as evaluate_parser
-from stages.evaluate_semantic import rendered_class_map, subset_gaussian_labels
 from stages.lib.bench_figures import query_figure
+from stages.lib.instance_gaussians import rendered_class_map
 from stages.lib.semantic_metrics import (
     NEAREST_GAUSSIAN,
     SCANNET19,
@@ -44,9 +44,9 @@ def test_instance_labels_are_the_argmax_within_each_class_subset():
     # instance 0 is most like "picture" (not among the 10 classes), then "wall"; instance 1 is unseen
     language = torch.from_numpy(np.stack([e[10] + 0.5 * e[0], np.zeros(len(SCANNET19), np.float32)]))
     q = Query(language, torch.from_numpy(e), list(SCANNET19), torch.tensor([0, 0, 1, -1]))
-    assert subset_gaussian_labels(q, SCANNET19).tolist() == [10, 10, -1, -1]
-    assert subset_gaussian_labels(q, ["wall", "floor", "bed"]).tolist() == [0, 0, -1, -1]
-    assert subset_gaussian_labels(q, ["floor", "sink"]).tolist() == [0, 0, -1, -1], "argmax among the subset"
+    assert q.subset_labels(SCANNET19).tolist() == [10, 10, -1, -1]
+    assert q.subset_labels(["wall", "floor", "bed"]).tolist() == [0, 0, -1, -1]
+    assert q.subset_labels(["floor", "sink"]).tolist() == [0, 0, -1, -1], "argmax among the subset"
 
 
 def evaluate(paths: dict[str, Path], association: Path, out: Path) -> tuple[dict, pd.DataFrame]:

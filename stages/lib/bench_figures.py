@@ -31,6 +31,7 @@ def draw_panel(ax, name: str, image: "np.ndarray | None", missing: str) -> None:
     ax.set_title(name, fontsize=8)
     ax.axis("off")
 
+
 def class_colour(name: str) -> tuple[float, float, float]:
     """A fixed colour per class name (the 19 ScanNet classes from tab20, others from a hash of the name)."""
     palette = plt.get_cmap("tab20").colors

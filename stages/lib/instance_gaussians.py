@@ -118,6 +118,13 @@ def render_channels(g: InstanceGaussians, values: Tensor, cams: Cameras) -> tupl
     return out, alpha[..., 0]
 
 
+def rendered_class_map(weights: Tensor) -> np.ndarray:
+    """Class per pixel [...] from rendered one-hot labels [..., C] (w_c = sum_g [label_g = c] a_g T_g): the argmax
+    over c; -1 (a miss) where no labelled Gaussian contributes (every w_c = 0)."""
+    best = weights.argmax(-1)
+    return torch.where(weights.amax(-1) > 0, best, torch.full_like(best, -1)).cpu().numpy()
+
+
 def render_alpha(g: InstanceGaussians, cams: Cameras) -> Tensor:
     """Accumulated opacity of ``g`` rendered alone, [C,H,W]: 1 - prod_i (1 - a_i) over its Gaussians only."""
     return render_channels(g, g.means.new_zeros(len(g), 1), cams)[1]

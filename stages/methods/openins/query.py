@@ -9,8 +9,10 @@ device: an instance mask over K followed by one gather over the N Gaussians' lea
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -19,11 +21,19 @@ from stages.lib.instance_gaussians import (
     InstanceGaussians,
     load_instance_gaussians,
     render_channels,
+    rendered_class_map,
 )
 from stages.lib.latency import latency_ms
-from stages.lib.open_vocabulary import QueryError, TextEmbedder, TextEncoder  # noqa: F401  (QueryError: API)
+from stages.lib.open_vocabulary import (  # noqa: F401  (QueryError: API)
+    QueryError,
+    TextEmbedder,
+    TextEncoder,
+    label_instances,
+)
 from stages.lib.selection import RenderHow, SelectMode
 from stages.lib.store import StoreError, read_store
+
+log = logging.getLogger(__name__)
 
 
 class Query:
@@ -132,6 +142,29 @@ class Query:
         r = self.relevance(text)
         per_gaussian = torch.where(self.leaf_id >= 0, r[self.leaf_id.clamp_min(0)], torch.full_like(r[:1], -1.0))
         return render_channels(g, per_gaussian[:, None], cams)[0][..., 0]
+
+    def subset_labels(self, subset: list[str]) -> np.ndarray:
+        """Per Gaussian: index into ``subset`` of its instance's argmax over the subset's text features; -1 none.
+
+        Subset classes missing from the vocabulary cannot be predicted (their IoU is 0 if present).
+        """
+        known = [name for name in subset if name in self.vocabulary]
+        if len(known) < len(subset):
+            log.warning("classes %s are not in the vocabulary", sorted(set(subset) - set(known)))
+        text = self.text_features[[self.vocabulary.index(n) for n in known]]
+        best = label_instances(self.language, text).cpu().numpy()
+        instance_label = np.array([subset.index(n) for n in known] + [-1])[best]  # best = -1 picks the trailing -1
+        leaf = self.leaf_id.cpu().numpy()
+        return np.where(leaf >= 0, instance_label[leaf.clip(0)], -1)
+
+    def render_class_maps(self, classes: list[str], cams: Cameras) -> np.ndarray:
+        """Class index into ``classes`` per pixel [C,H,W] (-1: a miss): every Gaussian takes its instance's argmax
+        over the class list, the one-hot labels are rendered and each pixel takes the class of largest weight."""
+        labels = torch.from_numpy(self.subset_labels(classes)).to(self.device)
+        onehot = torch.nn.functional.one_hot(labels + 1, len(classes) + 1)[:, 1:].float()  # label -1: all zeros
+        with torch.no_grad():
+            weights, _ = render_channels(self._gaussians(), onehot, cams)
+        return rendered_class_map(weights)
 
 
 def random_query(n_gaussians: int, n_instances: int, dim: int, device: str | torch.device,
