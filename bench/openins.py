@@ -29,12 +29,24 @@ from stages import (
 )
 from stages.lib.store import read_store
 
+UPSTREAM = ("masks", "features", "train_features")
+
 
 def run_level(level: str, params: dict[str, dict], scene: Path, gaussians: Path, work: Path, rows: list[dict],
-              base: dict) -> dict[str, float]:
-    """The recipe's stages after train_gs for one corruption level; returns its semantic metrics."""
+              base: dict, reuse: Path | None = None) -> dict[str, float]:
+    """The recipe's stages after train_gs for one corruption level; returns its semantic metrics. With ``reuse``,
+    the ``UPSTREAM`` stores are links to those of ``reuse / level`` (an earlier run on the same Gaussians) and only
+    the codebook onwards runs (their rows say ``reused``, 0 s)."""
     p, d = level_params(params, level, work)
     base = {**base, "level": level}
+    if reuse is not None:
+        for stage in UPSTREAM:
+            link, source = d / f"{stage}.zarr", (reuse / level / f"{stage}.zarr").resolve()
+            if not source.exists():
+                raise FileNotFoundError(f"{source}: nothing to reuse")
+            if link.is_symlink() or not link.exists():
+                link.unlink(missing_ok=True)
+                link.symlink_to(source)
     s = ["--scene", str(scene)]
     steps = [
         ("masks", masks, s + ["--out", str(d / "masks.zarr")]),
@@ -53,6 +65,9 @@ def run_level(level: str, params: dict[str, dict], scene: Path, gaussians: Path,
                                                       "--table", str(d / "semantic.csv")]),
     ]
     for stage, module, argv in steps:
+        if reuse is not None and stage in UPSTREAM:
+            rows.append({**base, "stage": stage, "seconds": 0.0, "note": f"reused from {reuse / level}"})
+            continue
         timed(stage, module.main, module.parser, argv + ["--params", json.dumps(p[stage])], rows, base)
     attrs = read_store("semantic_metrics", d / "semantic.zarr").attrs
     return {"miou_3d": attrs["miou_3d"], "macc_3d": attrs["macc_3d"], "miou_2d": attrs["miou_2d"]}

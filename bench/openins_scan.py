@@ -6,7 +6,10 @@ layout (``stages.lib.synthetic.scannet_export``), ingested with the ScanNet read
 (``bench.openins.run_level``). Rows: per stage time and peak GPU memory, and per level a ``method_total`` row with 3D
 mIoU (the scan's own points), 2D LERF mIoU, codebook purity, the codebook's GT-majority 3D mIoU, feature
 separability before and after pseudo-GT, and the per-class 3D and 2D IoU (columns ``iou3d_<class>``,
-``iou2d_<class>``).
+``iou2d_<class>``). A second CSV (``--classes-out``, default ``<out>_classes.csv``) has per level one row per class
+with the sources of its 3D errors (``class_diagnosis``: unobserved Gaussians, codebook, labelling) and how much of
+its smoothing mean comes from other instances. ``--reuse-features RUN`` compares codebook / association settings on
+the contrastive fields an earlier run trained.
 
 GPU (2 rooms, 150 frames at 640x480):  python -m bench.openins_scan --out bench/results/openins_scan.csv
 CPU smoke (tiny room, demo-size schedules):  python -m bench.openins_scan --smoke --out /tmp/openins_scan.csv
@@ -26,12 +29,16 @@ import torch
 from bench.common import REPO, base_row, load_config, recipe_params, timed
 from bench.openins import run_level
 from stages import train_gs
+from stages.evaluate_semantic import instance_classes
 from stages.ingest import load_source
 from stages.lib.feature_field import ViewCameras, load_feature_gaussians
-from stages.lib.scene import load_scene
+from stages.lib.neighbours import weighted_neighbour_mean
+from stages.lib.scene import SceneData, load_scene
+from stages.lib.semantic_metrics import SCANNET_SUBSETS, codebook_purity, subset_labels
 from stages.lib.store import read_store
 from stages.lib.synthetic import SyntheticConfig
 from stages.lib.synthetic.scannet_export import export
+from stages.methods.openins.codebook import CodebookConfig, smoothing_neighbours
 
 # cloud "scan": surface samples that some frame sees (a scan's mesh); pass {"cloud": "surface"} to keep hidden ones
 HARD_ROOM = {"difficulty": "hard", "trajectory": "walk", "cloud": "scan", "num_views": 150, "width": 640,
@@ -85,18 +92,12 @@ def scan_room(work: Path, seed: int, options: dict, gs_params: dict, rows: list[
     return scene, gaussians
 
 
-def weight_quartiles(scene: Path, folder: Path) -> dict[str, float]:
+def weight_quartiles(data: SceneData, features: np.ndarray, weight: np.ndarray, folder: Path) -> dict[str, float]:
     """Separability and 3D label accuracy of the Gaussians in the lowest and highest quartile of their summed
     blending weight over the train views (``ViewCameras.blending_weights``): whether the lost instances are the
     Gaussians that no view constrains strongly (fixed points keep every one of them)."""
-    data = load_scene(scene)
-    params, _ = load_feature_gaussians(folder / "train_features.zarr",
-                                       device="cuda" if torch.cuda.is_available() else "cpu")
-    train = np.flatnonzero(~data.is_test)
-    with torch.enable_grad():
-        weight = ViewCameras(data, params["means"].device).blending_weights(params, train).cpu().numpy()
     keep = data.points_instance >= 0
-    separable = nearest_own_instance(params["features"].cpu().numpy(), data.points_instance)
+    separable = nearest_own_instance(features, data.points_instance)
     correct = read_store("semantic_metrics", folder / "semantic.zarr").load("points_pred_3d") == data.points_semantic
     labelled = data.points_semantic >= 0
     lo, hi = np.quantile(weight[keep], [0.25, 0.75])
@@ -107,10 +108,85 @@ def weight_quartiles(scene: Path, folder: Path) -> dict[str, float]:
     return out
 
 
-def diagnosis(scene: Path, folder: Path) -> dict[str, float | str]:
-    """Per-class 3D / 2D IoU, purity and the stage-wise measures of one level (from its stores)."""
+def error_sources(right: np.ndarray, observed: np.ndarray, leaf_right: np.ndarray) -> dict[str, float]:
+    """Shares of a class's points (bool arrays over them) that are wrong, each counted once, in this order:
+    unobserved Gaussian, then a codebook leaf whose majority GT class is another (``leaf_right`` false), then the
+    labelling of a right leaf."""
+    wrong = ~right
+    return {"err_unobserved": float((wrong & ~observed).mean()),
+            "err_codebook": float((wrong & observed & ~leaf_right).mean()),
+            "err_label": float((wrong & observed & leaf_right).mean())}
+
+
+def class_diagnosis(data: SceneData, params: dict[str, torch.Tensor], weight_t: torch.Tensor,
+                    folder: Path) -> pd.DataFrame:
+    """Where each class's 3D errors come from, one row per class present on the scan's points (scan_points only).
+
+    Every point of a class is counted once (``error_sources``), in this order: ``err_unobserved`` (its Gaussian's summed blending weight
+    over the train views is ~0: no view constrains its feature), ``err_codebook`` (observed, but its codebook leaf's
+    majority GT instance is of another class, so even a perfect label per leaf errs: the codebook merged it),
+    ``err_label`` (the leaf's majority class is right, the association / labelling step picked another). Beside
+    them: ``acc``, ``weak_share`` (lowest weight quartile of all labelled Gaussians), ``acc_weak``, ``acc_hidden``,
+    ``wrong_as`` (most frequent wrong class) and ``wrong_as_share``; with the codebook's ``smooth_k``, the
+    neighbour-weight share from other GT instances in the smoothing mean (``knn_foreign_weight``: how much of a
+    point's smoothed feature comes from e.g. the wall 1 cm behind a picture) and the separability of its raw and
+    its smoothed features (``separability_raw``, ``separability_smoothed``)."""
+    weight = weight_t.cpu().numpy()
+    sem, inst = data.points_semantic, data.points_instance
+    subset = SCANNET_SUBSETS[19]
+    gt = subset_labels(sem, data.categories, subset)
+    pred = read_store("semantic_metrics", folder / "semantic.zarr").load("points_pred_3d")
+    leaf = read_store("codebook", folder / "codebook.zarr").load("leaf_id")
+    purity = codebook_purity(leaf, inst)
+    leaf_class = np.full(int(leaf.max()) + 2, -1, np.int64)
+    leaf_class[purity.cluster_ids] = instance_classes(inst, sem)[purity.majority]
+    oracle = subset_labels(leaf_class[np.where(leaf >= 0, leaf, -1)], data.categories, subset)
+    smooth_k = int(read_store("codebook", folder / "codebook.zarr").attrs.get("smooth_k", 0))
+    raw = params["features"].detach()
+    separable_raw = nearest_own_instance(raw.cpu().numpy(), inst)
+    labelled_inst = inst >= 0
+    foreign = np.full(len(inst), np.nan)
+    separable_smooth = np.full(labelled_inst.sum(), np.nan)
+    if smooth_k > 0:
+        attrs = read_store("codebook", folder / "codebook.zarr").attrs
+        cfg = CodebookConfig(smooth_k=smooth_k, smooth_gate=attrs.get("smooth_gate", -1.0),
+                             smooth_weak_quantile=attrs.get("smooth_weak_quantile", 0.0))
+        neighbours, admit = smoothing_neighbours(raw, params["means"].detach(), weight_t, cfg)
+        w = weight_t[neighbours].cpu().numpy() * (1 if admit is None else admit.cpu().numpy())
+        other = inst[neighbours.cpu().numpy()] != inst[:, None]
+        foreign = (w * other).sum(1) / np.maximum(w.sum(1), 1e-12)
+        smoothed = weighted_neighbour_mean(raw, neighbours, weight_t, admit)
+        separable_smooth = nearest_own_instance(smoothed.cpu().numpy(), inst)
+    observed, weak = weight >= 1e-3, weight <= np.quantile(weight[gt >= 0], 0.25)
+    rows = []
+    for c, name in enumerate(subset):
+        at = gt == c
+        if not at.any():
+            continue
+        right = pred[at] == c
+        wrong_pred = pred[at][~right]
+        codes, counts = np.unique(wrong_pred, return_counts=True)
+        top = codes[counts.argmax()] if len(codes) else -2
+        sep_at = at[labelled_inst]
+        rows.append({"class": name, "points": int(at.sum()), "acc": float(right.mean()),
+                     **error_sources(right, observed[at], oracle[at] == c),
+                     "hidden_share": float((~observed[at]).mean()), "weak_share": float(weak[at].mean()),
+                     "acc_hidden": float(right[~observed[at]].mean()) if (~observed[at]).any() else np.nan,
+                     "acc_weak": float(right[weak[at]].mean()) if weak[at].any() else np.nan,
+                     "wrong_as": subset[top] if top >= 0 else ("none" if top == -1 else ""),
+                     "wrong_as_share": float(counts.max() / len(wrong_pred)) if len(codes) else 0.0,
+                     "knn_foreign_weight": float(np.nanmean(foreign[at])) if smooth_k > 0 else np.nan,
+                     "separability_raw": float(separable_raw[sep_at].mean()),
+                     "separability_smoothed": float(separable_smooth[sep_at].mean())})
+    return pd.DataFrame(rows)
+
+
+def diagnosis(scene: Path, folder: Path) -> tuple[dict[str, float | str], pd.DataFrame | None]:
+    """Per-class 3D / 2D IoU, purity and the stage-wise measures of one level (from its stores), and under the
+    scan_points protocol the per-class error sources (``class_diagnosis``)."""
     metrics = read_store("semantic_metrics", folder / "semantic.zarr").attrs
-    instance = load_scene(scene).points_instance
+    data = load_scene(scene)
+    instance = data.points_instance
     out: dict[str, float | str] = {"points_protocol": metrics["points_protocol"],
                                    "miou_3d_codebook_oracle": metrics.get("miou_3d_codebook_oracle", np.nan)}
     out.update({f"codebook_{k}": v for k, v in metrics.get("codebook_purity", {}).items()})
@@ -118,12 +194,18 @@ def diagnosis(scene: Path, folder: Path) -> dict[str, float | str]:
         params, _ = load_feature_gaussians(folder / f"{stage}.zarr")
         if len(params["features"]) == len(instance):  # Gaussian i = point i
             out[f"separability_{stage}"] = feature_separability(params["features"].numpy(), instance)
+    classes = None
     if len(params["features"]) == len(instance):
-        out.update(weight_quartiles(scene, folder))
+        params, _ = load_feature_gaussians(folder / "train_features.zarr",
+                                           device="cuda" if torch.cuda.is_available() else "cpu")
+        with torch.enable_grad():
+            weight = ViewCameras(data, params["means"].device).blending_weights(params, np.flatnonzero(~data.is_test))
+        out.update(weight_quartiles(data, params["features"].cpu().numpy(), weight.cpu().numpy(), folder))
+        classes = class_diagnosis(data, params, weight, folder)
     out.update({f"iou3d_{k}": v for k, v in metrics["class_iou_3d"].items()})
     query_iou = read_store("semantic_metrics", folder / "semantic.zarr").load("query_iou_2d")
     out.update({f"iou2d_{q}": float(v) for q, v in zip(metrics["queries"], query_iou)})
-    return out
+    return out, classes
 
 
 def main() -> None:
@@ -138,8 +220,14 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=REPO / "results/bench_openins_scan")
     ap.add_argument("--run-name", default="", help="sub-folder for the levels (several settings on one room)")
     ap.add_argument("--reuse-gaussians", action="store_true", help="reuse the room and its RGB Gaussians in --work")
+    ap.add_argument("--reuse-features", default=None, metavar="RUN",
+                    help="take each level's masks, features and contrastive field from the run named RUN (its "
+                         "--run-name, '' for the top folder) on the same room; only the codebook onwards runs")
     ap.add_argument("--out", required=True, help="CSV to write the rows to")
+    ap.add_argument("--classes-out", default=None,
+                    help="CSV of the per-class error sources (class_diagnosis); default: --out with _classes")
     args = ap.parse_args()
+    classes_out = args.classes_out or str(Path(args.out).with_name(Path(args.out).stem + "_classes.csv"))
 
     config = load_config()
     if args.smoke:
@@ -155,6 +243,7 @@ def main() -> None:
     for stage, override in args.stage_params.items():
         params[stage] = {**params[stage], **override}
     rows: list[dict] = []
+    class_rows: list[pd.DataFrame] = []
     for seed in (int(s) for s in args.seeds.split(",")):
         base = {**base_row(args.method + ("_smoke" if args.smoke else ""), options), "room": f"hard_seed{seed}"}
         work = args.work / f"seed{seed}"
@@ -162,12 +251,18 @@ def main() -> None:
         levels_work = work / args.run_name if args.run_name else work
         for level in args.levels.split(","):
             t_rgb = sum(r["seconds"] for r in rows if r.get("room") == base["room"] and r["stage"] == "train_gs")
-            metrics = run_level(level, params, scene, gaussians, levels_work, rows, base)
+            reuse = None if args.reuse_features is None else work / args.reuse_features
+            metrics = run_level(level, params, scene, gaussians, levels_work, rows, base, reuse)
             total = t_rgb + sum(r["seconds"] for r in rows if r.get("room") == base["room"] and r.get("level") == level)
-            rows.append({**base, "level": level, "stage": "method_total", "seconds": total, **metrics,
-                         **diagnosis(scene, levels_work / level), "run_name": args.run_name})
+            measures, classes = diagnosis(scene, levels_work / level)
+            rows.append({**base, "level": level, "stage": "method_total", "seconds": total, **metrics, **measures,
+                         "run_name": args.run_name})
             print(json.dumps(rows[-1]), flush=True)
             pd.DataFrame(rows).to_csv(args.out, index=False)
+            if classes is not None:
+                class_rows.append(classes.assign(**{k: base[k] for k in ("date", "device", "method", "room")},
+                                                 level=level, run_name=args.run_name, miou_3d=metrics["miou_3d"]))
+                pd.concat(class_rows).to_csv(classes_out, index=False)
     pd.DataFrame(rows).to_csv(args.out, index=False)
 
 

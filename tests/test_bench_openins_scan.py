@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.openins_scan import feature_separability
+from bench.openins_scan import error_sources, feature_separability
+from stages.lib.store import read_store
 
 
 def test_feature_separability_by_hand():
@@ -15,6 +16,15 @@ def test_feature_separability_by_hand():
     instance = np.array([0, 0, 1, 1, 1, -1])
     # means: instance 0 at (0.1, 0), instance 1 at (0.7667, 0); the point (0.1, 0) of instance 1 is nearer to 0's
     assert feature_separability(features, instance) == pytest.approx(4 / 5)
+
+
+def test_error_sources_count_each_wrong_point_once():
+    right = np.array([True, False, False, False, False, True])
+    observed = np.array([True, False, True, True, False, True])
+    leaf_right = np.array([True, True, False, True, False, False])
+    # point 1 and 4 unobserved, point 2 a wrong leaf, point 3 a right leaf mislabelled
+    assert error_sources(right, observed, leaf_right) == pytest.approx(
+        {"err_unobserved": 2 / 6, "err_codebook": 1 / 6, "err_label": 1 / 6})
 
 
 @pytest.mark.slow
@@ -33,13 +43,23 @@ def test_smoke_run_writes_rows_with_purity_and_per_class_iou(tmp_path):
     assert any(c.startswith("iou3d_") for c in rows.columns) and any(c.startswith("iou2d_") for c in rows.columns)
     assert {"export_scannet", "ingest", "train_gs", "codebook", "evaluate_semantic"} <= set(rows["stage"])
     assert 0 <= total["separability_q1"] <= 1 and 0 <= total["label_acc_q4"] <= 1 and total["blend_weight_median"] > 0
-    # a second setting on the same room: the RGB Gaussians are reused, the levels go to their own folder
+    classes = pd.read_csv(tmp_path / "rows_classes.csv")
+    assert {"wall", "floor"} <= set(classes["class"])
+    errors = classes[["err_unobserved", "err_codebook", "err_label"]].sum(1)
+    assert np.allclose(errors, 1 - classes["acc"])
+    # a second setting on the same room: the RGB Gaussians and the contrastive field are reused, the levels go to
+    # their own folder
     again = tmp_path / "again.csv"
+    smoothing = schedules[:-1] + (', "codebook": {"smooth_k": 4, "smooth_gate": 0.5, "smooth_weak_quantile": 0.25}, '
+                                  '"associate": {"fill_unviewed_k": 4}}')
     res = subprocess.run([sys.executable, "-m", "bench.openins_scan", "--smoke", "--seeds", "1", "--levels", "clean",
-                          "--scene-options", options, "--stage-params", schedules, "--work", str(tmp_path / "w"),
-                          "--reuse-gaussians", "--run-name", "xyz2", "--out", str(again)],
+                          "--scene-options", options, "--stage-params", smoothing, "--work", str(tmp_path / "w"),
+                          "--reuse-gaussians", "--reuse-features", "", "--run-name", "xyz2", "--out", str(again)],
                          capture_output=True, text=True, timeout=3600)
     assert res.returncode == 0, res.stderr[-2000:]
     rows = pd.read_csv(again)
     assert rows.loc[rows["stage"] == "train_gs", "note"].tolist() == ["reused"]
+    assert rows.loc[rows["stage"] == "train_features", "note"].str.startswith("reused").all()
     assert "export_scannet" not in set(rows["stage"]) and (tmp_path / "w/seed1/xyz2/clean/semantic.zarr").exists()
+    assert pd.read_csv(tmp_path / "again_classes.csv")["knn_foreign_weight"].between(0, 1).all()
+    assert read_store("association", tmp_path / "w/seed1/xyz2/clean/associate.zarr").attrs["fill_unviewed_k"] == 4

@@ -180,7 +180,7 @@ def test_smoothing_moves_a_never_rendered_gaussian_to_its_surface(scene, trained
     mean_a, mean_b = (params["features"][instance == i].mean(0) for i in (a, b))
     g = int(torch.nonzero(instance == a)[0])
     params["opacities"][g], params["features"][g] = -30.0, mean_b
-    smoothed = openins_codebook.smooth_weak_features(params, scene, k=8)
+    smoothed = openins_codebook.smooth_weak_features(params, scene, openins_codebook.CodebookConfig(smooth_k=8))
     assert (smoothed[g] - mean_a).norm() < (smoothed[g] - mean_b).norm()
     assert (params["features"][g] - mean_a).norm() > (params["features"][g] - mean_b).norm()
 
@@ -193,3 +193,21 @@ def test_smoothing_needs_the_scene_and_is_recorded(stores, scene, tmp_path):
     codebook.main(codebook.parser().parse_args(args + ["--scene", str(stores["scene"]),
                                                        "--out", str(tmp_path / "b.zarr")]))
     assert read_store("codebook", tmp_path / "b.zarr").attrs["smooth_k"] == 8
+
+
+def test_smooth_gate_and_weak_quantile_by_hand():
+    """smooth_gate keeps a dissimilar neighbour out of the mean, except for the weak Gaussians (smooth_weak_quantile),
+    which average over every neighbour."""
+    means = torch.tensor([[0.0, 0, 0], [0.01, 0, 0], [0.02, 0, 0]])
+    features = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])  # 0, 1 on a picture; 2 on the wall behind
+    weights = torch.tensor([1.0, 2.0, 2.0])
+    cfg = openins_codebook.CodebookConfig
+    plain = openins_codebook.smooth_features(features, means, weights, cfg(smooth_k=3))
+    assert torch.allclose(plain[0], torch.tensor([0.6, 0.4]))  # (1*f0 + 2*f1 + 2*f2) / 5
+    gated = openins_codebook.smooth_features(features, means, weights, cfg(smooth_k=3, smooth_gate=0.5))
+    assert torch.equal(gated, features)  # nobody is similar across the picture-wall border
+    weak = openins_codebook.smooth_features(features, means, weights,
+                                            cfg(smooth_k=3, smooth_gate=0.5, smooth_weak_quantile=0.5))
+    assert torch.allclose(weak[0], plain[0]) and torch.equal(weak[1:], features[1:])  # 0 weighs least: ungated
+    with pytest.raises(ValueError, match="smooth_gate"):
+        cfg(smooth_gate=1.5)

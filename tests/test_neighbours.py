@@ -2,7 +2,7 @@
 
 import torch
 
-from stages.lib.neighbours import knn_indices, weighted_neighbour_mean
+from stages.lib.neighbours import knn_indices, similar_neighbours, weighted_neighbour_mean
 
 
 def test_knn_puts_each_point_first_then_its_nearest():
@@ -18,3 +18,21 @@ def test_weighted_neighbour_mean_by_hand():
     out = weighted_neighbour_mean(values, neighbours, weights)
     # (0*1 + 10*3) / 4; the same pair; only point 1 weighs for point 2; no weight at all: the plain mean (40+20)/2
     assert out[:, 0].tolist() == [7.5, 7.5, 10.0, 30.0]
+
+
+def test_admitted_neighbours_only_by_hand():
+    values = torch.tensor([[0.0], [10.0], [20.0], [40.0]])
+    neighbours = torch.tensor([[0, 1], [1, 0], [2, 1], [3, 2]])
+    weights = torch.tensor([1.0, 3.0, 0.0, 0.0])
+    admit = torch.tensor([[True, False], [True, True], [True, True], [True, False]])
+    out = weighted_neighbour_mean(values, neighbours, weights, admit)
+    # point 0 alone (weight 1): 0; point 1 as before 7.5; point 2: only point 1 weighs; point 3 alone, no weight: 40
+    assert out[:, 0].tolist() == [0.0, 7.5, 10.0, 40.0]
+
+
+def test_similar_neighbours_by_cosine():
+    values = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0], [0.0, 0.0]])
+    neighbours = torch.tensor([[0, 1, 2], [1, 0, 2], [2, 1, 0], [3, 0, 1]])
+    admit = similar_neighbours(values, neighbours, 0.7)
+    # cos(0,1) = cos(1,2) = 0.707, cos(0,2) = 0; a zero vector is similar to nothing but itself
+    assert admit.tolist() == [[True, True, False], [True, True, True], [True, True, False], [True, False, False]]

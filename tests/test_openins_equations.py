@@ -4,7 +4,12 @@ import pytest
 import torch
 
 from stages.lib.kmeans import kmeans
-from stages.methods.openins.association import association_scores, best_mask_per_instance, masks_iou
+from stages.methods.openins.association import (
+    association_scores,
+    best_mask_per_instance,
+    masks_iou,
+    nearest_viewed_instance,
+)
 from stages.methods.openins.codebook import two_level_codebook
 from stages.methods.openins.losses import (
     inter_mask_contrastive_loss,
@@ -109,3 +114,14 @@ def test_coarse_level_weighs_position_by_xyz_weight():
     space = torch.cat([1e-3 * (xyz - xyz.min(0).values) / (xyz.max(0).values - xyz.min(0).values).max(), feats], 1)
     for c in range(2):
         assert torch.allclose(by_feature.coarse_centres[c], space[by_feature.coarse == c].mean(0), atol=1e-6)
+
+
+def test_nearest_viewed_instance_by_hand():
+    """fill_unviewed_k: an instance without associated views takes its members' most frequent viewed neighbour."""
+    means = torch.tensor([[0.0, 0, 0], [1.0, 0, 0], [2.0, 0, 0], [10.0, 0, 0], [11.0, 0, 0], [30.0, 0, 0]])
+    leaf = torch.tensor([0, 1, 1, 2, 3, -1])
+    viewed = torch.tensor([True, False, True, True])
+    # instance 1 (points at 1, 2) has no view: its members' 2 nearest are {1, 0} and {2, 1} -> instance 0 once
+    assert nearest_viewed_instance(leaf, means, viewed, 2).tolist() == [0, 0, 2, 3]
+    # with only themselves as neighbours nothing is viewed nearby: instance 1 stays itself
+    assert nearest_viewed_instance(leaf, means, viewed, 1).tolist() == [0, 1, 2, 3]

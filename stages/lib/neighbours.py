@@ -1,8 +1,8 @@
 """Spatial neighbourhoods of Gaussians: k nearest centres and neighbour means of per-Gaussian values.
 
 Shared by SAGA's local feature smoothing (SAGA Sec. 3.3) and the optional weak-Gaussian smoothing of
-OpenInsGaussian's codebook input (``stages.methods.openins.codebook``, ``smooth_k``). Neighbours are found on the
-Gaussian centres with scipy's cKDTree; a Gaussian is its own first neighbour.
+OpenInsGaussian's codebook input (``stages.methods.openins.codebook``: ``smooth_k``, ``smooth_gate``). Neighbours are
+found on the Gaussian centres with scipy's cKDTree; a Gaussian is its own first neighbour.
 """
 
 from __future__ import annotations
@@ -22,10 +22,22 @@ def knn_indices(means: np.ndarray | Tensor, k: int, workers: int = -1) -> Tensor
     return torch.from_numpy(np.asarray(idx, dtype=np.int64).reshape(len(xyz), k)).to(device)
 
 
-def weighted_neighbour_mean(values: Tensor, neighbours: Tensor, weights: Tensor) -> Tensor:
-    """v_i <- sum_{j in KNN(i)} w_j v_j / sum_{j in KNN(i)} w_j for values [N,D], neighbour indices [N,K] and
-    non-negative weights [N]; where every neighbour's weight is zero, the plain neighbour mean."""
-    w = weights[neighbours].unsqueeze(-1)  # [N,K,1]
+def weighted_neighbour_mean(values: Tensor, neighbours: Tensor, weights: Tensor,
+                            admit: Tensor | None = None) -> Tensor:
+    """v_i <- sum_{j in KNN(i)} a_ij w_j v_j / sum_{j in KNN(i)} a_ij w_j for values [N,D], neighbour indices [N,K],
+    non-negative weights [N] and optional admitted neighbours a [N,K] (bool, default all); where every admitted
+    neighbour's weight is zero, the plain mean of the admitted neighbours."""
+    a = torch.ones_like(neighbours, dtype=values.dtype) if admit is None else admit.to(values.dtype)
+    w = (weights[neighbours] * a).unsqueeze(-1)  # [N,K,1]
     total = w.sum(1)
     weighted = (values[neighbours] * w).sum(1) / total.clamp_min(torch.finfo(values.dtype).tiny)
-    return torch.where(total > 0, weighted, values[neighbours].mean(1))
+    plain = (values[neighbours] * a.unsqueeze(-1)).sum(1) / a.sum(1, keepdim=True).clamp_min(1)
+    return torch.where(total > 0, weighted, plain)
+
+
+def similar_neighbours(values: Tensor, neighbours: Tensor, threshold: float) -> Tensor:
+    """[N,K] bool: neighbour j of i is admitted when cos(v_i, v_j) >= ``threshold``; i itself always is."""
+    unit = torch.nn.functional.normalize(values, dim=-1)
+    cos = (unit[:, None, :] * unit[neighbours]).sum(-1)
+    own = neighbours == torch.arange(len(values), device=values.device)[:, None]
+    return (cos >= threshold) | own

@@ -4,6 +4,11 @@ On every train view each instance (codebook leaf) is rendered alone and binarise
 chosen level is scored by Eq. 8, S_ij = IoU(pi(M^i), B^j) * (1 - |M^i - P^j|_1), and the best mask per instance and
 view is kept. The associated masks' CLIP features are fused across views (``fuse_language``) into one language
 feature per instance, written to an ``association`` store with each instance's argmax vocabulary label.
+
+``fill_unviewed_k`` > 0 (ours, off by default): an instance that no view associates (it has no language feature, so
+every Gaussian of it is left unlabelled) takes the language feature of the associated instance most frequent among
+the ``fill_unviewed_k`` nearest Gaussians of its members (``nearest_viewed_instance``). Small codebook leaves whose
+rendering never passes the binarisation, and leaves of Gaussians that no view sees, are such instances.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from stages.lib.instance_gaussians import (
     render_channels,
 )
 from stages.lib.mask_means import flat_mask_index, mask_mean_features, mask_means_from_labels, masked_count
+from stages.lib.neighbours import knn_indices
 from stages.lib.open_vocabulary import label_instances
 from stages.lib.store import Store, StoreError, read_store, write_store
 from stages.methods import register
@@ -95,6 +101,7 @@ class AssociationConfig:
     tau: float = 10.0  # temperature of the cross-view agreement weights; 0 = plain mean (OpenGaussian)
     score_weighted: bool = True  # also weight every view by its Eq. 8 score
     view_batch: int = 16  # cameras rendered per call
+    fill_unviewed_k: int = 0  # ours: instances without an associated view take their spatial neighbours' language
 
 
 @dataclass
@@ -185,6 +192,22 @@ def fuse_language(features: Tensor, group: Tensor, num_groups: int, tau: float,
     return torch.nn.functional.normalize(fused, dim=-1), torch.bincount(group, minlength=num_groups)
 
 
+def nearest_viewed_instance(leaf: Tensor, means: Tensor, viewed: Tensor, k: int) -> Tensor:
+    """[K]: per instance, the instance whose language it takes. Itself where ``viewed`` [K]; otherwise the viewed
+    instance most frequent among the k nearest Gaussians (``means`` [N,3]) of its members (``leaf`` [N], -1 none),
+    ties to the smaller id; itself where no member has a viewed neighbour."""
+    num = len(viewed)
+    source = torch.arange(num, device=leaf.device)
+    todo = (leaf >= 0) & ~viewed[leaf.clamp_min(0)]
+    if not todo.any():
+        return source
+    other = leaf[knn_indices(means, k)[todo]]  # [M,k] the neighbours' instances
+    own = leaf[todo][:, None].expand_as(other)
+    ok = (other >= 0) & viewed[other.clamp_min(0)]
+    votes = torch.bincount(own[ok] * num + other[ok], minlength=num * num).reshape(num, num)
+    return torch.where(~viewed & (votes.max(1).values > 0), votes.argmax(1), source)
+
+
 # ----------------------------------------------------------------------------------------------
 # The associate stage with this rule
 # ----------------------------------------------------------------------------------------------
@@ -243,6 +266,9 @@ def run_eq8_association(call: StageCall) -> None:
     clip = torch.from_numpy(features.load("mask_features")[rows]).to(device)
     language, views = fuse_language(clip, assoc.instance, gaussians.num_instances, cfg.tau,
                                     assoc.score if cfg.score_weighted else None)
+    if cfg.fill_unviewed_k > 0:
+        language = language[nearest_viewed_instance(gaussians.leaf_id, gaussians.means, views > 0,
+                                                    cfg.fill_unviewed_k)]
     text = features.load("text_features")
     label = label_instances(language, torch.from_numpy(text).to(device))
     log.info("associated %d masks; %d of %d instances have a language feature", len(rows),
@@ -253,4 +279,4 @@ def run_eq8_association(call: StageCall) -> None:
         w.write("instance_label", label.cpu().numpy().astype(np.int32))
         w.write("text_features", text)
         w.attrs.update(vocabulary=list(features.attrs["vocabulary"]), level=cfg.level, tau=cfg.tau,
-                       num_associations=len(rows))
+                       num_associations=len(rows), fill_unviewed_k=cfg.fill_unviewed_k)

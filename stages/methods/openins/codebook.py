@@ -4,7 +4,8 @@ Eq. 5 clusters the Gaussians of a ``feature_gaussians`` store into ``k_coarse`` 
 [xyz_weight * normalised xyz, feature]; Eq. 6 splits every coarse group into at most ``k_fine`` leaves on the
 feature alone. A Gaussian's leaf is its 3D instance. Parameters: ``k_coarse`` (64), ``k_fine`` (10), ``xyz_weight``
 (1.0; the OpenGaussian reference uses 1.0 on ScanNet and 0.5 on most LERF scenes), ``iters`` (50 Lloyd iterations),
-``seed`` (0), ``min_opacity`` (0.0: Gaussians below this opacity are left unassigned, -1), ``smooth_k`` (0: off).
+``seed`` (0), ``min_opacity`` (0.0: Gaussians below this opacity are left unassigned, -1), ``smooth_k`` (0: off),
+``smooth_gate`` (-1.0: off) and ``smooth_weak_quantile`` (0.0: no Gaussian counts as weak).
 
 ``smooth_k`` > 0 is our addition, not the paper's: before Eq. 5 every feature becomes the blending-weight-weighted
 mean of its ``smooth_k`` nearest Gaussians' features, the weight of a Gaussian being its summed compositing weight
@@ -12,7 +13,11 @@ over the train views (``ViewCameras.blending_weights``). In the ScanNet setting 
 Gaussian that the views barely render gets almost no feature gradient of its own and keeps a feature that does
 not separate its instance (measured: separability 0.37 in the least-rendered quarter against 0.79 in the most,
 on a CPU hard room); its well-rendered neighbours on the same surface carry the instance instead. The paper is
-silent on such Gaussians.
+silent on such Gaussians. A refinement of it (ours too), ``smooth_gate``: neighbour j enters i's mean only where
+cos(f_i, f_j) >= smooth_gate (i itself always), so a picture's Gaussians do not average in the wall just behind them;
+but a weak Gaussian's own feature is no guide, so the Gaussians whose blending weight is below the
+``smooth_weak_quantile`` of all average over every neighbour, ungated. (smooth_gate 1 with smooth_weak_quantile q:
+only the weak Gaussians are smoothed, the others keep their own feature.)
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from torch import Tensor
 from stages.lib.cli import StageCall, config_from_params
 from stages.lib.feature_field import ViewCameras, load_feature_gaussians
 from stages.lib.kmeans import kmeans
-from stages.lib.neighbours import knn_indices, weighted_neighbour_mean
+from stages.lib.neighbours import knn_indices, similar_neighbours, weighted_neighbour_mean
 from stages.lib.scene import SceneData, load_scene
 from stages.lib.store import write_store
 from stages.methods import register
@@ -89,10 +94,14 @@ class CodebookConfig:
     seed: int = 0
     min_opacity: float = 0.0
     smooth_k: int = 0
+    smooth_gate: float = -1.0
+    smooth_weak_quantile: float = 0.0
 
     def __post_init__(self) -> None:
         if self.k_coarse < 1 or self.k_fine < 1 or self.xyz_weight <= 0 or self.smooth_k < 0:
             raise ValueError(f"k_coarse and k_fine must be >= 1, xyz_weight > 0 and smooth_k >= 0: {self}")
+        if not -1.0 <= self.smooth_gate <= 1.0 or not 0.0 <= self.smooth_weak_quantile <= 1.0:
+            raise ValueError(f"smooth_gate must lie in [-1, 1] and smooth_weak_quantile in [0, 1]: {self}")
 
 
 @dataclass
@@ -116,15 +125,32 @@ def build_codebook(xyz: Tensor, features: Tensor, keep: Tensor, cfg: CodebookCon
                           leaf_id=leaf_id)
 
 
-def smooth_weak_features(params: dict[str, Tensor], scene: SceneData, k: int) -> Tensor:
-    """The ``smooth_k`` input of Eq. 5: each feature replaced by the mean of its k nearest Gaussians' features,
-    weighted by their summed blending weight over the scene's train views."""
+def smoothing_neighbours(features: Tensor, means: Tensor, weights: Tensor,
+                         cfg: CodebookConfig) -> tuple[Tensor, Tensor | None]:
+    """The ``smooth_k`` nearest Gaussians of every Gaussian [N,k] and which of them enter its mean [N,k] (None: all):
+    those admitted by ``smooth_gate``, or all where its own blending weight is below the ``smooth_weak_quantile``."""
+    neighbours = knn_indices(means, cfg.smooth_k)
+    if cfg.smooth_gate <= -1.0:
+        return neighbours, None
+    weak = weights < torch.quantile(weights.float(), cfg.smooth_weak_quantile).to(weights.dtype)
+    return neighbours, similar_neighbours(features, neighbours, cfg.smooth_gate) | weak[:, None]
+
+
+def smooth_features(features: Tensor, means: Tensor, weights: Tensor, cfg: CodebookConfig) -> Tensor:
+    """The ``smooth_k`` input of Eq. 5 from per-Gaussian blending weights [N]: each feature replaced by the
+    weight-weighted mean of its admitted neighbours' features (``smoothing_neighbours``)."""
+    neighbours, admit = smoothing_neighbours(features, means, weights, cfg)
+    return weighted_neighbour_mean(features, neighbours, weights, admit)
+
+
+def smooth_weak_features(params: dict[str, Tensor], scene: SceneData, cfg: CodebookConfig) -> Tensor:
+    """``smooth_features`` with the summed blending weight of every Gaussian over the scene's train views."""
     train = [int(v) for v in (~scene.is_test).nonzero()[0]]
     with torch.enable_grad():
         weights = ViewCameras(scene, params["means"].device).blending_weights(params, train)
     log.info("smoothing features over %d neighbours; median blending weight %.3g, %d Gaussians never rendered",
-             k, float(weights.median()), int((weights <= 0).sum()))
-    return weighted_neighbour_mean(params["features"].detach(), knn_indices(params["means"], k), weights)
+             cfg.smooth_k, float(weights.median()), int((weights <= 0).sum()))
+    return smooth_features(params["features"].detach(), params["means"].detach(), weights, cfg)
 
 
 @register("codebook", "openins_two_level")
@@ -139,7 +165,7 @@ def run_two_level_codebook(call: StageCall) -> None:
     features = params["features"]
     if cfg.smooth_k > 0:
         (scene_path,) = call.require("scene")
-        features = smooth_weak_features(params, load_scene(scene_path), cfg.smooth_k)
+        features = smooth_weak_features(params, load_scene(scene_path), cfg)
     result = build_codebook(params["means"], features, keep, cfg)
     used = int(torch.unique(result.leaf_id[keep]).numel())
     log.info("%d of %d Gaussians assigned to %d leaves", int(keep.sum()), len(keep), used)
@@ -149,4 +175,6 @@ def run_two_level_codebook(call: StageCall) -> None:
         w.write("coarse_id", result.coarse_id.int().cpu().numpy())
         w.write("leaf_id", result.leaf_id.int().cpu().numpy())
         w.attrs.update(k_coarse=cfg.k_coarse, k_fine=cfg.k_fine, xyz_weight=cfg.xyz_weight,
-                       min_opacity=cfg.min_opacity, smooth_k=cfg.smooth_k, num_assigned=int(keep.sum()), num_leaves_used=used)
+                       min_opacity=cfg.min_opacity, smooth_k=cfg.smooth_k, smooth_gate=cfg.smooth_gate,
+                       smooth_weak_quantile=cfg.smooth_weak_quantile, num_assigned=int(keep.sum()),
+                       num_leaves_used=used)
