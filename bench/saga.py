@@ -4,8 +4,11 @@ At every level (``bench.common.CORRUPTION``: mask and CLIP-feature knobs) the re
 order: masks, mask scales (Eq. 2), features, the affinity-feature training, the vote graph (A.3) and its labels, the
 semantic evaluation (ScanNet 3D protocol through the vote labels) and the promptable evaluation (NVOS / SPIn-NeRF
 protocols on every furniture object). One CSV row per (level, stage) with wall time and peak GPU memory, one
-``method_total`` row per level with the metrics, then the prompt latency and the HDBSCAN decomposition time on
-1M Gaussians. The CSV is rewritten after every level, so an interrupted run keeps the finished levels.
+``method_total`` row per level with the metrics (``nvos_miou`` is the configured NVOS target view, beside
+``nvos_nearest_miou`` and ``nvos_largest_miou``), then the prompt latency and the HDBSCAN decomposition time on
+1M Gaussians. A second CSV (``--objects-out``, default ``<out>_nvos_objects.csv``) keeps one row per (level, NVOS
+object, target view): instance, category, reference and target view, the angle between their optical axes, IoU,
+precision, recall. Both CSVs are rewritten after every level, so an interrupted run keeps the finished levels.
 
 GPU (defaults: the 150-view 512x512 room, recipe saga_gpu):
     python -m bench.saga --out bench/results/saga.csv
@@ -33,11 +36,25 @@ from stages.methods.saga.decompose import decompose
 
 SMOKE_ROOM = {"num_views": 16, "width": 48, "height": 36, "num_points": 3000, "num_objects": 8, "device": "cpu"}
 SMOKE_ITERATIONS = {"train_gs": 300, "train_features": 100}
+OBJECT_COLUMNS = ["instance", "category", "target_rule", "reference_view", "target_view", "view_angle", "iou",
+                  "precision", "recall", "accuracy"]
+
+
+def nvos_object_rows(table: Path, base: dict) -> list[dict]:
+    """Per-object NVOS rows of an evaluate_prompt table (``OBJECT_COLUMNS``, fractions, angles in degrees)."""
+    t = pd.read_csv(table)
+    t = t[t["protocol"].str.startswith("nvos") & (t["object"] != "mean")]
+    t = t.assign(instance=t["object"], target_rule=t["protocol"].str.removeprefix("nvos").str.lstrip("_"),
+                 reference_view=t["reference_view"].astype(int), target_view=t["target_view"].astype(int),
+                 iou=(t["mIoU"] / 100).round(4), accuracy=(t["mAcc"] / 100).round(4),
+                 precision=(t["precision"] / 100).round(4), recall=(t["recall"] / 100).round(4))
+    return [{**base, **row} for row in t[OBJECT_COLUMNS].to_dict("records")]
 
 
 def run_level(level: str, params: dict[str, dict], scene: Path, gaussians: Path, work: Path, rows: list[dict],
-              base: dict) -> dict[str, float]:
-    """The recipe's stages after train_gs at one corruption level; returns its metrics."""
+              base: dict, objects: list[dict]) -> dict[str, float]:
+    """The recipe's stages after train_gs at one corruption level; returns its metrics and adds its per-object NVOS
+    rows to ``objects``."""
     p, d = level_params(params, level, work)
     base = {**base, "level": level}
     s, g = ["--scene", str(scene)], ["--gaussians", str(d / "train_features.zarr")]
@@ -66,6 +83,7 @@ def run_level(level: str, params: dict[str, dict], scene: Path, gaussians: Path,
     for protocol, values in summary.items():
         out.update({f"{protocol}_miou": values["mIoU"], f"{protocol}_macc": values["mAcc"],
                     f"{protocol}_objects": values["objects"]})
+    objects += nvos_object_rows(d / "prompt.csv", base)
     return out
 
 
@@ -99,7 +117,10 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=REPO / "results/bench_saga")
     ap.add_argument("--reuse-gaussians", action="store_true", help="reuse the scene and RGB Gaussians in --work")
     ap.add_argument("--out", required=True, help="CSV to write")
+    ap.add_argument("--objects-out", type=Path, default=None, help="per-object NVOS CSV (default "
+                    "<out>_nvos_objects.csv)")
     args = ap.parse_args()
+    objects_out = args.objects_out or Path(args.out).with_name(Path(args.out).stem + "_nvos_objects.csv")
 
     method = args.method or ("saga" if args.smoke else "saga_gpu")
     options = args.scene_options or (SMOKE_ROOM if args.smoke else GPU_ROOM)
@@ -110,11 +131,12 @@ def main() -> None:
         params[stage].update(over)
     base = base_row(method, options)
     rows: list[dict] = []
+    objects: list[dict] = []
     scene, gaussians = bench_room(args.work, options, params["train_gs"], rows, base, args.reuse_gaussians)
     shared = sum(r["seconds"] for r in rows if r["stage"] in ("ingest", "train_gs"))
     for level in args.levels.split(","):
         try:
-            metrics = run_level(level, params, scene, gaussians, args.work, rows, base)
+            metrics = run_level(level, params, scene, gaussians, args.work, rows, base, objects)
         except Exception:  # one failed level must not lose the others
             traceback.print_exc()
             rows.append({**base, "level": level, "stage": "method_total", "note": "failed"})
@@ -123,6 +145,7 @@ def main() -> None:
         rows.append({**base, "level": level, "stage": "method_total", "seconds": total, **metrics})
         print(json.dumps(rows[-1]), flush=True)
         pd.DataFrame(rows).to_csv(args.out, index=False)
+        pd.DataFrame(objects).to_csv(objects_out, index=False)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     n = args.timing_gaussians or (20_000 if args.smoke else 1_000_000)
     rows.append({**base, "level": "", "stage": "prompt_latency", "gaussians": n, **prompt_latency(n, 32, 512, device)})

@@ -2,10 +2,15 @@
 own scribbles / masks when the scene has NVOS or SPIn-NeRF annotations, else from its ground-truth instances; point
 prompts on a reference train view, IoU and pixel accuracy of the rendered mask on each scored view
 (``stages.lib.promptable`` defines the protocols, ``stages.methods.saga.evaluation`` how objects, views, scales and
-prompts are chosen). ``protocols`` applies to scenes without annotations.
+prompts are chosen). ``protocols`` applies to scenes without annotations. On those, NVOS is scored on two target
+views per object, ``nvos_nearest`` and ``nvos_largest``; ``nvos`` is the one ``nvos_target`` names.
+
+Table: one mean row per protocol variant (``nvos``, ``nvos_nearest``, ``nvos_largest``, ``spin``), then one row per
+scored (object, target view) with its category (synthetic scenes), reference and target view, the angle between their
+optical axes (degrees), precision and recall (%).
 
 Parameters (JSON): the ``PromptEvalConfig`` fields (protocols, num_positive, num_negative, threshold, min_area,
-min_instance, max_objects, seed).
+min_instance, max_objects, seed, nvos_target).
 """
 
 from __future__ import annotations
@@ -37,25 +42,38 @@ def main(args: argparse.Namespace) -> None:
     if not rows:
         raise StoreError(f"{args.scene}: no prompt annotations and no object seen by >= {cfg.min_area} pixels in a "
                          f"train and a test view")
-    summary = protocol_summary(rows)
+    summary = protocol_summary(rows, cfg.nvos_target)
     table = pd.DataFrame(rows)
     with write_store("prompt_metrics", args.out, "evaluate_prompt", args.params,
                      {"scene": args.scene, "gaussians": args.gaussians, "mask_scales": args.mask_scales}) as w:
-        w.write("iou", table["iou"].to_numpy(np.float32))
-        w.write("accuracy", table["accuracy"].to_numpy(np.float32))
-        w.write("instance", table["instance"].to_numpy(np.int32))
+        for name in ("iou", "accuracy", "view_angle", "precision", "recall"):
+            w.write(name, table[name].to_numpy(np.float32))
+        for name in ("instance", "reference_view", "target_view"):
+            w.write(name, table[name].to_numpy(np.int32))
         w.attrs.update(protocols=list(table["protocol"]), summary=summary)
-    out = pd.DataFrame([{"protocol": p, "object": "mean", "mIoU": s["mIoU"] * PERCENT, "mAcc": s["mAcc"] * PERCENT,
-                         "objects": s["objects"]} for p, s in summary.items()]
-                       + [{"protocol": r["protocol"], "object": r["object"], "mIoU": r["iou"] * PERCENT,
-                           "mAcc": r["accuracy"] * PERCENT, "objects": 1} for r in rows]).round(2)
     scene_attrs = read_store("scene", args.scene).attrs
+    out = pd.concat([pd.DataFrame([{"protocol": p, "object": "mean", "mIoU": s["mIoU"] * PERCENT,
+                                    "mAcc": s["mAcc"] * PERCENT, "objects": s["objects"]}
+                                   for p, s in summary.items()]), object_rows(table, scene_attrs)],
+                    ignore_index=True).round(2)
     out.insert(0, "scene", scene_attrs["scene"])
     out.insert(0, "dataset", scene_attrs["dataset"])
     write_csv_atomic(out, Path(args.table))
     for p, s in summary.items():
         log.info("%s protocol: mIoU %.2f, mAcc %.2f over %d objects", p, s["mIoU"] * PERCENT, s["mAcc"] * PERCENT,
                  s["objects"])
+
+
+def object_rows(table: pd.DataFrame, scene_attrs: dict) -> pd.DataFrame:
+    """The table's per-(object, target view) rows; ``category`` from the synthetic scene's instance categories."""
+    inst_cat, names = scene_attrs.get("instance_categories"), scene_attrs.get("categories", [])
+    category = [names[inst_cat[i]] if inst_cat is not None and 0 <= inst_cat[i] < len(names) else ""
+                for i in table["instance"]]
+    return pd.DataFrame({"protocol": table["protocol"], "object": table["object"], "mIoU": table["iou"] * PERCENT,
+                         "mAcc": table["accuracy"] * PERCENT, "objects": 1, "category": category,
+                         "reference_view": table["reference_view"], "target_view": table["target_view"],
+                         "view_angle": table["view_angle"], "precision": table["precision"] * PERCENT,
+                         "recall": table["recall"] * PERCENT})
 
 
 def parser() -> argparse.ArgumentParser:

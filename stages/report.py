@@ -122,11 +122,13 @@ def paper_layout(table: pd.DataFrame, value: str) -> pd.DataFrame:
 
 
 def prompt_table(tables: list[str]) -> pd.DataFrame:
-    """SAGA Tables 1-2 layout: one row per method and scene, mIoU / mAcc of the NVOS and SPIn-NeRF protocols."""
+    """SAGA Tables 1-2 layout: one row per method and scene, mIoU / mAcc of the NVOS and SPIn-NeRF protocols; on
+    synthetic scenes also NVOS on the nearest and on the largest target view (``nvos`` is the configured one)."""
     rows = load_semantic(tables)
     rows = rows[rows["object"] == "mean"]
     wide = rows.pivot_table(index=["method", "dataset", "scene"], columns="protocol", values=["mIoU", "mAcc"])
-    names = {"nvos": "NVOS", "spin": "SPIn-NeRF"}
+    names = {"nvos": "NVOS", "nvos_nearest": "NVOS nearest view", "nvos_largest": "NVOS largest view (all-around)",
+             "spin": "SPIn-NeRF"}
     wide.columns = [f"{names.get(protocol, protocol)} {metric}" for metric, protocol in wide.columns]
     order = [f"{n} {m}" for n in names.values() for m in ("mIoU", "mAcc") if f"{n} {m}" in wide.columns]
     return with_mean_rows(wide.reset_index(), order)

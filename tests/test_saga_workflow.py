@@ -38,7 +38,9 @@ def right_object_selections(scene_dir) -> int:
     field = SagaField.load(scene_dir / "train_features/tiny_saga.zarr")
     knots = read_store("mask_scales", scene_dir / "mask_scales/tiny_saga.zarr").load("scale_knots")
     count = 0
-    for inst, ref, tgt in prompt_objects(scene.gt_instance, scene.is_test, PromptEvalConfig()):
+    for inst, ref, targets in prompt_objects(scene.gt_instance, scene.is_test, scene.world_to_camera,
+                                             PromptEvalConfig()):
+        tgt = targets["largest"]
         mask = scene.gt_instance[ref] == inst
         pos, neg = spin_prompts(mask, 3, 3, np.random.default_rng(0))
         scale = reference_scale(field, camera(scene, ref), mask, knots)

@@ -13,6 +13,14 @@ pixels (NVOS gives no reference mask). SPIn-NeRF: the reference is the first ann
 prompt scale that of its mask. Synthetic scenes, which have no hand-drawn scribbles: the positive scribble is the
 object's core (pixels at least half the mask's largest inner distance from its border), the negative scribble the
 band of pixels 2 to 6 pixels outside the mask. Prompts are drawn with a fixed seed per object.
+
+Target view on synthetic scenes (``target_view``, rules ``TARGET_RULES``). NVOS is built on LLFF forward-facing
+captures: its target view looks at the same side of the object as the reference view. ``nearest`` mirrors that: among
+the test views showing the object by at least ``min_area`` pixels, the one whose optical axis makes the smallest angle
+with the reference camera's (angles equal to 1e-6 degrees tie), ties broken by the smaller distance between the camera
+centres, then by the lower view index. ``largest`` takes the test view showing the object by the most pixels (lowest
+index on ties); on a 360-degree trajectory it may look at the object from the other side, the harder, all-around
+variant. Precision |P & G| / |P| and recall |P & G| / |G| are 0 when their denominator is empty.
 """
 
 from __future__ import annotations
@@ -26,6 +34,8 @@ from stages.lib.annotations import QueryAnnotations
 from stages.lib.semantic_metrics import mask_iou
 
 NEGATIVE_BAND = (2.0, 6.0)
+TARGET_RULES = ("nearest", "largest")
+ANGLE_TIE_DEG = 1e-6
 DATASET_PROTOCOLS = {"nvos": "nvos", "spin_nerf": "spin"}  # annotation protocol -> prompt protocol
 
 
@@ -40,6 +50,14 @@ class PromptTask:
     negative: np.ndarray
     scale_region: np.ndarray
     targets: list[tuple[int, np.ndarray]] = field(default_factory=list)
+    target_rules: list[str] = field(default_factory=list)  # rule of each target (synthetic); empty: the dataset's
+
+    def labelled_targets(self) -> list[tuple[int, np.ndarray, str]]:
+        """(view, GT mask, variant) of every target: ``nvos_<rule>`` for a synthetic NVOS target chosen by a rule of
+        ``TARGET_RULES``, the task's protocol otherwise (the dataset's own targets, SPIn-NeRF)."""
+        rules = self.target_rules or [""] * len(self.targets)
+        return [(view, mask, f"nvos_{rule}" if self.protocol == "nvos" and rule in TARGET_RULES else self.protocol)
+                for (view, mask), rule in zip(self.targets, rules)]
 
     def points(self, n_pos: int, n_neg: int, rng: np.random.Generator
                ) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
@@ -69,13 +87,56 @@ def dataset_tasks(annotations: QueryAnnotations) -> list[PromptTask]:
                      f"prompt protocols: {sorted(DATASET_PROTOCOLS)}")
 
 
-def synthetic_task(protocol: str, instance: int, reference_view: int, reference_mask: np.ndarray, target_view: int,
-                   target_mask: np.ndarray) -> PromptTask:
-    """A synthetic object's task: NVOS regions from ``nvos_scribbles``, SPIn-NeRF regions inside / outside the mask."""
+def synthetic_task(protocol: str, instance: int, reference_view: int, reference_mask: np.ndarray,
+                   targets: list[tuple[int, np.ndarray]], rules: list[str]) -> PromptTask:
+    """A synthetic object's task: NVOS regions from ``nvos_scribbles``, SPIn-NeRF regions inside / outside the mask;
+    ``rules[i]`` is the rule of ``TARGET_RULES`` that chose ``targets[i]``."""
     if not reference_mask.any():
         raise ValueError("cannot draw prompts for an empty object mask")
+    if len(rules) != len(targets) or not set(rules) <= set(TARGET_RULES):
+        raise ValueError(f"one rule of {TARGET_RULES} per target view, got {rules} for {len(targets)} targets")
     pos, neg = nvos_scribbles(reference_mask) if protocol == "nvos" else (reference_mask, ~reference_mask)
-    return PromptTask(protocol, instance, reference_view, pos, neg, reference_mask, [(target_view, target_mask)])
+    return PromptTask(protocol, instance, reference_view, pos, neg, reference_mask, list(targets), list(rules))
+
+
+def optical_axis(world_to_camera: np.ndarray) -> np.ndarray:
+    """World direction of the camera's +z (viewing) axis: the third row of the rotation (OpenCV axes)."""
+    return np.asarray(world_to_camera, np.float64)[..., 2, :3]
+
+
+def camera_centre(world_to_camera: np.ndarray) -> np.ndarray:
+    """World position of the camera centre, -R^T t."""
+    w2c = np.asarray(world_to_camera, np.float64)
+    return -np.einsum("...ji,...j->...i", w2c[..., :3, :3], w2c[..., :3, 3])
+
+
+def view_angle(w2c_a: np.ndarray, w2c_b: np.ndarray) -> np.ndarray:
+    """Angle in degrees between the optical axes of two cameras (broadcasts over leading dimensions)."""
+    a, b = optical_axis(w2c_a), optical_axis(w2c_b)
+    cos = np.sum(a * b, axis=-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+def target_view(rule: str, reference: int, candidates: np.ndarray, areas: np.ndarray,
+                world_to_camera: np.ndarray) -> int:
+    """The target view ``rule`` picks among ``candidates`` (view indices, non-empty) for a reference view
+    (module docstring); ``areas`` [V] are the object's pixel counts, ``world_to_camera`` [V,4,4] the poses."""
+    candidates = np.asarray(candidates)
+    if rule == "largest":
+        return int(candidates[np.argmax(areas[candidates])])
+    if rule != "nearest":
+        raise ValueError(f"target rule must be one of {TARGET_RULES}, got {rule!r}")
+    angle = np.round(view_angle(world_to_camera[reference], world_to_camera[candidates]) / ANGLE_TIE_DEG)
+    distance = np.linalg.norm(camera_centre(world_to_camera[candidates]) - camera_centre(world_to_camera[reference]),
+                              axis=-1)
+    return int(candidates[np.lexsort((candidates, distance, angle))[0]])
+
+
+def precision_recall(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
+    """(|P & G| / |P|, |P & G| / |G|) of two boolean masks, 0 for an empty denominator."""
+    pred, gt = pred.astype(bool), gt.astype(bool)
+    both = float(np.sum(pred & gt))
+    return both / max(int(pred.sum()), 1), both / max(int(gt.sum()), 1)
 
 
 def pixel_accuracy(pred: np.ndarray, gt: np.ndarray) -> float:

@@ -250,12 +250,18 @@ ASSOCIATION = register(
 PROMPT_METRICS = register(
     _spec(
         "prompt_metrics",
-        "Promptable 3D segmentation (NVOS / SPIn-NeRF protocols): per prompted object and protocol; written by "
-        "evaluate_prompt.",
+        "Promptable 3D segmentation (NVOS / SPIn-NeRF protocols): per prompted object and protocol variant "
+        "(attrs protocols: nvos, nvos_nearest, nvos_largest or spin per row); written by evaluate_prompt.",
         ("protocols", "summary"),
         iou=ArraySpec("float32", ("R",), doc="IoU of the rendered mask on the target view"),
         accuracy=ArraySpec("float32", ("R",), doc="pixel accuracy on the target view"),
         instance=ArraySpec("int32", ("R",), doc="ground-truth instance id of the prompted object"),
+        reference_view=ArraySpec("int32", ("R",), required=False, doc="view the prompt points lie on"),
+        target_view=ArraySpec("int32", ("R",), required=False, doc="view the rendered mask is scored on"),
+        view_angle=ArraySpec("float32", ("R",), required=False,
+                             doc="degrees between the reference and target cameras' optical axes"),
+        precision=ArraySpec("float32", ("R",), required=False, doc="|P & G| / |P| on the target view"),
+        recall=ArraySpec("float32", ("R",), required=False, doc="|P & G| / |G| on the target view"),
     )
 )
 
