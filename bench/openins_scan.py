@@ -136,21 +136,21 @@ def class_diagnosis(data: SceneData, params: dict[str, torch.Tensor], weight_t: 
     subset = SCANNET_SUBSETS[19]
     gt = subset_labels(sem, data.categories, subset)
     pred = read_store("semantic_metrics", folder / "semantic.zarr").load("points_pred_3d")
-    leaf = read_store("codebook", folder / "codebook.zarr").load("leaf_id")
+    codebook = read_store("codebook", folder / "codebook.zarr")
+    leaf = codebook.load("leaf_id")
     purity = codebook_purity(leaf, inst)
     leaf_class = np.full(int(leaf.max()) + 2, -1, np.int64)
     leaf_class[purity.cluster_ids] = instance_classes(inst, sem)[purity.majority]
     oracle = subset_labels(leaf_class[np.where(leaf >= 0, leaf, -1)], data.categories, subset)
-    smooth_k = int(read_store("codebook", folder / "codebook.zarr").attrs.get("smooth_k", 0))
+    smooth_k = int(codebook.attrs.get("smooth_k", 0))
     raw = params["features"].detach()
     separable_raw = nearest_own_instance(raw.cpu().numpy(), inst)
     labelled_inst = inst >= 0
     foreign = np.full(len(inst), np.nan)
     separable_smooth = np.full(labelled_inst.sum(), np.nan)
     if smooth_k > 0:
-        attrs = read_store("codebook", folder / "codebook.zarr").attrs
-        cfg = CodebookConfig(smooth_k=smooth_k, smooth_gate=attrs.get("smooth_gate", -1.0),
-                             smooth_weak_quantile=attrs.get("smooth_weak_quantile", 0.0))
+        cfg = CodebookConfig(smooth_k=smooth_k, smooth_gate=codebook.attrs.get("smooth_gate", -1.0),
+                             smooth_weak_quantile=codebook.attrs.get("smooth_weak_quantile", 0.0))
         neighbours, admit = smoothing_neighbours(raw, params["means"].detach(), weight_t, cfg)
         w = weight_t[neighbours].cpu().numpy() * (1 if admit is None else admit.cpu().numpy())
         other = inst[neighbours.cpu().numpy()] != inst[:, None]
