@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import pandas as pd
 import torch
 import yaml
 
@@ -65,6 +66,21 @@ def timed(stage: str, main: Callable, parser: Callable, argv: list[str], rows: l
     peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else float("nan")
     rows.append({**base, "stage": stage, "seconds": time.perf_counter() - t0, "peak_gpu_mem_gib": peak})
     print(json.dumps(rows[-1]), flush=True)
+
+
+def save_partial(rows: list[dict], out: Path) -> None:
+    """All rows so far to ``<out>.partial.csv`` (rewritten whole), so a run stopped by a time limit keeps what it
+    measured; the final append to ``out`` removes it."""
+    pd.DataFrame(rows).to_csv(out.with_suffix(".partial.csv"), index=False)
+
+
+def append_rows(rows: list[dict], out: Path) -> pd.DataFrame:
+    """Append ``rows`` to the CSV ``out`` (header when new) and drop the partial file; returns the table."""
+    table = pd.DataFrame(rows)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, mode="a", header=not out.exists(), index=False)
+    out.with_suffix(".partial.csv").unlink(missing_ok=True)
+    return table
 
 
 def bench_room(work: Path, scene_options: dict[str, Any], gs_params: dict[str, Any], rows: list[dict],

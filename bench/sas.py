@@ -26,10 +26,9 @@ import resource
 import time
 from pathlib import Path
 
-import pandas as pd
 import torch
 
-from bench.common import GPU_ROOM, REPO, base_row, load_config, recipe_params, timed
+from bench.common import GPU_ROOM, REPO, append_rows, base_row, load_config, recipe_params, save_partial, timed
 from stages import capability, evaluate_semantic
 from stages.ingest import load_source
 from stages.lib.store import read_store
@@ -111,11 +110,10 @@ def main() -> None:
     rows.append({**base, "level": "", "stage": "ingest", "seconds": time.perf_counter() - t0})
     for level in args.levels:
         run_level(level, params, scene, args.work, rows, base)
+        save_partial(rows, args.out)
     if args.diffusion_speed:
         diffusion_speed(args.diffusion_speed, scene, args.work, rows, base)
-    table = pd.DataFrame(rows)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out, mode="a", header=not args.out.exists(), index=False)
+    table = append_rows(rows, args.out)
     totals = table[table["stage"] == "method_total"]
     print(totals.pivot_table(index="fusion", columns="level", values="miou_3d").round(3).to_string())
 

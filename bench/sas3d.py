@@ -23,10 +23,9 @@ import json
 import time
 from pathlib import Path
 
-import pandas as pd
 import torch
 
-from bench.common import GPU_ROOM, REPO, base_row, load_config, recipe_params, timed
+from bench.common import GPU_ROOM, REPO, append_rows, base_row, load_config, recipe_params, save_partial, timed
 from bench.sas import LEVEL_SCALE, scaled_models
 from stages import capability, distill, evaluate_semantic
 from stages.ingest import load_source
@@ -103,6 +102,7 @@ def main() -> None:
     fusion = evaluate("2D fusion", scene, ["--capability", str(cap)],
                       {"evaluation": "sas", **dparams.get("targets", {})}, args.work, rows, base)
     rows.append({**base, "stage": "result", "row": "2D fusion", **fusion})
+    save_partial(rows, args.out)
     final = {}
     for i, backend in enumerate(backends):
         for name, schedule in SCHEDULES.items():
@@ -112,13 +112,12 @@ def main() -> None:
                 speed = {**dparams, "epochs": args.speed_epochs,
                          "tesd_epochs": max(1, round(args.speed_epochs * 0.3))}
                 run_distill(name, backend, speed, scene, cap, args.work, rows, base, False)
+            save_partial(rows, args.out)
     rows.append({**base, "stage": "method_total", "row": "SAS (capability + distill + TESD + evaluation)",
                  "backend": final["backend"], "miou_3d": final["miou_3d"],
                  "seconds": cap_seconds + final["distill_seconds"] + final["eval_seconds"]})
     print(json.dumps(rows[-1]), flush=True)
-    table = pd.DataFrame(rows)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out, mode="a", header=not args.out.exists(), index=False)
+    table = append_rows(rows, args.out)
     results = table[table["stage"].isin(["result", "method_total"])]
     print(results[[c for c in ("row", "backend", "miou_3d", "seconds_per_epoch", "points_per_second", "seconds")
                    if c in results]].to_string(index=False))
