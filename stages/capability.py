@@ -3,8 +3,10 @@ the mean IoU of its prediction against pseudo masks of synthesised single-object
 
 Parameters (JSON): ``source`` (a registered ``capability_source``: ``oracle``, synthetic single-object images with
 exact masks; ``diffusion``, Stable Diffusion 1.5 images with cross-attention + SAM pseudo masks, whose checkpoints
-are checked before any work), ``models`` (the 2D models: for the oracle source a list of
-``{name, confuse: {class: rate}, into: {class: class}, seed}``, see ``stages.lib.oracle.class_models``),
+are checked before any work), ``models`` (the 2D models, ``{name, kind, ...}``: ``kind: oracle`` (the default)
+``{name, confuse: {class: rate}, into: {class: class}, seed}``, see ``stages.lib.oracle.class_models``; the real
+``clip_dense`` and ``sam_clip``, which read pixels and so need the diffusion source, see
+``stages.methods.sas.models2d``; their checkpoints are checked before any work),
 ``vocabulary`` (default: the scene's categories) and the source's own parameters under ``options``.
 """
 
@@ -18,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from stages.lib.cli import config_from_params, pick_device, run_stage, stage_parser
-from stages.lib.oracle.class_models import OracleClassModel
 from stages.lib.store import read_store, write_store
 from stages.methods import lookup
+from stages.methods.sas.models2d import ModelContext, build_models
 from stages.methods.sas.sources import DiffusionSourceConfig, OracleSourceConfig, SourceContext
 
 log = logging.getLogger(__name__)
@@ -44,11 +46,12 @@ def main(args: argparse.Namespace) -> None:
         raise ValueError(f"capability: SAS fuses at least two 2D models; the parameters name {len(cfg.models)}")
     scene = read_store("scene", args.scene)
     vocabulary = list(cfg.vocabulary or scene.attrs["categories"])
-    models = [OracleClassModel.from_params(m) for m in cfg.models]
-    for m in models:
-        m.targets(vocabulary)  # unknown class names stop here, before any work
     options = config_from_params(SOURCE_CONFIGS[cfg.source], cfg.options, cfg.source)
-    table, images = run(models, vocabulary, options, SourceContext(pick_device(args.device), args.weights_dir))
+    device = pick_device(args.device)
+    models = build_models(cfg.models, ModelContext(device, args.weights_dir))
+    for m in models:
+        m.check(vocabulary)  # unknown class names stop here, before any work
+    table, images = run(models, vocabulary, options, SourceContext(device, args.weights_dir))
     with write_store("capability", args.out, "capability", args.params, {"scene": args.scene}) as w:
         w.write("capability", table.astype(np.float32))
         w.write("images", images.astype(np.int32))

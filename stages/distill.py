@@ -26,6 +26,7 @@ from stages.lib.sparse_conv import get_backend
 from stages.lib.stage_cost import peak_memory
 from stages.lib.store import Store, StoreError, read_store, write_store
 from stages.methods.sas.evaluation import SasEvalConfig, fused_scene_features
+from stages.methods.sas.models2d import ModelContext
 from stages.methods.sas.superpoints import GraphSegmentation, dense_ids, graph_segments
 from stages.methods.sas.training import LOSSES, DistillSchedule, DistillTargets, train_distillation
 
@@ -62,7 +63,7 @@ def main(args: argparse.Namespace) -> None:
     backend = get_backend(cfg.backend)
     device = pick_device(args.device)
     scene, capability = read_store("scene", args.scene), read_store("capability", args.capability)
-    fused, seen, text, vocabulary = fused_scene_features(scene, capability, targets_cfg)
+    fused, seen, text, vocabulary = fused_scene_features(scene, capability, targets_cfg, ModelContext(device))
     if not seen.any():
         raise StoreError(f"{args.scene}: no point is seen by a training view; nothing to distil from")
     segment, source = scan_superpoints(scene, cfg)

@@ -5,7 +5,8 @@ Dense features (:meth:`ClipModel.dense_features`), the standard training-free ch
 * ViT: the last block's patch tokens after the final LayerNorm (``ln_post``), multiplied by the visual
   projection, i.e. each patch treated like the class token. Weakness: CLIP never trained patch tokens
   to align with text, and the last block's attention is global, so these maps are noisy and poorly
-  localised (MaskCLIP / SCLIP-style attention changes improve them; not done here).
+  localised. :meth:`ClipModel.maskclip_features` gives MaskCLIP's value-path features instead
+  (``stages.lib.models.maskclip``).
 * ConvNeXt (timm trunk): the trunk's final feature map (stride 32), each location passed through the
   trunk head (pooling over a 1x1 cell is the identity, then its LayerNorm) and the open_clip projection,
   i.e. each location treated as a 1x1 image. Coarse: a 256 px input gives an 8x8 grid.
@@ -31,6 +32,8 @@ from open_clip.model import get_model_preprocess_cfg
 from open_clip.timm_model import TimmModel
 from open_clip.transformer import VisionTransformer
 from torch import Tensor
+
+from stages.lib.models.maskclip import maskclip_dense
 
 log = logging.getLogger(__name__)
 
@@ -133,12 +136,13 @@ class ClipModel:
     def _autocast(self) -> contextlib.AbstractContextManager:
         return torch.autocast("cuda") if self.device.type == "cuda" else contextlib.nullcontext()
 
-    def _prepare(self, images: np.ndarray) -> Tensor:
-        """uint8 [B,h,w,3] -> normalised [B,3,H,W] at the model's input size (squashed, no centre crop)."""
+    def _prepare(self, images: np.ndarray, size: tuple[int, int] | None = None) -> Tensor:
+        """uint8 [B,h,w,3] -> normalised [B,3,H,W] at ``size`` (default the model's input size; squashed, no centre
+        crop)."""
         if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
             raise ValueError(f"images must be uint8 [B,h,w,3], got {images.dtype} {images.shape}")
         x = torch.from_numpy(np.ascontiguousarray(images)).to(self.device).permute(0, 3, 1, 2).float() / 255
-        x = F.interpolate(x, size=self.image_size, mode="bicubic", align_corners=False, antialias=True)
+        x = F.interpolate(x, size=size or self.image_size, mode="bicubic", align_corners=False, antialias=True)
         return (x.clamp(0, 1) - self.mean) / self.std
 
     @staticmethod
@@ -184,4 +188,14 @@ class ClipModel:
                 features = timm_dense(visual, x)
             else:
                 raise NotImplementedError(f"dense features not implemented for {type(visual).__name__}")
+        return self._finish(features[0])
+
+    def maskclip_features(self, image: np.ndarray, size: tuple[int, int]) -> Tensor:
+        """MaskCLIP patch embeddings [H/p, W/p, D] of a uint8 HxWx3 image resized to ``size`` = (H, W), multiples of
+        the ViT's patch size p."""
+        visual = self.model.visual
+        if not isinstance(visual, VisionTransformer):
+            raise NotImplementedError(f"MaskCLIP features need a ViT, got {type(visual).__name__}")
+        with torch.inference_mode(), self._autocast():
+            features = maskclip_dense(visual, self._prepare(image[None], size))
         return self._finish(features[0])

@@ -8,8 +8,9 @@ capability store's table, Eq. 6-8). A point's class is its argmax over the text 
 points no view sees are a miss. The 2D queries label every test-view pixel with depth by its nearest point's class
 over the vocabulary (our reading: SAS evaluates 3D only; this gives the LERF table a comparable row).
 Our readings: the scan's points and the sensor depth are used (a scene without depth stops with a clear error);
-tau defaults to 0.1 (the paper does not give its value); the text encoder of the oracle models is the oracle
-embedding of the class names.
+tau defaults to 0.1 (the paper does not give its value); the shared text encoder is CLIP's when a real model is
+fused and the oracle embedding of the class names for oracle models (``models2d.alignment_text``); real models load
+their checkpoints from ``$OVGS_WEIGHTS`` or ``weights/``.
 """
 
 from __future__ import annotations
@@ -23,8 +24,6 @@ from scipy.spatial import cKDTree
 from tqdm import tqdm
 
 from stages.lib.cli import StageCall, config_from_params
-from stages.lib.oracle.class_models import OracleClassModel
-from stages.lib.oracle.embedding import encode_names
 from stages.lib.semantic_metrics import (
     SCAN_POINTS,
     SCANNET_SUBSETS,
@@ -38,6 +37,7 @@ from stages.lib.store import Store, StoreError, read_store
 from stages.methods import register
 from stages.methods.sas.capability import filled
 from stages.methods.sas.fusion import fuse, unit
+from stages.methods.sas.models2d import ClassModel, ImageInputs, ModelContext, alignment_text, build_models
 from stages.methods.sas.projection import VISIBILITY_THRESHOLD, PointFeatureFusion
 
 log = logging.getLogger(__name__)
@@ -60,12 +60,14 @@ class SasDistilledEvalConfig:
     """The distilled network's evaluation has no parameters of its own (its store holds the text features)."""
 
 
-def model_point_features(scene: Store, models: list[OracleClassModel], vocabulary: list[str], text: np.ndarray,
+def model_point_features(scene: Store, models: list[ClassModel], vocabulary: list[str], text: np.ndarray,
                          threshold: float) -> tuple[list[np.ndarray], np.ndarray]:
-    """Per model the text-aligned point features [P, D] fused over the training views; and [P] seen by any view."""
-    for name in ("depth", "gt_semantic", "gt_instance"):
+    """Per model the text-aligned point features [P, D] fused over the training views; and [P] seen by any view.
+    Models read the views' pixels or GT label maps (oracle models), whichever they need."""
+    labels, pixels = any(not m.reads_pixels for m in models), any(m.reads_pixels for m in models)
+    for name in ("depth", *(("gt_semantic", "gt_instance") if labels else ())):
         if name not in scene:
-            raise StoreError(f"{scene.path}: SAS's oracle models and occlusion test need {name!r}")
+            raise StoreError(f"{scene.path}: SAS's occlusion test and oracle models need {name!r}")
     categories = list(scene.attrs["categories"])
     to_vocab = np.array([vocabulary.index(c) if c in vocabulary else -1 for c in categories] + [-1])
     points = scene.load("points_xyz").astype(np.float64)
@@ -73,12 +75,14 @@ def model_point_features(scene: Store, models: list[OracleClassModel], vocabular
     intrinsics, poses = scene.load("intrinsics"), scene.load("world_to_camera")
     train = np.nonzero(~scene.load("is_test"))[0]
     for view in tqdm(train, desc="point features", unit="view", mininterval=5):
-        gt = scene["gt_semantic"][int(view)]
-        semantic = to_vocab[np.where(gt < 0, len(categories), gt)]
-        instance, depth = scene["gt_instance"][int(view)], scene["depth"][int(view)]
+        semantic = instance = None
+        if labels:
+            gt = scene["gt_semantic"][int(view)]
+            semantic, instance = to_vocab[np.where(gt < 0, len(categories), gt)], scene["gt_instance"][int(view)]
+        image = ImageInputs(scene["images"][int(view)] if pixels else None, semantic, instance, int(view))
+        depth = scene["depth"][int(view)]
         for model, fusion in zip(models, fusions):
-            pred = model.predict(semantic, instance, vocabulary, key=int(view))
-            fusion.add_view_classes(pred, text, intrinsics[view], poses[view], depth)
+            fusion.add_view_classes(model.classify(image, vocabulary), text, intrinsics[view], poses[view], depth)
     return [f.mean() for f in fusions], fusions[0].count > 0
 
 
@@ -134,16 +138,16 @@ def test_view_queries(scene: Store, point_class: np.ndarray, vocabulary: list[st
     return {name: float(np.mean(v)) for name, v in sorted(ious.items())}
 
 
-def fused_scene_features(scene: Store, capability: Store,
-                         cfg: SasEvalConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+def fused_scene_features(scene: Store, capability: Store, cfg: SasEvalConfig, context: ModelContext | None = None
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """The configured row's point features [P, D], [P] seen by a training view, the text features [C, D] and the
-    vocabulary (the capability store's)."""
+    vocabulary (the capability store's); real models are loaded in ``context`` (default: on the CPU)."""
     vocabulary = list(capability.attrs["vocabulary"])
     missing = sorted(set(scene.attrs["categories"]) - set(vocabulary))
     if missing:
         raise StoreError(f"{capability.path}: the vocabulary lacks the scene categories {missing}")
-    models = [OracleClassModel.from_params(p) for p in capability.attrs["model_params"]]
-    text = encode_names(vocabulary, cfg.text_dim).numpy().astype(np.float64)
+    models = build_models(capability.attrs["model_params"], context or ModelContext())
+    text = alignment_text(models, vocabulary, cfg.text_dim)
     features, seen = model_point_features(scene, models, vocabulary, text, cfg.visibility_threshold)
     fused = fused_features(cfg, features, [m.name for m in models], capability.load("capability"), text)
     log.info("sas %s%s: %d of %d points seen by a training view", cfg.fusion,
@@ -168,7 +172,8 @@ def evaluate_sas(call: StageCall) -> SemanticResult:
     cfg = config_from_params(SasEvalConfig, call.options, "sas evaluation")
     scene_path, capability_path = call.require("scene", "capability")
     scene = read_store("scene", scene_path)
-    fused, seen, text, vocabulary = fused_scene_features(scene, read_store("capability", capability_path), cfg)
+    fused, seen, text, vocabulary = fused_scene_features(scene, read_store("capability", capability_path), cfg,
+                                                         ModelContext(call.device))
     return point_rows(scene, fused, seen, text, vocabulary)
 
 

@@ -4,16 +4,16 @@
 ``oracle``: instead of Stable Diffusion, m synthetic single-object images per class whose object mask is exact (the
 pseudo mask); each oracle model (``stages.lib.oracle.class_models``) predicts on the image's label map and Eq. 3-4
 score its mask of the class against the pseudo mask. Oracle models read labels, not pixels, so an image is its label
-map: one ellipse of the class on an unlabelled background. The draws use image keys from 10^6 on, apart from the
-scene views' keys.
+map: one ellipse of the class on an unlabelled background (models that read pixels need the ``diffusion`` source).
+The draws use image keys from 10^6 on, apart from the scene views' keys.
 
 ``diffusion``: Stable Diffusion 1.5 synthesises m images per class from ``prompt``; the class tokens' cross-attention,
 aggregated over UNet layers and steps (Eq. 1-2), is thresholded into a coarse mask, and SAM, prompted with points
-inside it, refines it into the pseudo mask. The oracle models cannot read pixels: on a synthesised image they read
-the pseudo mask as its label map (the class inside, unlabelled outside), so with them this source measures what the
-oracle source does on SD's object shapes; image-reading 2D models plug in at ``predictions``. Our readings: the
-prompt is "a photo of a {class}" (the paper gives none); SAM's highest-scoring of its three masks is kept, and the
-coarse mask itself when SAM returns an empty one.
+inside it, refines it into the pseudo mask. The real 2D models (``clip_dense``, ``sam_clip``) classify the synthesised
+pixels, which is what the paper measures; the oracle models cannot read pixels: they read the pseudo mask as the
+image's label map (the class inside, unlabelled outside), so with them this source measures what the oracle source
+does on SD's object shapes. Our readings: the prompt is "a photo of a {class}" (the paper gives none); SAM's
+highest-scoring of its three masks is kept, and the coarse mask itself when SAM returns an empty one.
 """
 
 from __future__ import annotations
@@ -28,11 +28,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from stages.lib.oracle.class_models import OracleClassModel, single_object_image
+from stages.lib.oracle.class_models import single_object_image
 from stages.lib.weights import ModelChoice
 from stages.methods import register
 from stages.methods.sas.attention import AttentionAggregator, coarse_mask, prompt_points
 from stages.methods.sas.capability import CapabilityAccumulator
+from stages.methods.sas.models2d import ClassModel, ImageInputs
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +59,12 @@ class SourceContext:
 
 
 @register("capability_source", "oracle")
-def oracle_capability(models: list[OracleClassModel], vocabulary: list[str], cfg: OracleSourceConfig,
+def oracle_capability(models: list[ClassModel], vocabulary: list[str], cfg: OracleSourceConfig,
                       context: SourceContext) -> tuple[np.ndarray, np.ndarray]:
     """(capability [models, classes], images per class) from synthetic single-object label maps."""
+    if any(m.reads_pixels for m in models):
+        raise ValueError(f"the oracle capability source has label maps, no pixels; models "
+                         f"{[m.name for m in models if m.reads_pixels]} read pixels (use the diffusion source)")
     acc = CapabilityAccumulator(len(models), len(vocabulary))
     rng = np.random.default_rng(cfg.seed)
     for cls in tqdm(range(len(vocabulary)), desc="capability (oracle)", unit="class", mininterval=5):
@@ -68,7 +72,8 @@ def oracle_capability(models: list[OracleClassModel], vocabulary: list[str], cfg
             mask = single_object_image(cfg.height, cfg.width, rng)
             semantic = np.where(mask, cls, -1)
             key = IMAGE_KEY_OFFSET + cls * cfg.images_per_class + i
-            acc.add(cls, mask, [m.predict(semantic, mask.astype(np.int32), vocabulary, key) for m in models])
+            image = ImageInputs(None, semantic, mask.astype(np.int32), key)
+            acc.add(cls, mask, [m.classify(image, vocabulary) for m in models])
     return acc.table(), acc.images.astype(np.int32)
 
 
@@ -102,7 +107,7 @@ def sam_refine(predictor, image: np.ndarray, points: np.ndarray, coarse: np.ndar
 
 
 @register("capability_source", "diffusion")
-def diffusion_capability(models: list[OracleClassModel], vocabulary: list[str], cfg: DiffusionSourceConfig,
+def diffusion_capability(models: list[ClassModel], vocabulary: list[str], cfg: DiffusionSourceConfig,
                          context: SourceContext) -> tuple[np.ndarray, np.ndarray]:
     """(capability, images per class) from Stable Diffusion images with attention + SAM pseudo masks."""
     from segment_anything import SamPredictor
@@ -130,6 +135,7 @@ def diffusion_capability(models: list[OracleClassModel], vocabulary: list[str], 
             pseudo = sam_refine(predictor, image, points, coarse.numpy())
             semantic = np.where(pseudo, cls, -1)
             key = IMAGE_KEY_OFFSET + cls * cfg.images_per_class + i
-            acc.add(cls, pseudo, [m.predict(semantic, pseudo.astype(np.int32), vocabulary, key) for m in models])
+            inputs = ImageInputs(image, semantic, pseudo.astype(np.int32), key)
+            acc.add(cls, pseudo, [m.classify(inputs, vocabulary) for m in models])
     log.info("diffusion source: %.2f s per image", (time.perf_counter() - t0) / max(1, acc.images.sum()))
     return acc.table(), acc.images.astype(np.int32)
