@@ -80,6 +80,8 @@ def main() -> None:
     p.add_argument("--level", default="strong", choices=list(LEVEL_SCALE), help="oracle per-class confusion")
     p.add_argument("--backends", nargs="+", default=None, help="sparse-conv backends (default: all that import)")
     p.add_argument("--speed-epochs", type=int, default=5, help="epochs of the speed-only runs of the other backends")
+    p.add_argument("--rows", nargs="+", default=list(SCHEDULES), choices=list(SCHEDULES),
+                   help="Table 3 rows to train (several processes can share a GPU, one row each)")
     p.add_argument("--smoke", action="store_true", help="a tiny room and schedule on CPU")
     args = p.parse_args()
     options = {**GPU_ROOM, **(SMOKE_ROOM if args.smoke else {}), **args.scene_options}
@@ -105,18 +107,21 @@ def main() -> None:
     save_partial(rows, args.out)
     final = {}
     for i, backend in enumerate(backends):
-        for name, schedule in SCHEDULES.items():
+        for name in args.rows:
+            schedule = SCHEDULES[name]
             if i == 0:
-                final = run_distill(name, backend, {**dparams, **schedule}, scene, cap, args.work, rows, base, True)
+                row = run_distill(name, backend, {**dparams, **schedule}, scene, cap, args.work, rows, base, True)
+                final = row if not schedule else final
             elif not schedule:
                 speed = {**dparams, "epochs": args.speed_epochs,
                          "tesd_epochs": max(1, round(args.speed_epochs * 0.3))}
                 run_distill(name, backend, speed, scene, cap, args.work, rows, base, False)
             save_partial(rows, args.out)
-    rows.append({**base, "stage": "method_total", "row": "SAS (capability + distill + TESD + evaluation)",
-                 "backend": final["backend"], "miou_3d": final["miou_3d"],
-                 "seconds": cap_seconds + final["distill_seconds"] + final["eval_seconds"]})
-    print(json.dumps(rows[-1]), flush=True)
+    if final:
+        rows.append({**base, "stage": "method_total", "row": "SAS (capability + distill + TESD + evaluation)",
+                     "backend": final["backend"], "miou_3d": final["miou_3d"],
+                     "seconds": cap_seconds + final["distill_seconds"] + final["eval_seconds"]})
+        print(json.dumps(rows[-1]), flush=True)
     table = append_rows(rows, args.out)
     results = table[table["stage"].isin(["result", "method_total"])]
     print(results[[c for c in ("row", "backend", "miou_3d", "seconds_per_epoch", "points_per_second", "seconds")
