@@ -59,7 +59,8 @@ def main() -> None:
               ["--scene", str(scene_path), "--out", str(cap_path), "--params", json.dumps(params["capability"])])
     scene = read_store("scene", scene_path)
     targets_cfg = config_from_params(SasEvalConfig, params["distill"].get("targets", {}), "distill targets")
-    fused, seen, text, vocabulary = fused_scene_features(scene, read_store("capability", cap_path), targets_cfg)
+    points_2d = fused_scene_features(scene, read_store("capability", cap_path), targets_cfg)
+    fused, seen, text, vocabulary = points_2d.features, points_2d.seen, points_2d.text, points_2d.vocabulary
     points = torch.from_numpy(scene.load("points_xyz")).float()
     print(f"2D fusion: {miou_19(fused, scene, text, vocabulary):.1f}", flush=True)
     rows = []

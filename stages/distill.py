@@ -1,6 +1,7 @@
 """Distill stage (SAS Sec. 3.4-3.5): a sparse-convolution MinkUNet18A trained on the scan's points from SAS's fused
 2D point features (superpoint distillation, Eq. 10, then temporal-ensembling self-distillation, Eq. 11-13), written
-as per-point features in a ``distilled_points`` store.
+as per-point features in a ``distilled_points`` store, with the text features of the vocabulary and of the long-tail
+K-class vocabulary (``stages.lib.vocabularies``) from the same shared text encoder.
 
 Inputs: the scene (points, depth and ground truth for the oracle 2D models) and the capability store; the fused 2D
 targets are computed as the ``sas`` evaluation computes its 2D-fusion row (``targets``: its parameters, e.g.
@@ -25,6 +26,7 @@ from stages.lib.cli import config_from_params, pick_device, run_stage, stage_par
 from stages.lib.sparse_conv import get_backend
 from stages.lib.stage_cost import peak_memory
 from stages.lib.store import Store, StoreError, read_store, write_store
+from stages.lib.vocabularies import LONG_TAIL_NAMES
 from stages.methods.sas.evaluation import SasEvalConfig, fused_scene_features
 from stages.methods.sas.models2d import ModelContext
 from stages.methods.sas.superpoints import GraphSegmentation, dense_ids, graph_segments
@@ -63,7 +65,9 @@ def main(args: argparse.Namespace) -> None:
     backend = get_backend(cfg.backend)
     device = pick_device(args.device)
     scene, capability = read_store("scene", args.scene), read_store("capability", args.capability)
-    fused, seen, text, vocabulary = fused_scene_features(scene, capability, targets_cfg, ModelContext(device))
+    fused_points = fused_scene_features(scene, capability, targets_cfg, ModelContext(device))
+    fused, seen, text, vocabulary = (fused_points.features, fused_points.seen, fused_points.text,
+                                     fused_points.vocabulary)
     if not seen.any():
         raise StoreError(f"{args.scene}: no point is seen by a training view; nothing to distil from")
     segment, source = scan_superpoints(scene, cfg)
@@ -75,9 +79,11 @@ def main(args: argparse.Namespace) -> None:
                      {"scene": args.scene, "capability": args.capability}) as w:
         w.write("point_features", result.features.astype(np.float32))
         w.write("text_features", text.astype(np.float32))
+        w.write("long_tail_text_features", fused_points.long_tail_text.astype(np.float32))
         w.write("superpoint", segment.astype(np.int32))
         w.write("losses", result.losses.astype(np.float32))
         w.attrs.update(backend=backend.name, device=str(device), schedule=schedule.name, vocabulary=vocabulary,
+                       long_tail_vocabulary=LONG_TAIL_NAMES,
                        losses=list(LOSSES), voxel_size=schedule.voxel_size, superpoint_source=source,
                        num_superpoints=int(segment.max()) + 1, seconds_per_epoch=result.seconds_per_epoch,
                        points_per_second=result.points_per_second, seen_points=int(seen.sum()), **peak_memory())

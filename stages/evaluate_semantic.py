@@ -7,7 +7,10 @@ setting (``train_gs`` ``fixed_points``: the centres are the scan's points, in or
 (``scan_points``); otherwise its nearest Gaussian's (``nearest_gaussian``); the tables name the one used. With GT
 instances on the points (``points_instance``) the codebook's purity (``semantic_metrics.codebook_purity``) and the 3D
 mIoU of a codebook whose every cluster takes its majority GT instance's class (the codebook's upper bound, which
-separates what the codebook loses from what association loses) are reported too. 2D: every category present in the test views' ground truth is a
+separates what the codebook loses from what association loses) are reported too. Evaluations with per-point
+features (SAS's) add the long-tail K-class protocol (``long_tail_3d`` rows, K = 40 / 80 / 160,
+``stages.lib.vocabularies``): each point's argmax over the K vocabulary's text features, mIoU / mAcc over the
+vocabulary classes present in the ground truth. 2D: every category present in the test views' ground truth is a
 text query; its selection is rendered on every test view that shows it and compared with the ground-truth category
 mask; a query's IoU is the mean over those views; mIoU and mAcc@0.25 / @0.5 over the queries. With ``ovs_2d`` also
 the 3D-OVS 2D protocol (CCL-LGS's reading, ``stages/methods/ccl/evaluate.py``): the class list is the categories present
@@ -52,6 +55,7 @@ from stages.lib.semantic_metrics import (
 )
 from stages.lib.store import Store, StoreError, read_store, write_store
 from stages.lib.tables import write_csv_atomic
+from stages.lib.vocabularies import LONG_TAIL_NAMES
 from stages.methods import lookup
 from stages.methods.openins.query import Query
 
@@ -164,13 +168,18 @@ def text_protocols(query: Query, cams: Cameras, gt: np.ndarray, categories: list
 def metrics_table(confusions: dict[int, np.ndarray], query_iou: dict[str, float],
                   lerf: dict[str, float], result: SemanticResult | None = None) -> pd.DataFrame:
     """Rows per class subset (supplement Table 2 columns: mIoU, mAcc) and per text query plus their mean
-    (Table 3 columns: mIoU, mAcc@0.25, mAcc@0.5), in percent; with ``result``'s localization a ``loc. acc`` column
+    (Table 3 columns: mIoU, mAcc@0.25, mAcc@0.5), in percent; with ``result``'s long-tail confusions one
+    ``long_tail_3d`` row per K (SAS Table 2); with its localization a ``loc. acc`` column
     on the LERF rows, and with its 3D-OVS confusion one ``3dovs_2d`` row (mIoU, mAcc over the class list)."""
     rows = []
     points = result.points_protocol if result is not None else SemanticResult({}, {}).points_protocol
     for size, cm in confusions.items():
         miou, macc, _, _ = miou_macc(cm)
         rows.append({"protocol": "scannet_3d", "subset": f"{size} classes", "query": "", "points": points,
+                     "mIoU": miou * PERCENT, "mAcc": macc * PERCENT})
+    for k, cm in (result.long_tail if result is not None and result.long_tail else {}).items():
+        miou, macc, _, _ = miou_macc(cm)
+        rows.append({"protocol": "long_tail_3d", "subset": f"K={k}", "query": "", "points": points,
                      "mIoU": miou * PERCENT, "mAcc": macc * PERCENT})
     rows += class_rows("scannet_3d_class", confusions[19], points)
     if result is not None and result.codebook_oracle is not None:
@@ -278,6 +287,11 @@ def main(args: argparse.Namespace) -> None:
         if result.localization is not None:
             w.write("query_localization_2d", np.array([result.localization[q] for q in query_iou], np.float32))
             w.attrs["loc_acc_2d"] = float(np.mean(list(result.localization.values())))
+        if result.long_tail is not None:
+            for k, cm in result.long_tail.items():
+                w.write(f"confusion_long_tail_{k}", cm.astype(np.int64))
+            w.attrs.update(long_tail_vocabulary=LONG_TAIL_NAMES, long_tail_3d={
+                str(k): dict(zip(("mIoU", "mAcc"), miou_macc(cm)[:2])) for k, cm in result.long_tail.items()})
         if result.ovs_confusion is not None:
             w.write("confusion_ovs", result.ovs_confusion.astype(np.int64))
             w.attrs.update(ovs_classes=result.ovs_classes, miou_ovs_2d=miou_macc(result.ovs_confusion)[0])

@@ -14,6 +14,7 @@ import pandas as pd  # noqa: E402
 from stages.lib.atomic import atomic_folder_entries  # noqa: E402
 from stages.lib.bench_tables import markdown  # noqa: E402
 from stages.lib.cli import run_stage, stage_parser  # noqa: E402
+from stages.lib.vocabularies import LONG_TAIL_SIZES  # noqa: E402
 from stages.methods import lookup  # noqa: E402
 from stages.methods import names as registered_names  # noqa: E402
 
@@ -70,11 +71,13 @@ def with_mean_rows(table: pd.DataFrame, values: list[str]) -> pd.DataFrame:
 
 
 def scannet_table(semantic: pd.DataFrame) -> pd.DataFrame:
-    """Supplement Table 2 layout: one row per method and scene, mIoU / mAcc for the 19, 15 and 10 class subsets."""
-    rows = semantic[semantic["protocol"] == "scannet_3d"]
+    """Supplement Table 2 layout: one row per method and scene, mIoU / mAcc for the 19, 15 and 10 class subsets, and
+    for the long-tail K = 40 / 80 / 160 vocabularies (SAS Table 2) where the method has them (empty cells elsewhere)."""
+    rows = semantic[semantic["protocol"].isin(["scannet_3d", "long_tail_3d"])]
     wide = rows.pivot_table(index=["method", "dataset", "scene"], columns="subset", values=["mIoU", "mAcc"])
     wide.columns = [f"{subset.split()[0]} {metric}" for metric, subset in wide.columns]
-    order = [f"{n} {m}" for n in ("19", "15", "10") for m in ("mIoU", "mAcc") if f"{n} {m}" in wide.columns]
+    order = [f"{n} {m}" for n in ("19", "15", "10", *(f"K={k}" for k in LONG_TAIL_SIZES)) for m in ("mIoU", "mAcc")
+             if f"{n} {m}" in wide.columns]
     table = with_mean_rows(wide.reset_index(), order)
     if "points" in rows:  # which Gaussian labelled each scan point (scan_points / nearest_gaussian)
         points = rows.groupby(["method", "dataset", "scene"])["points"].first()

@@ -22,7 +22,8 @@ PROTOCOLS = {
         "Open-vocabulary 3D semantic segmentation (ScanNet protocol)",
         "Every ground-truth point of the scan takes the class of the method's 3D prediction (nearest Gaussian, or the "
         "point itself for point-based methods) among the 19 / 15 / 10 ScanNet class names used as text queries; "
-        "mIoU and mAcc over the classes present in the ground truth."),
+        "mIoU and mAcc over the classes present in the ground truth. K=40 / 80 / 160 (methods with per-point features): "
+        "the same over the long-tail vocabularies (NYU40, extended by ScanNet200 names; SAS Table 2)."),
     "lerf_2d": Protocol(
         "Open-vocabulary text queries on test views (LERF protocol)",
         "Every category shown in the held-out views is a text query; its rendered selection is compared with the "
@@ -43,12 +44,16 @@ PROTOCOLS = {
 
 
 def semantic_rows(table: pd.DataFrame) -> pd.DataFrame:
-    """evaluate_semantic CSV -> long rows (protocol, metric, value) of its ScanNet, LERF and 3D-OVS protocols."""
+    """evaluate_semantic CSV -> long rows (protocol, metric, value) of its ScanNet (with the long-tail K-class rows),
+    LERF and 3D-OVS protocols."""
     out = []
     for r in table.to_dict("records"):
         if r["protocol"] == "scannet_3d":
             n = str(r["subset"]).split()[0]
             out += [("scannet_3d", f"{n} mIoU (%)", r["mIoU"]), ("scannet_3d", f"{n} mAcc (%)", r["mAcc"])]
+        elif r["protocol"] == "long_tail_3d":
+            k = r["subset"]
+            out += [("scannet_3d", f"{k} mIoU (%)", r["mIoU"]), ("scannet_3d", f"{k} mAcc (%)", r["mAcc"])]
         elif r["protocol"] == "lerf_2d" and r["subset"] == "mean":
             out += [("lerf_2d", "mIoU (%)", r["mIoU"]), ("lerf_2d", "mAcc@0.25 (%)", r.get("mAcc@0.25")),
                     ("lerf_2d", "mAcc@0.5 (%)", r.get("mAcc@0.5"))]

@@ -1,11 +1,13 @@
-"""Semantic-segmentation metrics: confusion matrices, mIoU / mAcc (ScanNet 3D protocol), LERF 2D query metrics, the
-point-to-Gaussian correspondence of the 3D protocol and codebook purity."""
+"""Semantic-segmentation metrics: confusion matrices, mIoU / mAcc (ScanNet 3D protocol and the long-tail K-class
+protocol), LERF 2D query metrics, the point-to-Gaussian correspondence of the 3D protocol and codebook purity."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+
+from stages.lib.vocabularies import LONG_TAIL, LONG_TAIL_NAMES, LONG_TAIL_SIZES, category_lut
 
 SCANNET19 = ["wall", "floor", "cabinet", "bed", "chair", "sofa", "table", "door", "window", "bookshelf", "picture",
              "counter", "desk", "curtain", "refrigerator", "shower curtain", "toilet", "sink", "bathtub"]
@@ -21,7 +23,8 @@ SCANNET_SUBSETS: dict[int, list[str]] = {
 @dataclass
 class SemanticResult:
     """What a semantic evaluation measured: a confusion [C, C+1] per ScanNet class subset, the IoU of every LERF text
-    query, and optionally per-query localization accuracy and the 3D-OVS confusion over its class list."""
+    query, and optionally per-query localization accuracy, the 3D-OVS confusion over its class list and (methods with
+    per-point features) a confusion [K, K+1] per long-tail vocabulary (``long_tail_confusions``)."""
 
     confusions: dict[int, np.ndarray]
     query_iou: dict[str, float]
@@ -33,6 +36,7 @@ class SemanticResult:
     codebook_oracle: dict[int, np.ndarray] | None = None  # confusions with every cluster labelled by its GT majority
     point_labels: np.ndarray | None = None  # [P] index into the 19 ScanNet classes per scan point, -1 none (figures)
     query_masks: "QueryMasks | None" = None  # per LERF query, its selection on the first test view showing it (figures)
+    long_tail: dict[int, np.ndarray] | None = None  # K -> confusion over LONG_TAIL[K] (K = 40 / 80 / 160)
 
 
 @dataclass
@@ -96,6 +100,29 @@ def subset_labels(labels: np.ndarray, vocabulary: list[str], subset: list[str]) 
     """Map vocabulary ids to subset ids; classes outside the subset become -1 (ignored)."""
     lut = np.array([subset.index(name) if name in subset else -1 for name in vocabulary] + [-1])
     return lut[np.where(labels < 0, len(vocabulary), labels)]
+
+
+def long_tail_confusions(point_feats: np.ndarray, seen: np.ndarray, text: np.ndarray, points_semantic: np.ndarray,
+                         categories: list[str], chunk: int = 65536) -> dict[int, np.ndarray]:
+    """The long-tail K-class protocol (SAS Table 2, ``stages.lib.vocabularies``): confusion [K, K+1] per K in
+    ``LONG_TAIL_SIZES``, each seen point predicted as its argmax of cosine over the first K of ``text`` [160, D] (the
+    text features of ``LONG_TAIL_NAMES``, nested vocabularies), unseen points a miss; GT ``points_semantic`` indexes
+    ``categories`` (-1 and categories outside the vocabulary ignored). ``miou_macc`` then averages over the
+    vocabulary classes present in the GT."""
+    if len(text) != len(LONG_TAIL_NAMES):
+        raise ValueError(f"long-tail text features: need {len(LONG_TAIL_NAMES)} rows, got {len(text)}")
+    unit = text / np.linalg.norm(text, axis=-1, keepdims=True)
+    pred = {k: np.empty(len(point_feats), np.int64) for k in LONG_TAIL_SIZES}
+    for start in range(0, len(point_feats), chunk):
+        sims = np.asarray(point_feats[start:start + chunk], np.float64) @ unit.T
+        for k in LONG_TAIL_SIZES:
+            pred[k][start:start + chunk] = sims[:, :k].argmax(-1)
+    out = {}
+    for k in LONG_TAIL_SIZES:
+        lut = category_lut(categories, LONG_TAIL[k])
+        gt = lut[np.where(points_semantic < 0, len(categories), points_semantic)]
+        out[k] = confusion_matrix(gt, np.where(seen, pred[k], -1), k)
+    return out
 
 
 def present_classes(gt: np.ndarray, categories: list[str]) -> list[str]:

@@ -283,6 +283,15 @@ SEMANTIC_METRICS = register(
                                      "test view whose ground truth shows it; -1 none"),
         query_masks_2d=ArraySpec("uint8", ("Qn", "H", "W"), chunks=(1, None, None), required=False,
                                  doc="per text query, the method's selection (0/1) on query_views_2d (figures)"),
+        confusion_long_tail_40=ArraySpec("int64", (40, 41), required=False,
+                                         doc="long-tail protocol, K = 40: rows GT, columns prediction over the first "
+                                             "40 of attrs['long_tail_vocabulary'], last miss"),
+        confusion_long_tail_80=ArraySpec("int64", (80, 81), required=False,
+                                         doc="long-tail protocol, K = 80: rows GT, columns prediction over the first "
+                                             "80 of attrs['long_tail_vocabulary'], last miss"),
+        confusion_long_tail_160=ArraySpec("int64", (160, 161), required=False,
+                                          doc="long-tail protocol, K = 160: rows GT, columns prediction over the first "
+                                              "160 of attrs['long_tail_vocabulary'], last miss"),
     )
 )
 
@@ -318,6 +327,9 @@ DISTILLED_POINTS = register(
         point_features=ArraySpec("float32", ("P", "D"), (65536, None), doc="aligned with the scene's points_xyz",
                                  finite=True),
         text_features=ArraySpec("float32", ("C", "D"), doc="the vocabulary's text features (attrs['vocabulary'])"),
+        long_tail_text_features=ArraySpec("float32", ("Kl", "D"), required=False,
+                                          doc="the long-tail K-class vocabulary's text features "
+                                              "(attrs['long_tail_vocabulary'], stages.lib.vocabularies)"),
         superpoint=ArraySpec("int32", ("P",), doc="superpoint id 0..L-1 of every point"),
         losses=ArraySpec("float32", ("E", 4), doc="mean loss per epoch, columns attrs['losses'] (Eq. 10, Eq. 13)"),
     )

@@ -5,7 +5,9 @@ Each 2D model's per-pixel class prediction on every training view is aligned by 
 scene's 3D points over the views that see them (occlusion-aware, ``projection``); the two models' point features are
 then used alone (``fusion: single`` with ``model``) or fused (``add``, ``linear``, ``capability`` with the
 capability store's table, Eq. 6-8). A point's class is its argmax over the text features of each ScanNet subset;
-points no view sees are a miss. The 2D queries label every test-view pixel with depth by its nearest point's class
+points no view sees are a miss. The same point features give the long-tail K-class protocol (Table 2, K = 40 / 80 /
+160, ``stages.lib.vocabularies``): each point's argmax over the K vocabulary's text features from the same shared
+text encoder (the distill stage keeps them in its store). The 2D queries label every test-view pixel with depth by its nearest point's class
 over the vocabulary (our reading: SAS evaluates 3D only; this gives the LERF table a comparable row).
 Our readings: the scan's points and the sensor depth are used (a scene without depth stops with a clear error);
 tau defaults to 0.1 (the paper does not give its value); the shared text encoder is CLIP's when a real model is
@@ -30,10 +32,12 @@ from stages.lib.semantic_metrics import (
     QueryMasks,
     SemanticResult,
     confusion_matrix,
+    long_tail_confusions,
     mask_iou,
     subset_labels,
 )
 from stages.lib.store import Store, StoreError, read_store
+from stages.lib.vocabularies import LONG_TAIL_NAMES, unmapped
 from stages.methods import register
 from stages.methods.sas.capability import filled
 from stages.methods.sas.fusion import fuse, unit
@@ -138,10 +142,22 @@ def test_view_queries(scene: Store, point_class: np.ndarray, vocabulary: list[st
     return {name: float(np.mean(v)) for name, v in sorted(ious.items())}
 
 
+@dataclass
+class FusedPoints:
+    """The configured row's point features [P, D], [P] seen by a training view, the vocabulary's text features [C, D]
+    and the long-tail vocabulary's ``LONG_TAIL_NAMES`` [160, D], both from the shared text encoder."""
+
+    features: np.ndarray
+    seen: np.ndarray
+    text: np.ndarray
+    vocabulary: list[str]
+    long_tail_text: np.ndarray
+
+
 def fused_scene_features(scene: Store, capability: Store, cfg: SasEvalConfig, context: ModelContext | None = None
-                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """The configured row's point features [P, D], [P] seen by a training view, the text features [C, D] and the
-    vocabulary (the capability store's); real models are loaded in ``context`` (default: on the CPU)."""
+                         ) -> FusedPoints:
+    """The configured row's point features and text features over the capability store's vocabulary; real models
+    are loaded in ``context`` (default: on the CPU)."""
     vocabulary = list(capability.attrs["vocabulary"])
     missing = sorted(set(scene.attrs["categories"]) - set(vocabulary))
     if missing:
@@ -152,18 +168,27 @@ def fused_scene_features(scene: Store, capability: Store, cfg: SasEvalConfig, co
     fused = fused_features(cfg, features, [m.name for m in models], capability.load("capability"), text)
     log.info("sas %s%s: %d of %d points seen by a training view", cfg.fusion,
              f" ({cfg.model})" if cfg.model else "", int(seen.sum()), len(seen))
-    return fused, seen, text, vocabulary
+    long_tail = alignment_text(models, LONG_TAIL_NAMES, cfg.text_dim)
+    return FusedPoints(fused, seen, text, vocabulary, long_tail)
 
 
 def point_rows(scene: Store, point_feats: np.ndarray, seen: np.ndarray, text: np.ndarray,
-               vocabulary: list[str]) -> SemanticResult:
-    """The ScanNet 3D protocol and the per-view 2D queries of per-point features (unseen points are a miss)."""
+               vocabulary: list[str], long_tail_text: np.ndarray | None) -> SemanticResult:
+    """The ScanNet 3D protocol, the long-tail K-class protocol (when ``long_tail_text`` is given) and the per-view 2D
+    queries of per-point features (unseen points are a miss)."""
     categories = list(scene.attrs["categories"])
-    confusions = subset_confusions(point_feats, seen, text, vocabulary, scene.load("points_semantic"), categories)
+    points_semantic = scene.load("points_semantic")
+    confusions = subset_confusions(point_feats, seen, text, vocabulary, points_semantic, categories)
+    long_tail = None
+    if long_tail_text is not None:
+        long_tail = long_tail_confusions(point_feats, seen, long_tail_text, points_semantic, categories)
+        if outside := unmapped(categories, LONG_TAIL_NAMES):
+            log.warning("long-tail protocol: scene categories %s are in no K vocabulary; their points are ignored",
+                        outside)
     point_class = np.where(seen, (point_feats @ unit(text).T).argmax(-1), -1)
     masks = QueryMasks.empty()
     return SemanticResult(confusions, test_view_queries(scene, point_class, vocabulary, masks),
-                          points_protocol=SCAN_POINTS, query_masks=masks)
+                          points_protocol=SCAN_POINTS, query_masks=masks, long_tail=long_tail)
 
 
 @register("evaluation", "sas")
@@ -172,15 +197,15 @@ def evaluate_sas(call: StageCall) -> SemanticResult:
     cfg = config_from_params(SasEvalConfig, call.options, "sas evaluation")
     scene_path, capability_path = call.require("scene", "capability")
     scene = read_store("scene", scene_path)
-    fused, seen, text, vocabulary = fused_scene_features(scene, read_store("capability", capability_path), cfg,
-                                                         ModelContext(call.device))
-    return point_rows(scene, fused, seen, text, vocabulary)
+    fused = fused_scene_features(scene, read_store("capability", capability_path), cfg, ModelContext(call.device))
+    return point_rows(scene, fused.features, fused.seen, fused.text, fused.vocabulary, fused.long_tail_text)
 
 
 @register("evaluation", "sas_distilled")
 def evaluate_sas_distilled(call: StageCall) -> SemanticResult:
     """SAS Sec. 3.5 inference: the distilled network's point features against the text features, no post-processing
-    (every point has a prediction, seen by a training view or not)."""
+    (every point has a prediction, seen by a training view or not); the long-tail rows when the store keeps the
+    long-tail text features (stores written before it have none)."""
     config_from_params(SasDistilledEvalConfig, call.options, "sas_distilled evaluation")
     scene_path, distilled_path = call.require("scene", "distilled")
     scene, distilled = read_store("scene", scene_path), read_store("distilled_points", distilled_path)
@@ -189,5 +214,10 @@ def evaluate_sas_distilled(call: StageCall) -> SemanticResult:
         raise StoreError(f"{distilled_path}: {len(feats)} point features for {scene['points_xyz'].shape[0]} scene "
                          "points")
     log.info("sas distilled (%s, backend %s)", distilled.attrs["schedule"], distilled.attrs["backend"])
+    long_tail = None
+    if "long_tail_text_features" in distilled:
+        if list(distilled.attrs["long_tail_vocabulary"]) != LONG_TAIL_NAMES:
+            raise StoreError(f"{distilled_path}: its long-tail vocabulary differs from this version's LONG_TAIL")
+        long_tail = distilled.load("long_tail_text_features").astype(np.float64)
     return point_rows(scene, feats, np.ones(len(feats), bool), distilled.load("text_features").astype(np.float64),
-                      list(distilled.attrs["vocabulary"]))
+                      list(distilled.attrs["vocabulary"]), long_tail)
