@@ -65,7 +65,7 @@ def main(args: argparse.Namespace) -> None:
     backend = get_backend(cfg.backend)
     device = pick_device(args.device)
     scene, capability = read_store("scene", args.scene), read_store("capability", args.capability)
-    fused_points = fused_scene_features(scene, capability, targets_cfg, ModelContext(device))
+    fused_points = fused_scene_features(scene, capability, targets_cfg, ModelContext(device, args.weights_dir))
     fused, seen, text, vocabulary = (fused_points.features, fused_points.seen, fused_points.text,
                                      fused_points.vocabulary)
     if not seen.any():
@@ -94,6 +94,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--scene", required=True, help="scene store (points; depth and ground truth for the oracle models)")
     p.add_argument("--capability", required=True, help="capability store (after: capability)")
     p.add_argument("--out", required=True, help="output distilled_points store (.zarr)")
+    p.add_argument("--weights-dir", default=None, help="checkpoints of real 2D models fused into the targets "
+                   "(default: $OVGS_WEIGHTS or weights/)")
     return p
 
 

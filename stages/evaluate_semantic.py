@@ -257,7 +257,8 @@ def main(args: argparse.Namespace) -> None:
     if "evaluation" in params:
         run = lookup("evaluation", params["evaluation"])
         result = run(StageCall("evaluate_semantic", stage_inputs(args, INPUTS), params,
-                               {k: v for k, v in params.items() if k != "evaluation"}, device, Path(args.out)))
+                               {k: v for k, v in params.items() if k != "evaluation"}, device, Path(args.out),
+                               args.weights_dir))
     else:
         result = codebook_search(args, scene, device)
     confusions, query_iou = result.confusions, result.query_iou
@@ -318,6 +319,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--distilled", default=None, help="distilled_points store (SAS 3D: after: distill)")
     p.add_argument("--out", required=True, help="output semantic_metrics store (.zarr)")
     p.add_argument("--table", required=True, help="CSV table: one row per class subset and per text query")
+    p.add_argument("--weights-dir", default=None, help="model checkpoints of evaluations that run 2D models (SAS's "
+                   "real models; default: $OVGS_WEIGHTS or weights/)")
     return p
 
 

@@ -240,3 +240,34 @@ def test_diffusion_source_measures_real_models_on_the_synthesised_pixels(tmp_pat
     table = store.load("capability")
     assert store.attrs["models"] == ["dense", "mask"] and table.shape == (2, 2)
     assert ((table >= 0) & (table <= 1)).all() and (store.load("images") == 1).all()
+
+
+def test_evaluation_and_distill_read_real_checkpoints_from_their_weights_dir(tmp_path):
+    """The sas evaluation and the distill stage build real models from the capability store's parameters with the
+    checkpoints of their own ``--weights-dir`` (the workflow's ``weights_dir``): a missing one stops them, naming that
+    folder, before any output exists."""
+    import zarr
+
+    from stages import capability, distill, evaluate_semantic
+    from stages.lib.cli import run_stage
+
+    scene = tmp_path / "scene.zarr"
+    tiny_scene().write(scene, "test", {}, dataset="synthetic", scene="tiny", reader="synthetic")
+    cap = tmp_path / "capability.zarr"
+    params = {"source": "oracle", "models": [{"name": "dense"}, {"name": "mask"}],
+              "options": {"images_per_class": 2, "width": 24, "height": 16}}
+    run_stage(capability.main, capability.parser(),
+              ["--scene", str(scene), "--out", str(cap), "--params", json.dumps(params), "--device", "cpu"])
+    zarr.open_group(str(cap), mode="r+").attrs["model_params"] = [{"name": "dense", "kind": "clip_dense"},
+                                                                   {"name": "mask", "kind": "sam_clip"}]
+    weights = tmp_path / "my_weights"
+    runs = [(evaluate_semantic, ["--out", str(tmp_path / "m.zarr"), "--table", str(tmp_path / "m.csv"),
+                                 "--params", '{"evaluation": "sas"}']),
+            (distill, ["--out", str(tmp_path / "d.zarr"), "--params", "{}"])]
+    for stage, args in runs:
+        with pytest.raises(SystemExit) as stop:
+            run_stage(stage.main, stage.parser(), ["--scene", str(scene), "--capability", str(cap), *args,
+                                                   "--weights-dir", str(weights), "--device", "cpu"])
+        assert f"{weights}/" in str(stop.value.code), stage.__name__
+        assert "python -m stages.weights fetch clip_vit_b16_laion2b" in str(stop.value.code)
+    assert not (tmp_path / "m.zarr").exists() and not (tmp_path / "d.zarr").exists()

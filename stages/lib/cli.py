@@ -36,7 +36,8 @@ class StageCall:
 
     ``inputs``: every input store the stage got, {input name: path} (``scene`` included where given);
     ``params``: the stage's whole JSON parameters (the store's provenance); ``options``: the piece's own parameters
-    (``params`` without the key that chose the piece).
+    (``params`` without the key that chose the piece); ``weights_dir``: where model checkpoints live (None:
+    ``$OVGS_WEIGHTS`` or ``weights/``), for pieces that run 2D models.
     """
 
     stage: str
@@ -45,6 +46,7 @@ class StageCall:
     options: dict[str, Any]
     device: torch.device
     out: Path
+    weights_dir: str | None = None
 
     def require(self, *names: str) -> list[str]:
         """The paths of inputs this piece cannot run without; a clear error naming the missing ones."""

@@ -8,6 +8,7 @@ rule distill:
         json=lambda w: stage_params("distill", w),
         upstream=stage_upstream("distill"),
         inputs=input_args,
+        weights=WEIGHTS_DIR,
     log:
         f"{RESULTS}/logs/{{dataset}}/{{scene}}/distill/{{variant}}.log",
     benchmark:
@@ -20,4 +21,5 @@ rule distill:
         runtime=res("distill", "runtime"),
         gpu=res("distill", "gpu"),
     shell:
-        "python -m stages.distill {params.inputs} --out {output.store} --params {params.json:q} &> {log}"
+        "python -m stages.distill {params.inputs} --out {output.store} --weights-dir {params.weights:q} "
+        "--params {params.json:q} &> {log}"

@@ -9,6 +9,7 @@ rule evaluate_semantic:
         json=lambda w: stage_params("evaluate_semantic", w),
         upstream=stage_upstream("evaluate_semantic"),
         inputs=input_args,
+        weights=WEIGHTS_DIR,
     log:
         f"{RESULTS}/logs/{{dataset}}/{{scene}}/evaluate_semantic/{{variant}}.log",
     benchmark:
@@ -22,4 +23,4 @@ rule evaluate_semantic:
         gpu=res("evaluate_semantic", "gpu"),
     shell:
         "python -m stages.evaluate_semantic {params.inputs} --out {output.store} "
-        "--table {output.table} --params {params.json:q} &> {log}"
+        "--table {output.table} --weights-dir {params.weights:q} --params {params.json:q} &> {log}"

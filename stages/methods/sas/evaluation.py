@@ -12,7 +12,8 @@ over the vocabulary (our reading: SAS evaluates 3D only; this gives the LERF tab
 Our readings: the scan's points and the sensor depth are used (a scene without depth stops with a clear error);
 tau defaults to 0.1 (the paper does not give its value); the shared text encoder is CLIP's when a real model is
 fused and the oracle embedding of the class names for oracle models (``models2d.alignment_text``); real models load
-their checkpoints from ``$OVGS_WEIGHTS`` or ``weights/``.
+their checkpoints from the stage's ``--weights-dir`` (the workflow's ``weights_dir``; default ``$OVGS_WEIGHTS`` or
+``weights/``).
 """
 
 from __future__ import annotations
@@ -197,7 +198,8 @@ def evaluate_sas(call: StageCall) -> SemanticResult:
     cfg = config_from_params(SasEvalConfig, call.options, "sas evaluation")
     scene_path, capability_path = call.require("scene", "capability")
     scene = read_store("scene", scene_path)
-    fused = fused_scene_features(scene, read_store("capability", capability_path), cfg, ModelContext(call.device))
+    fused = fused_scene_features(scene, read_store("capability", capability_path), cfg,
+                                 ModelContext(call.device, call.weights_dir))
     return point_rows(scene, fused.features, fused.seen, fused.text, fused.vocabulary, fused.long_tail_text)
 
 
