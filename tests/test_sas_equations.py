@@ -139,3 +139,26 @@ def test_oracle_model_confuses_only_its_classes_at_its_rate():
     assert abs(hits - 0.3) < 0.04
     with pytest.raises(ValueError, match="outside the vocabulary"):
         OracleClassModel("d", confuse={"lamp": 0.5}).predict(semantic, instance, vocab, key=0)
+
+
+def test_class_votes_give_the_mean_of_the_text_aligned_maps():
+    """add_view_classes (votes per class, turned into features at the end) equals add_view of the text-aligned
+    per-pixel maps over several views with unpredicted pixels, with or without a shared occlusion test."""
+    rng = np.random.default_rng(3)
+    points = np.column_stack([rng.uniform(-1, 1, (200, 2)), rng.uniform(2.0, 3.0, 200)])
+    k = np.array([[8.0, 0, 8], [0, 8.0, 8], [0, 0, 1]])
+    text = rng.normal(size=(5, 4))
+    by_map, by_votes, shared = (PointFeatureFusion(points, dim=4) for _ in range(3))
+    for _ in range(4):
+        w2c = np.eye(4)
+        w2c[:3, 3] = rng.normal(scale=0.1, size=3)
+        depth = rng.uniform(1.5, 3.5, (16, 16))
+        pred = rng.integers(-1, 5, (16, 16))
+        by_map.add_view(align_by_text(pred, text), k, w2c, depth)
+        by_votes.add_view_classes(pred, text, k, w2c, depth)
+        shared.add_view_classes(pred, text, k, w2c, depth, shared.visibility(k, w2c, depth))
+    assert by_map.count.sum() > 0 and (by_map.count == by_votes.count).all()
+    np.testing.assert_allclose(by_votes.mean(), by_map.mean(), atol=1e-6)
+    np.testing.assert_array_equal(shared.mean(), by_votes.mean())
+    with pytest.raises(ValueError, match="class ids"):
+        by_votes.add_view_classes(np.full((16, 16), 5), text, k, np.eye(4), depth)

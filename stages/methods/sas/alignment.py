@@ -15,13 +15,23 @@ def prompts(vocabulary: list[str], template: str = PROMPT_TEMPLATE) -> list[str]
     return [template.format(name) for name in vocabulary]
 
 
+def unit_text(text_features: np.ndarray) -> np.ndarray:
+    """The shared text encoder's features of the vocabulary [K, D], each normalised to unit length."""
+    return text_features / np.linalg.norm(text_features, axis=-1, keepdims=True)
+
+
+def check_class_ids(prediction: np.ndarray, num_classes: int) -> None:
+    """Class ids must lie in [-1, K - 1] (-1: unpredicted)."""
+    if prediction.size and (prediction.max() >= num_classes or prediction.min() < UNPREDICTED):
+        raise ValueError(f"class ids must lie in [-1, {num_classes - 1}], got [{prediction.min()}, {prediction.max()}]")
+
+
 def align_by_text(prediction: np.ndarray, text_features: np.ndarray) -> np.ndarray:
     """Sec. 3.1: per-pixel class ids [...] (-1 none) -> the predicted class's unit text feature [..., D] (0 for -1).
 
     ``text_features`` [K, D] are the shared text encoder's features of the vocabulary (normalised here).
     """
-    text = text_features / np.linalg.norm(text_features, axis=-1, keepdims=True)
+    text = unit_text(text_features)
     table = np.concatenate([text, np.zeros((1, text.shape[1]), text.dtype)])  # row K = unpredicted
-    if prediction.size and (prediction.max() >= len(text) or prediction.min() < UNPREDICTED):
-        raise ValueError(f"class ids must lie in [-1, {len(text) - 1}], got [{prediction.min()}, {prediction.max()}]")
+    check_class_ids(prediction, len(text))
     return table[np.where(prediction < 0, len(text), prediction)]

@@ -86,8 +86,10 @@ def model_point_features(scene: Store, models: list[ClassModel], vocabulary: lis
             semantic, instance = to_vocab[np.where(gt < 0, len(categories), gt)], scene["gt_instance"][int(view)]
         image = ImageInputs(scene["images"][int(view)] if pixels else None, semantic, instance, int(view))
         depth = scene["depth"][int(view)]
+        visibility = fusions[0].visibility(intrinsics[view], poses[view], depth)  # the same points in every fusion
         for model, fusion in zip(models, fusions):
-            fusion.add_view_classes(model.classify(image, vocabulary), text, intrinsics[view], poses[view], depth)
+            fusion.add_view_classes(model.classify(image, vocabulary), text, intrinsics[view], poses[view], depth,
+                                    visibility)
     return [f.mean() for f in fusions], fusions[0].count > 0
 
 
