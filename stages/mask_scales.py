@@ -15,11 +15,10 @@ import numpy as np
 from tqdm import tqdm
 
 from stages.lib.cli import config_from_params, pick_device, run_stage, stage_parser
-from stages.lib.gaussians import activated, load_gaussians
 from stages.lib.mask_store import load_masks
+from stages.lib.rendered_depth import Camera, load_geometry, rendered_depth
 from stages.lib.scene import load_scene
 from stages.lib.store import StoreError, write_store
-from stages.methods.saga.cameras import Camera, rendered_depth
 from stages.methods.saga.scales import NUM_KNOTS, normalise_scales, scale_knots, view_mask_scales
 
 log = logging.getLogger(__name__)
@@ -39,8 +38,7 @@ def main(args: argparse.Namespace) -> None:
     device = pick_device(args.device)
     scene = load_scene(args.scene)
     masks = load_masks(args.masks, (scene.num_views, scene.height, scene.width))
-    params, _ = load_gaussians(args.gaussians, device)
-    geometry = activated(params)
+    geometry = load_geometry(args.gaussians, device)
     metric = np.full(masks.num_masks, np.nan)
     counts = np.zeros(masks.num_masks, dtype=np.int64)
     for view in tqdm(range(scene.num_views), desc="mask scales", unit="view", mininterval=5):

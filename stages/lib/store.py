@@ -324,8 +324,9 @@ DISTILLED_POINTS = register(
         "self-distillation from the fused 2D point features); written by the distill stage.",
         ("backend", "schedule", "vocabulary", "losses", "voxel_size", "superpoint_source", "num_superpoints",
          "seconds_per_epoch", "points_per_second"),
-        point_features=ArraySpec("float32", ("P", "D"), (65536, None), doc="aligned with the scene's points_xyz",
-                                 finite=True),
+        point_features=ArraySpec("float32", ("P", "D"), (65536, None), finite=True,
+                                 doc="aligned with the scene's points_xyz, or with the Gaussian centres when "
+                                     "attrs['points_source'] is 'gaussians'"),
         text_features=ArraySpec("float32", ("C", "D"), doc="the vocabulary's text features (attrs['vocabulary'])"),
         long_tail_text_features=ArraySpec("float32", ("Kl", "D"), required=False,
                                           doc="the long-tail K-class vocabulary's text features "

@@ -74,10 +74,10 @@ UPSTREAM = {
     },
     "evaluate_prompt": {"required": {"gaussians": ["train_features"], "mask_scales": ["mask_scales"]}, "optional": {}},
     "capability": {"required": {}, "optional": {}},
-    "distill": {"required": {"capability": ["capability"]}, "optional": {}},
+    "distill": {"required": {"capability": ["capability"]}, "optional": {"gaussians": ["train_gs"]}},
     "evaluate_semantic": {
         "required": {},
-        "optional": {"gaussians": ["pseudo_gt", "train_features"], "codebook": ["codebook"],
+        "optional": {"gaussians": ["pseudo_gt", "train_features", "train_gs"], "codebook": ["codebook"],
                      "association": ["associate"], "features": ["features"], "capability": ["capability"],
                      "distilled": ["distill"]},
     },

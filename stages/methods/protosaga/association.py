@@ -17,11 +17,11 @@ import torch
 from stages.lib.cli import StageCall, config_from_params
 from stages.lib.gaussians import PARAM_KEYS, activated
 from stages.lib.mask_store import load_masks
+from stages.lib.rendered_depth import Camera, rendered_depth
 from stages.lib.store import read_store, write_store
 from stages.methods import register
 from stages.methods.protosaga.memory_bank import BankConfig, associate_views
 from stages.methods.protosaga.objective import stored_classifiers
-from stages.methods.saga.cameras import Camera, rendered_depth
 
 log = logging.getLogger(__name__)
 

@@ -30,8 +30,8 @@ from stages.lib.promptable import (
     target_view,
     view_angle,
 )
+from stages.lib.rendered_depth import Camera
 from stages.lib.scene import SceneData
-from stages.methods.saga.cameras import Camera
 from stages.methods.saga.field import SagaField
 from stages.methods.saga.prompt import PointPrompt
 from stages.methods.saga.scales import normalise_scales, view_mask_scales

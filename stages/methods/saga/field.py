@@ -12,8 +12,8 @@ from torch import Tensor
 from stages.lib.gaussians import PARAM_KEYS, activated
 from stages.lib.objective_state import load_objective_state
 from stages.lib.render import render
+from stages.lib.rendered_depth import Camera, activated_geometry, rendered_depth
 from stages.lib.store import StoreError, read_store
-from stages.methods.saga.cameras import Camera, activated_geometry, rendered_depth
 from stages.methods.saga.gate import ScaleGate
 from stages.methods.saga.prompt import PointPrompt, PromptIndex
 

@@ -21,10 +21,10 @@ from tqdm import tqdm
 from stages.lib.cli import StageCall, config_from_params
 from stages.lib.clustering import HDBSCANConfig
 from stages.lib.mask_store import load_masks
+from stages.lib.rendered_depth import Camera
 from stages.lib.scene import load_scene
 from stages.lib.store import StoreError, read_store, write_store
 from stages.methods import register
-from stages.methods.saga.cameras import Camera
 from stages.methods.saga.field import SagaField
 from stages.methods.saga.vote import (
     anchor_segments,

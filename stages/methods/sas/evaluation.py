@@ -9,7 +9,11 @@ points no view sees are a miss. The same point features give the long-tail K-cla
 160, ``stages.lib.vocabularies``): each point's argmax over the K vocabulary's text features from the same shared
 text encoder (the distill stage keeps them in its store). The 2D queries label every test-view pixel with depth by its nearest point's class
 over the vocabulary (our reading: SAS evaluates 3D only; this gives the LERF table a comparable row).
-Our readings: the scan's points and the sensor depth are used (a scene without depth stops with a clear error);
+Points and depth (``stages.methods.sas.points``): the scan's points and the sensor depth for RGB-D scenes; a scene
+without depth takes the trained RGB Gaussians (input ``gaussians``, a ``train_gs`` store): their centres are the points
+and each view's rendered depth replaces the sensor's in the occlusion test and the 2D queries; the 3D protocol then
+labels the scan's GT points by their nearest Gaussian (``points_protocol`` ``nearest_gaussian``). A scene with neither
+stops with a clear error. Our readings:
 tau defaults to 0.1 (the paper does not give its value); the shared text encoder is CLIP's when a real model is
 fused and the oracle embedding of the class names for oracle models (``models2d.alignment_text``); real models load
 their checkpoints from the stage's ``--weights-dir`` (the workflow's ``weights_dir``; default ``$OVGS_WEIGHTS`` or
@@ -28,7 +32,6 @@ from tqdm import tqdm
 
 from stages.lib.cli import StageCall, config_from_params
 from stages.lib.semantic_metrics import (
-    SCAN_POINTS,
     SCANNET_SUBSETS,
     QueryMasks,
     SemanticResult,
@@ -43,6 +46,7 @@ from stages.methods import register
 from stages.methods.sas.capability import filled
 from stages.methods.sas.fusion import fuse, unit
 from stages.methods.sas.models2d import ClassModel, ImageInputs, ModelContext, alignment_text, build_models
+from stages.methods.sas.points import GAUSSIANS, SCAN, FusionPoints, fusion_points, gaussian_points, scan_points
 from stages.methods.sas.projection import VISIBILITY_THRESHOLD, PointFeatureFusion
 
 log = logging.getLogger(__name__)
@@ -51,13 +55,15 @@ log = logging.getLogger(__name__)
 @dataclass
 class SasEvalConfig:
     """fusion: single | add | linear | capability; model: the model used alone (single); tau: Eq. 8 temperature;
-    visibility_threshold: relative depth agreement of the occlusion test; text_dim: oracle text-embedding size."""
+    visibility_threshold: relative depth agreement of the occlusion test; text_dim: oracle text-embedding size;
+    min_alpha: with Gaussian points, pixels whose rendered opacity is below it have no depth."""
 
     fusion: Literal["single", "add", "linear", "capability"] = "capability"
     model: str | None = None
     tau: float = 0.1
     visibility_threshold: float = VISIBILITY_THRESHOLD
     text_dim: int = 512
+    min_alpha: float = 0.5
 
 
 @dataclass
@@ -66,17 +72,19 @@ class SasDistilledEvalConfig:
 
 
 def model_point_features(scene: Store, models: list[ClassModel], vocabulary: list[str], text: np.ndarray,
-                         threshold: float) -> tuple[list[np.ndarray], np.ndarray]:
+                         threshold: float, points: FusionPoints | None = None) -> tuple[list[np.ndarray], np.ndarray]:
     """Per model the text-aligned point features [P, D] fused over the training views; and [P] seen by any view.
-    Models read the views' pixels or GT label maps (oracle models), whichever they need."""
+    Models read the views' pixels or GT label maps (oracle models), whichever they need. ``points``: the points and
+    their views' depth (default: the scan's points and the sensor depth)."""
+    points = scan_points(scene) if points is None else points
     labels, pixels = any(not m.reads_pixels for m in models), any(m.reads_pixels for m in models)
-    for name in ("depth", *(("gt_semantic", "gt_instance") if labels else ())):
+    needed = (("depth",) if points.geometry is None else ()) + (("gt_semantic", "gt_instance") if labels else ())
+    for name in needed:
         if name not in scene:
             raise StoreError(f"{scene.path}: SAS's occlusion test and oracle models need {name!r}")
     categories = list(scene.attrs["categories"])
     to_vocab = np.array([vocabulary.index(c) if c in vocabulary else -1 for c in categories] + [-1])
-    points = scene.load("points_xyz").astype(np.float64)
-    fusions = [PointFeatureFusion(points, text.shape[1], threshold) for _ in models]
+    fusions = [PointFeatureFusion(points.xyz, text.shape[1], threshold) for _ in models]
     intrinsics, poses = scene.load("intrinsics"), scene.load("world_to_camera")
     train = np.nonzero(~scene.load("is_test"))[0]
     for view in tqdm(train, desc="point features", unit="view", mininterval=5):
@@ -85,7 +93,7 @@ def model_point_features(scene: Store, models: list[ClassModel], vocabulary: lis
             gt = scene["gt_semantic"][int(view)]
             semantic, instance = to_vocab[np.where(gt < 0, len(categories), gt)], scene["gt_instance"][int(view)]
         image = ImageInputs(scene["images"][int(view)] if pixels else None, semantic, instance, int(view))
-        depth = scene["depth"][int(view)]
+        depth = points.depth(int(view))
         visibility = fusions[0].visibility(intrinsics[view], poses[view], depth)  # the same points in every fusion
         for model, fusion in zip(models, fusions):
             fusion.add_view_classes(model.classify(image, vocabulary), text, intrinsics[view], poses[view], depth,
@@ -120,15 +128,17 @@ def subset_confusions(point_feats: np.ndarray, seen: np.ndarray, text: np.ndarra
 
 
 def test_view_queries(scene: Store, point_class: np.ndarray, vocabulary: list[str],
-                      masks: QueryMasks | None = None) -> dict[str, float]:
+                      masks: QueryMasks | None = None, points: FusionPoints | None = None) -> dict[str, float]:
     """IoU per category present in the test views: pixels take their back-projected nearest point's class; ``masks``
-    keeps each category's mask on the first test view showing it."""
+    keeps each category's mask on the first test view showing it; ``points``: the points of ``point_class`` and the
+    depth the pixels are back-projected with (default: the scan's points and the sensor depth)."""
+    points = scan_points(scene) if points is None else points
     categories = list(scene.attrs["categories"])
-    tree = cKDTree(scene.load("points_xyz"))
+    tree = cKDTree(points.xyz)
     intrinsics, poses = scene.load("intrinsics"), scene.load("world_to_camera")
     ious: dict[str, list[float]] = {}
     for position, view in enumerate(np.nonzero(scene.load("is_test"))[0]):
-        depth, gt = scene["depth"][int(view)], scene["gt_semantic"][int(view)]
+        depth, gt = points.depth(int(view)), scene["gt_semantic"][int(view)]
         h, w = depth.shape
         yy, xx = np.mgrid[0:h, 0:w] + 0.5
         rays = np.stack([xx, yy, np.ones_like(xx)], -1).reshape(-1, 3) @ np.linalg.inv(intrinsics[view]).T
@@ -155,43 +165,52 @@ class FusedPoints:
     text: np.ndarray
     vocabulary: list[str]
     long_tail_text: np.ndarray
+    points: FusionPoints
 
 
-def fused_scene_features(scene: Store, capability: Store, cfg: SasEvalConfig, context: ModelContext | None = None
-                         ) -> FusedPoints:
+def fused_scene_features(scene: Store, capability: Store, cfg: SasEvalConfig, context: ModelContext | None = None,
+                         points: FusionPoints | None = None) -> FusedPoints:
     """The configured row's point features and text features over the capability store's vocabulary; real models
-    are loaded in ``context`` (default: on the CPU)."""
+    are loaded in ``context`` (default: on the CPU); ``points``: default the scan's points with the sensor depth."""
+    points = scan_points(scene) if points is None else points
     vocabulary = list(capability.attrs["vocabulary"])
     missing = sorted(set(scene.attrs["categories"]) - set(vocabulary))
     if missing:
         raise StoreError(f"{capability.path}: the vocabulary lacks the scene categories {missing}")
     models = build_models(capability.attrs["model_params"], context or ModelContext())
     text = alignment_text(models, vocabulary, cfg.text_dim)
-    features, seen = model_point_features(scene, models, vocabulary, text, cfg.visibility_threshold)
+    features, seen = model_point_features(scene, models, vocabulary, text, cfg.visibility_threshold, points)
     fused = fused_features(cfg, features, [m.name for m in models], capability.load("capability"), text)
-    log.info("sas %s%s: %d of %d points seen by a training view", cfg.fusion,
-             f" ({cfg.model})" if cfg.model else "", int(seen.sum()), len(seen))
+    log.info("sas %s%s: %d of %d %s points seen by a training view", cfg.fusion,
+             f" ({cfg.model})" if cfg.model else "", int(seen.sum()), len(seen), points.source)
     long_tail = alignment_text(models, LONG_TAIL_NAMES, cfg.text_dim)
-    return FusedPoints(fused, seen, text, vocabulary, long_tail)
+    return FusedPoints(fused, seen, text, vocabulary, long_tail, points)
 
 
 def point_rows(scene: Store, point_feats: np.ndarray, seen: np.ndarray, text: np.ndarray,
-               vocabulary: list[str], long_tail_text: np.ndarray | None) -> SemanticResult:
+               vocabulary: list[str], long_tail_text: np.ndarray | None, points: FusionPoints | None = None
+               ) -> SemanticResult:
     """The ScanNet 3D protocol, the long-tail K-class protocol (when ``long_tail_text`` is given) and the per-view 2D
-    queries of per-point features (unseen points are a miss)."""
+    queries of per-point features (unseen points are a miss); ``points``: the points of the features (default the
+    scan's); scan points take their nearest Gaussian's feature when they are Gaussian centres."""
+    points = scan_points(scene) if points is None else points
+    if "points_semantic" not in scene:
+        raise StoreError(f"{scene.path}: no 'points_semantic' ground truth to evaluate against")
     categories = list(scene.attrs["categories"])
     points_semantic = scene.load("points_semantic")
-    confusions = subset_confusions(point_feats, seen, text, vocabulary, points_semantic, categories)
+    index, protocol = points.of_scan_points()
+    scan_feats, scan_seen = point_feats[index], seen[index]
+    confusions = subset_confusions(scan_feats, scan_seen, text, vocabulary, points_semantic, categories)
     long_tail = None
     if long_tail_text is not None:
-        long_tail = long_tail_confusions(point_feats, seen, long_tail_text, points_semantic, categories)
+        long_tail = long_tail_confusions(scan_feats, scan_seen, long_tail_text, points_semantic, categories)
         if outside := unmapped(categories, LONG_TAIL_NAMES):
             log.warning("long-tail protocol: scene categories %s are in no K vocabulary; their points are ignored",
                         outside)
     point_class = np.where(seen, (point_feats @ unit(text).T).argmax(-1), -1)
     masks = QueryMasks.empty()
-    return SemanticResult(confusions, test_view_queries(scene, point_class, vocabulary, masks),
-                          points_protocol=SCAN_POINTS, query_masks=masks, long_tail=long_tail)
+    return SemanticResult(confusions, test_view_queries(scene, point_class, vocabulary, masks, points),
+                          points_protocol=protocol, query_masks=masks, long_tail=long_tail)
 
 
 @register("evaluation", "sas")
@@ -200,22 +219,28 @@ def evaluate_sas(call: StageCall) -> SemanticResult:
     cfg = config_from_params(SasEvalConfig, call.options, "sas evaluation")
     scene_path, capability_path = call.require("scene", "capability")
     scene = read_store("scene", scene_path)
+    points = fusion_points(scene, call.inputs.get("gaussians"), call.device, cfg.min_alpha)
     fused = fused_scene_features(scene, read_store("capability", capability_path), cfg,
-                                 ModelContext(call.device, call.weights_dir))
-    return point_rows(scene, fused.features, fused.seen, fused.text, fused.vocabulary, fused.long_tail_text)
+                                 ModelContext(call.device, call.weights_dir), points)
+    return point_rows(scene, fused.features, fused.seen, fused.text, fused.vocabulary, fused.long_tail_text, points)
 
 
 @register("evaluation", "sas_distilled")
 def evaluate_sas_distilled(call: StageCall) -> SemanticResult:
     """SAS Sec. 3.5 inference: the distilled network's point features against the text features, no post-processing
     (every point has a prediction, seen by a training view or not); the long-tail rows when the store keeps the
-    long-tail text features (stores written before it have none)."""
+    long-tail text features (stores written before it have none). A network distilled on Gaussian centres needs the
+    same ``gaussians`` input (its centres and rendered depth)."""
     config_from_params(SasDistilledEvalConfig, call.options, "sas_distilled evaluation")
     scene_path, distilled_path = call.require("scene", "distilled")
     scene, distilled = read_store("scene", scene_path), read_store("distilled_points", distilled_path)
     feats = distilled.load("point_features").astype(np.float64)
-    if len(feats) != scene["points_xyz"].shape[0]:
-        raise StoreError(f"{distilled_path}: {len(feats)} point features for {scene['points_xyz'].shape[0]} scene "
+    points = scan_points(scene)
+    if distilled.attrs.get("points_source", SCAN) == GAUSSIANS:  # trained on Gaussian centres (scene without depth)
+        (gaussians,) = call.require("gaussians")
+        points = gaussian_points(scene, gaussians, call.device, distilled.attrs["min_alpha"])
+    if len(feats) != len(points.xyz):
+        raise StoreError(f"{distilled_path}: {len(feats)} point features for {len(points.xyz)} {points.source} "
                          "points")
     log.info("sas distilled (%s, backend %s)", distilled.attrs["schedule"], distilled.attrs["backend"])
     long_tail = None
@@ -224,4 +249,4 @@ def evaluate_sas_distilled(call: StageCall) -> SemanticResult:
             raise StoreError(f"{distilled_path}: its long-tail vocabulary differs from this version's LONG_TAIL")
         long_tail = distilled.load("long_tail_text_features").astype(np.float64)
     return point_rows(scene, feats, np.ones(len(feats), bool), distilled.load("text_features").astype(np.float64),
-                      list(distilled.attrs["vocabulary"]), long_tail)
+                      list(distilled.attrs["vocabulary"]), long_tail, points)

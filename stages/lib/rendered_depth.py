@@ -1,13 +1,17 @@
-"""Cameras of a SAGA scene and the expected-depth rendering used for mask scales (Eq. 2) and prompt scales."""
+"""Pinhole cameras of a scene and the expected z-depth of trained Gaussians seen from them: the depth that replaces
+sensor depth where a scene has none (SAGA's mask scales, Eq. 2, and prompt scales; SAS's occlusion test, Sec. 3.1).
+Rendering goes through ``stages.lib.render`` (gsplat on CUDA tensors, the PyTorch compositor on the CPU)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from stages.lib.gaussians import activated, load_gaussians
 from stages.lib.render import render
 
 
@@ -24,6 +28,12 @@ class Camera:
 def activated_geometry(g: object) -> dict[str, Tensor]:
     """The activated geometry (means, quats, scales, opacities) of anything carrying those attributes."""
     return {k: getattr(g, k) for k in ("means", "quats", "scales", "opacities")}
+
+
+def load_geometry(path: str | Path, device: str | torch.device = "cpu") -> dict[str, Tensor]:
+    """The activated geometry (means, quats, scales, opacities) of a ``gaussians`` store."""
+    params, _ = load_gaussians(path, device)
+    return {k: v for k, v in activated(params).items() if k != "colors"}
 
 
 @torch.no_grad()
