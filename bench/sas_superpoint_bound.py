@@ -1,0 +1,66 @@
+"""How far SAS's superpoints (Sec. 3.5 graph over-segmentation) cap the distilled network on the benchmark room: the
+3D mIoU (classes present) when every superpoint takes its majority GT class, per graph setting, with the superpoint
+count and point purity. No training: a bound on what superpoint targets (Eq. 10's F^2D_SP) can reach.
+
+The room is the GPU bench room's layout and 100k points (``GPU_ROOM``) with fewer, smaller views so it renders on a
+CPU (the points are train-view pixels spread evenly over the views, so the count and spacing stay those of the room):
+  python -m bench.sas_superpoint_bound --views 24 --size 96 --out bench/results/sas_superpoint_bound.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench.common import GPU_ROOM, base_row
+from stages.ingest import load_source
+from stages.lib.store import read_store
+from stages.methods.sas.superpoints import GraphSegmentation, graph_segments
+
+SETTINGS = [(10, 20), (6, 20), (6, 5), (10, 5)]  # (neighbours, min_size); (10, 20): the segmentator's defaults
+
+
+def majority_miou(segments: np.ndarray, semantic: np.ndarray) -> tuple[float, float]:
+    """(mIoU over the GT classes present, point accuracy) when every segment takes its majority GT class."""
+    labelled = semantic >= 0
+    votes = np.zeros((segments.max() + 1, semantic.max() + 1), np.int64)
+    np.add.at(votes, (segments[labelled], semantic[labelled]), 1)
+    pred = votes.argmax(1)[segments]
+    ious = [((pred == c) & (semantic == c)).sum() / ((pred == c) | (semantic == c)).sum()
+            for c in np.unique(semantic[labelled])]
+    return float(np.mean(ious)), float((pred == semantic)[labelled].mean())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--views", type=int, default=24)
+    ap.add_argument("--size", type=int, default=96, help="view width = height (pixels)")
+    ap.add_argument("--work", type=Path, default=Path("/tmp/ovgs_sas_superpoint_bound"))
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+    options = {**GPU_ROOM, "num_views": args.views, "width": args.size, "height": args.size, "device": "cpu"}
+    scene_path = args.work / "scene.zarr"
+    load_source("synthetic", None, options).write(scene_path, "ingest", options, "synthetic", "bench_room",
+                                                  "synthetic")
+    scene = read_store("scene", scene_path)
+    xyz, semantic = scene.load("points_xyz").astype(np.float64), scene.load("points_semantic").astype(np.int64)
+    rows = []
+    for neighbours, min_size in SETTINGS:
+        t0 = time.perf_counter()
+        segments = graph_segments(xyz, GraphSegmentation(neighbours=neighbours, min_size=min_size))
+        miou, purity = majority_miou(segments, semantic)
+        rows.append({**base_row("sas_gpu", options), "points": len(xyz), "neighbours": neighbours,
+                     "min_size": min_size, "superpoints": int(segments.max() + 1), "majority_miou": miou,
+                     "point_purity": purity, "seconds": time.perf_counter() - t0})
+        print(rows[-1], flush=True)
+    table = pd.DataFrame(rows)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out, mode="a", header=not args.out.exists(), index=False)
+
+
+if __name__ == "__main__":
+    main()
