@@ -193,3 +193,11 @@ def check_query_masks(scene_path: Path, metrics_path: Path) -> dict[str, tuple[i
     first = [int(test[np.argmax([(gt[v] == categories.index(q)).any() for v in test])]) for q in queries]
     assert views.tolist() == first
     return {q: (int(v), m.astype(bool)) for q, v, m in zip(queries, views, masks)}
+
+
+def tiny_diffusion_capability(models: list[dict]) -> dict:
+    """Capability-stage parameters of the diffusion source with random-weight tiny Stable Diffusion and SAM ViT-B on
+    one 32x32 image per class of ["chair", "sofa"] (the code path only)."""
+    return {"source": "diffusion", "models": models, "vocabulary": ["chair", "sofa"],
+            "options": {"images_per_class": 1, "width": 32, "height": 32, "steps": 2,
+                        "diffusion": {"random_weights": True}, "sam": {"model": "sam_vit_b", "random_weights": True}}}

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from oracle_stores import run_cli, tiny_scene
+from oracle_stores import run_cli, tiny_diffusion_capability, tiny_scene
 
 from stages.lib.models.clip_features import build_clip
 from stages.lib.models.maskclip import maskclip_dense
@@ -230,9 +230,7 @@ def test_diffusion_source_measures_real_models_on_the_synthesised_pixels(tmp_pat
     models = [{"name": "dense", "kind": "clip_dense", "clip": TINY_CLIP, "short_side": 32},
               {"name": "mask", "kind": "sam_clip", "clip": TINY_CLIP, "sam": {"random_weights": True, "tiny": True},
                "masks": {"points_per_side": 2, "pred_iou_thresh": 0, "stability_score_thresh": 0}}]
-    params = {"source": "diffusion", "models": models, "vocabulary": ["chair", "sofa"],
-              "options": {"images_per_class": 1, "width": 32, "height": 32, "steps": 2,
-                          "diffusion": {"random_weights": True}, "sam": {"model": "sam_vit_b", "random_weights": True}}}
+    params = tiny_diffusion_capability(models)
     proc = run_cli("stages.capability", ["--scene", str(path), "--out", str(out), "--params", json.dumps(params),
                                          "--device", "cpu"])
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from oracle_stores import run_cli, tiny_scene
+from oracle_stores import run_cli, tiny_diffusion_capability, tiny_scene
 
 from stages.lib.semantic_metrics import QueryMasks, mask_iou
 from stages.lib.store import StoreError, read_store, write_store
@@ -83,9 +83,7 @@ def test_diffusion_source_code_path_with_random_weights(scene_path, tmp_path):
     """Random-weight tiny Stable Diffusion and SAM ViT-B: the code path only (attention capture, Eq. 2, threshold,
     SAM refinement, Eq. 3-4); the pseudo masks are meaningless, but model a reads chair as sofa wherever they are."""
     out = tmp_path / "capability.zarr"
-    params = {"source": "diffusion", "models": DIFFUSION_MODELS, "vocabulary": ["chair", "sofa"],
-              "options": {"images_per_class": 1, "width": 32, "height": 32, "steps": 2,
-                          "diffusion": {"random_weights": True}, "sam": {"model": "sam_vit_b", "random_weights": True}}}
+    params = tiny_diffusion_capability(DIFFUSION_MODELS)
     proc = run_cli("stages.capability", ["--scene", str(scene_path), "--out", str(out), "--params", json.dumps(params),
                                          "--device", "cpu"])
     assert proc.returncode == 0, proc.stderr[-3000:]
