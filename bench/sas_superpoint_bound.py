@@ -1,6 +1,8 @@
-"""How far SAS's superpoints (Sec. 3.5 graph over-segmentation) cap the distilled network on the benchmark room: the
-3D mIoU (classes present) when every superpoint takes its majority GT class, per graph setting, with the superpoint
-count and point purity. No training: a bound on what superpoint targets (Eq. 10's F^2D_SP) can reach.
+"""How far SAS's superpoints (Sec. 3.5 graph over-segmentation) and the distillation's voxels cap the distilled
+network on the benchmark room: the 3D mIoU (classes present, unlabelled points left out, as ``evaluate_semantic``)
+when every superpoint, or every voxel, takes the majority GT class of its points, per graph setting and voxel size,
+with the segment count and point purity. No training: a bound on what superpoint targets (Eq. 10's F^2D_SP) and
+voxel-constant outputs (de-voxelisation copies a voxel's output to its points) can reach.
 
 The room is the GPU bench room's layout and 100k points (``GPU_ROOM``) with fewer, smaller views so it renders on a
 CPU (the points are train-view pixels spread evenly over the views, so the count and spacing stay those of the room):
@@ -18,21 +20,41 @@ import pandas as pd
 
 from bench.common import GPU_ROOM, base_row
 from stages.ingest import load_source
+from stages.lib.semantic_metrics import confusion_matrix, miou_macc
 from stages.lib.store import read_store
 from stages.methods.sas.superpoints import GraphSegmentation, graph_segments
 
 SETTINGS = [(10, 20), (6, 20), (6, 5), (10, 5)]  # (neighbours, min_size); (10, 20): the segmentator's defaults
+VOXEL_SIZES = [0.02, 0.05]  # the paper's indoor voxel, the GPU recipe's
 
 
 def majority_miou(segments: np.ndarray, semantic: np.ndarray) -> tuple[float, float]:
-    """(mIoU over the GT classes present, point accuracy) when every segment takes its majority GT class."""
+    """(mIoU over the GT classes present, point accuracy) when every segment takes the majority GT class of its
+    labelled points, scored as ``evaluate_semantic`` scores points: unlabelled points (GT < 0) are left out, and a
+    segment without labelled points predicts nothing."""
     labelled = semantic >= 0
-    votes = np.zeros((segments.max() + 1, semantic.max() + 1), np.int64)
+    num_classes = int(semantic.max()) + 1
+    votes = np.zeros((segments.max() + 1, num_classes), np.int64)
     np.add.at(votes, (segments[labelled], semantic[labelled]), 1)
-    pred = votes.argmax(1)[segments]
-    ious = [((pred == c) & (semantic == c)).sum() / ((pred == c) | (semantic == c)).sum()
-            for c in np.unique(semantic[labelled])]
-    return float(np.mean(ious)), float((pred == semantic)[labelled].mean())
+    pred = np.where(votes.any(1), votes.argmax(1), -1)[segments]
+    miou, _, _, _ = miou_macc(confusion_matrix(semantic, pred, num_classes))
+    return miou, float((pred == semantic)[labelled].mean())
+
+
+def voxel_segments(xyz: np.ndarray, voxel_size: float) -> np.ndarray:
+    """[N] index of each point's voxel (the distillation's voxelisation: floor(xyz / size))."""
+    _, inverse = np.unique(np.floor(xyz / voxel_size).astype(np.int64), axis=0, return_inverse=True)
+    return inverse.ravel()
+
+
+def bound_row(options: dict, xyz: np.ndarray, segments: np.ndarray, semantic: np.ndarray, seconds: float,
+              **setting) -> dict:
+    """One CSV row: the setting, the segment count, the majority-label bound and the point purity."""
+    miou, purity = majority_miou(segments, semantic)
+    row = {**base_row("sas_gpu", options), "points": len(xyz), **setting, "segments": int(segments.max() + 1),
+           "majority_miou": miou, "point_purity": purity, "seconds": seconds}
+    print(row, flush=True)
+    return row
 
 
 def main() -> None:
@@ -52,11 +74,13 @@ def main() -> None:
     for neighbours, min_size in SETTINGS:
         t0 = time.perf_counter()
         segments = graph_segments(xyz, GraphSegmentation(neighbours=neighbours, min_size=min_size))
-        miou, purity = majority_miou(segments, semantic)
-        rows.append({**base_row("sas_gpu", options), "points": len(xyz), "neighbours": neighbours,
-                     "min_size": min_size, "superpoints": int(segments.max() + 1), "majority_miou": miou,
-                     "point_purity": purity, "seconds": time.perf_counter() - t0})
-        print(rows[-1], flush=True)
+        rows.append(bound_row(options, xyz, segments, semantic, time.perf_counter() - t0, kind="superpoints",
+                              neighbours=neighbours, min_size=min_size))
+    for size in VOXEL_SIZES:
+        t0 = time.perf_counter()
+        segments = voxel_segments(xyz, size)
+        rows.append(bound_row(options, xyz, segments, semantic, time.perf_counter() - t0, kind="voxels",
+                              voxel_size=size))
     table = pd.DataFrame(rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, mode="a", header=not args.out.exists(), index=False)
