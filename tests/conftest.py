@@ -4,9 +4,10 @@ count from the rule's ``threads``, which Snakemake exports as OMP_NUM_THREADS). 
 trained once per session and copied into the DAG tests (``seed_tiny_gaussians``); the end-to-end tests of CCL-LGS,
 SAGA, Proto-SaGa / Gaga and SAS read one DAG run of the four (``methods_run``).
 
-``make test`` runs the suite on two pytest-xdist workers with ``--dist loadgroup``: each test module is one group (its
-module fixtures are built once), the four modules reading ``methods_run`` are one group scheduled first (the longest
-piece of work), and ``tiny_gaussians`` is trained once for all workers (``shared_build``)."""
+``make test`` runs the suite in one process; ``make test PYTEST_ARGS="-n 2 --dist loadgroup"`` runs it on two
+pytest-xdist workers: each test module is one group (its module fixtures are built once), the four modules reading
+``methods_run`` are one group scheduled first (the longest piece of work), and ``tiny_gaussians`` is trained once for
+all workers (``shared_build``)."""
 
 import os
 
