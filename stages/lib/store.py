@@ -244,6 +244,8 @@ ASSOCIATION = register(
         instance_views=ArraySpec("int32", ("K",), doc="number of views with an associated mask"),
         instance_label=ArraySpec("int32", ("K",), doc="argmax vocabulary entry, -1 unseen"),
         text_features=ArraySpec("float16", ("C", "E")),
+        leaf_id=ArraySpec("int32", ("N",), required=False,
+                          doc="instance of every Gaussian where the association refined the codebook's leaf_id"),
     )
 )
 

@@ -9,6 +9,15 @@ feature per instance, written to an ``association`` store with each instance's a
 every Gaussian of it is left unlabelled) takes the language feature of the associated instance most frequent among
 the ``fill_unviewed_k`` nearest Gaussians of its members (``nearest_viewed_instance``). Small codebook leaves whose
 rendering never passes the binarisation, and leaves of Gaussians that no view sees, are such instances.
+
+``purify_k`` > 0 (ours, off by default): leaf purification by the associated masks, after Eq. 8. The paper takes a
+Gaussian's instance to be its codebook leaf (Eq. 5-6); a leaf that merged a thin object with some of the wall it is
+flat on is associated with the object's masks, and its wall Gaussians take the object's label. Every Gaussian's
+``consistency`` with a leaf is the share of its blending weight, over the views where that leaf has an associated
+mask, that falls inside that mask (``association_consistency``); a Gaussian moves to the leaf among its
+``purify_k`` nearest Gaussians' leaves of highest consistency when that exceeds its own leaf's by more than
+``purify_margin`` (``purify_leaves``). The refined leaf per Gaussian is written to the store (``leaf_id``) and the
+queries label by it; the codebook is unchanged.
 """
 
 from __future__ import annotations
@@ -102,6 +111,8 @@ class AssociationConfig:
     score_weighted: bool = True  # also weight every view by its Eq. 8 score
     view_batch: int = 16  # cameras rendered per call
     fill_unviewed_k: int = 0  # ours: instances without an associated view take their spatial neighbours' language
+    purify_k: int = 0  # ours: Gaussians may move to a leaf of their purify_k nearest Gaussians (0: off)
+    purify_margin: float = 0.4  # ... when its associated masks hold this much more of their weight than their own's
 
 
 @dataclass
@@ -209,6 +220,51 @@ def nearest_viewed_instance(leaf: Tensor, means: Tensor, viewed: Tensor, k: int)
 
 
 # ----------------------------------------------------------------------------------------------
+# Leaf purification by the associated masks (ours)
+# ----------------------------------------------------------------------------------------------
+def mask_blend_weights(g: InstanceGaussians, cam: Cameras, labels: Tensor, num_masks: int) -> Tensor:
+    """[N,J]: per Gaussian its compositing weight summed over the pixels of each mask j of one view's label map
+    ``labels`` [H,W] (-1: no mask), sum_{p in B^j} a_i(p) T_i(p); the gradient of the rendered mask indicators."""
+    values = torch.zeros(len(g), num_masks, device=g.device, requires_grad=True)
+    with torch.enable_grad():
+        rendered, _ = render_channels(g, values, cam)
+        inside = labels >= 0
+        picked = rendered[0][inside].gather(1, labels[inside].long()[:, None]).sum()
+        (grad,) = torch.autograd.grad(picked, values)
+    return grad
+
+
+def association_consistency(g: InstanceGaussians, cams: Cameras, labels: Tensor, assoc: Associations,
+                            candidates: Tensor) -> Tensor:
+    """[N,k]: consistency of Gaussian i with leaf ``candidates[i, c]`` (-1: none), the share of i's blending weight
+    that lies inside the leaf's associated mask, over the views where the leaf has one (``labels`` [V,H,W] of the
+    cameras ``assoc`` indexes); -1 where the leaf has no associated view that renders i."""
+    num_masks = int(labels.max().item()) + 1
+    mask_of = torch.full((g.num_instances, len(cams)), -1, dtype=torch.long, device=g.device)
+    mask_of[assoc.instance, assoc.view] = assoc.mask
+    leaf = candidates.clamp_min(0)
+    inside = torch.zeros(candidates.shape, device=g.device)
+    total = torch.zeros(candidates.shape, device=g.device)
+    for v in range(len(cams)):
+        weights = mask_blend_weights(g, cams[[v]], labels[v], num_masks)  # [N,J]
+        mask = mask_of[leaf, v]
+        has = (mask >= 0) & (candidates >= 0)
+        inside += torch.where(has, weights.gather(1, mask.clamp_min(0)), 0.0)
+        total += torch.where(has, weights.sum(1, keepdim=True).expand_as(mask), 0.0)
+    return torch.where(total > 0, inside / total.clamp_min(1e-12), torch.full_like(total, -1.0))
+
+
+def purify_leaves(candidates: Tensor, consistency: Tensor, margin: float) -> Tensor:
+    """[N]: per Gaussian the candidate leaf of highest ``consistency`` [N,k] where it exceeds that of the Gaussian's
+    own leaf, ``candidates[:, 0]``, by more than ``margin``; else the own leaf (also where the own leaf has no
+    consistency, -1, or none at all)."""
+    best, idx = consistency.max(1)
+    own = consistency[:, 0]
+    move = (best > own + margin) & (own >= 0) & (candidates[:, 0] >= 0)
+    return torch.where(move, candidates.gather(1, idx[:, None])[:, 0], candidates[:, 0])
+
+
+# ----------------------------------------------------------------------------------------------
 # The associate stage with this rule
 # ----------------------------------------------------------------------------------------------
 def check_priors(scene: Store, masks: Store, features: Store, level: int) -> None:
@@ -269,6 +325,15 @@ def run_eq8_association(call: StageCall) -> None:
     if cfg.fill_unviewed_k > 0:
         language = language[nearest_viewed_instance(gaussians.leaf_id, gaussians.means, views > 0,
                                                     cfg.fill_unviewed_k)]
+    leaf = None
+    if cfg.purify_k > 0:
+        candidates = gaussians.leaf_id[knn_indices(gaussians.means, cfg.purify_k)]  # [N,k]
+        candidates[:, 0] = gaussians.leaf_id  # the own leaf first, also where another Gaussian shares the centre
+        consistency = association_consistency(gaussians, Cameras.from_scene(scene, train, device),
+                                              torch.from_numpy(labels).to(device), assoc, candidates)
+        leaf = purify_leaves(candidates, consistency, cfg.purify_margin)
+        log.info("purification moved %d of %d Gaussians to another leaf", int((leaf != gaussians.leaf_id).sum()),
+                 len(leaf))
     text = features.load("text_features")
     label = label_instances(language, torch.from_numpy(text).to(device))
     log.info("associated %d masks; %d of %d instances have a language feature", len(rows),
@@ -278,5 +343,8 @@ def run_eq8_association(call: StageCall) -> None:
         w.write("instance_views", views.cpu().numpy().astype(np.int32))
         w.write("instance_label", label.cpu().numpy().astype(np.int32))
         w.write("text_features", text)
+        if leaf is not None:
+            w.write("leaf_id", leaf.cpu().numpy().astype(np.int32))
         w.attrs.update(vocabulary=list(features.attrs["vocabulary"]), level=cfg.level, tau=cfg.tau,
-                       num_associations=len(rows), fill_unviewed_k=cfg.fill_unviewed_k)
+                       num_associations=len(rows), fill_unviewed_k=cfg.fill_unviewed_k, purify_k=cfg.purify_k,
+                       purify_margin=cfg.purify_margin)

@@ -61,16 +61,17 @@ class Query:
     @classmethod
     def load(cls, association: str | Path, codebook: str | Path, gaussians: str | Path | None = None,
              encoder: TextEncoder | None = None, device: str | torch.device = "cpu") -> "Query":
-        """Build from an ``association`` and a ``codebook`` store (+ ``feature_gaussians`` for rendering)."""
+        """Build from an ``association`` and a ``codebook`` store (+ ``feature_gaussians`` for rendering); the
+        association's refined ``leaf_id`` (its ``purify_k``), where it has one, replaces the codebook's."""
         assoc = read_store("association", association)
         cb = read_store("codebook", codebook)
         if assoc.sizes["K"] != cb.sizes["K"]:
             raise StoreError(f"{association}: {assoc.sizes['K']} instances but the codebook {codebook} has "
                              f"{cb.sizes['K']} leaves")
         g = load_instance_gaussians(gaussians, codebook, device)[0] if gaussians is not None else None
+        leaf = torch.from_numpy((assoc if "leaf_id" in assoc else cb).load("leaf_id"))
         return cls(torch.from_numpy(assoc.load("instance_language")).to(device),
-                   torch.from_numpy(assoc.load("text_features")), list(assoc.attrs["vocabulary"]),
-                   torch.from_numpy(cb.load("leaf_id")), g, encoder)
+                   torch.from_numpy(assoc.load("text_features")), list(assoc.attrs["vocabulary"]), leaf, g, encoder)
 
     @property
     def device(self) -> torch.device:
