@@ -75,10 +75,16 @@ def save_partial(rows: list[dict], out: Path) -> None:
 
 
 def append_rows(rows: list[dict], out: Path) -> pd.DataFrame:
-    """Append ``rows`` to the CSV ``out`` (header when new) and drop the partial file; returns the table."""
+    """Append ``rows`` to the CSV ``out`` (header when new) under its header's columns, and drop the partial file;
+    returns the table. Rows with a column the file lacks rewrite the file with the union of the columns."""
     table = pd.DataFrame(rows)
     out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out, mode="a", header=not out.exists(), index=False)
+    if not out.exists():
+        table.to_csv(out, index=False)
+    elif set(table.columns) <= set(header := pd.read_csv(out, nrows=0).columns):
+        table.reindex(columns=header).to_csv(out, mode="a", header=False, index=False)
+    else:
+        pd.concat([pd.read_csv(out), table]).to_csv(out, index=False)
     out.with_suffix(".partial.csv").unlink(missing_ok=True)
     return table
 

@@ -6,7 +6,8 @@ distillation, superpoint distillation + TESD; the recipe's schedule) and each ev
 (``sas_distilled``); every other backend that imports (``--backends``) trains the + TESD schedule for
 ``--speed-epochs`` epochs for its speed only. One CSV row per stage (wall time, peak GPU memory) and one ``result``
 row per row of the table: 3D mIoU / mAcc (ScanNet 19 classes), seconds per epoch and points per second of
-training, the backend; a ``method_total`` row sums capability + distill (+ TESD) + evaluation for the whole method
+training, the backend (every row names the ``--scene-options`` and ``--distill-options`` overrides); a
+``method_total`` row sums capability + distill (+ TESD) + evaluation for the whole method
 (target <= 15 min on one H100 / H200). Per-class confusion of the oracle models: ``--level`` as bench/sas.py
 (``strong`` = the recipe's rates).
 
@@ -90,7 +91,9 @@ def main() -> None:
     params = recipe_params(load_config(), args.method)
     dparams = {**params["distill"], **(SMOKE_DISTILL if args.smoke else {}), **args.distill_options}
     backends = args.backends or available_backends()
-    base = {**base_row(args.method, options), "level": args.level}
+    base = {**base_row(args.method, options), "level": args.level,
+            "scene_options": json.dumps(args.scene_options, sort_keys=True),
+            "distill_options": json.dumps(args.distill_options, sort_keys=True)}
     rows: list[dict] = []
     args.work.mkdir(parents=True, exist_ok=True)
     scene, cap = args.work / "scene.zarr", args.work / "capability.zarr"
