@@ -17,10 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from bench.common import GPU_ROOM, base_row
 from stages.ingest import load_source
 from stages.lib.semantic_metrics import confusion_matrix, miou_macc
+from stages.lib.sparse_conv.voxels import voxelise
 from stages.lib.store import read_store
 from stages.methods.sas.superpoints import GraphSegmentation, graph_segments
 
@@ -42,9 +44,8 @@ def majority_miou(segments: np.ndarray, semantic: np.ndarray) -> tuple[float, fl
 
 
 def voxel_segments(xyz: np.ndarray, voxel_size: float) -> np.ndarray:
-    """[N] index of each point's voxel (the distillation's voxelisation: floor(xyz / size))."""
-    _, inverse = np.unique(np.floor(xyz / voxel_size).astype(np.int64), axis=0, return_inverse=True)
-    return inverse.ravel()
+    """[N] index of each point's voxel, by the distillation's own voxelisation (``voxelise``)."""
+    return voxelise(torch.from_numpy(xyz), voxel_size).point_voxel.numpy()
 
 
 def bound_row(options: dict, xyz: np.ndarray, segments: np.ndarray, semantic: np.ndarray, seconds: float,
