@@ -14,7 +14,7 @@ GPU (defaults: the 150-view 512x512 room, recipes protosaga_gpu / gaga_gpu):
 CPU smoke test (tiny room, demo recipes, short schedules):
     python -m bench.protosaga --smoke --out /tmp/protosaga_smoke.csv
 Memory-bank variants on the same field (extra rows, named by the variant; ``BankConfig`` options):
-    python -m bench.protosaga --bank-variants '{"protosaga_excl": {"exclusive": true}}' --out ...
+    python -m bench.protosaga --bank-variants '{"protosaga_first": {"membership": "first"}}' --out ...
 CPU room of the README's option table (32 views at 48x36, room seed 0 or 1, 300 joint steps; add
 ``--train-params '{"views_per_step": 3}'`` for three classifier steps per joint step):
     python -m bench.protosaga --smoke --feature-iterations 300 --schemes protosaga_proto --scene-options \
@@ -119,7 +119,7 @@ def main() -> None:
                          "reported one)")
     ap.add_argument("--bank-variants", type=json.loads, default={},
                     help='extra association variants on the same field, name -> memory-bank options over the Proto-SaGa '
-                         'recipe, e.g. \'{"protosaga+exclusive": {"exclusive": true}, "gaga+patch32": '
+                         'recipe, e.g. \'{"protosaga_first": {"membership": "first"}, "gaga+patch32": '
                          '{"semantic": false, "patch_size": 32}}\'')
     ap.add_argument("--smoke", action="store_true", help="tiny CPU room, demo recipes, short schedules")
     ap.add_argument("--work", type=Path, default=REPO / "results/bench_protosaga")

@@ -168,16 +168,43 @@ def test_memory_bank_eq11_13_join_new_and_threshold_boundary():
     assert bank.assign(torch.zeros(0, dtype=torch.long)) == -1 and bank.size == 4
 
 
-def test_exclusive_membership_moves_gaussians_to_the_entry_their_latest_set_joined():
+def test_latest_membership_moves_gaussians_to_the_entry_their_latest_set_joined():
     bank = MemoryBank(20, delta=0.1)
-    assert bank.assign(torch.arange(0, 5), exclusive=True) == 0
-    assert bank.assign(torch.arange(10, 15), exclusive=True) == 1
+    assert bank.assign(torch.arange(0, 5), "latest") == 0
+    assert bank.assign(torch.arange(10, 15), "latest") == 1
     # 4 of 5 in entry 1 (gamma 0.8) and Gaussian 4 from entry 0: it leaves entry 0 for entry 1.
-    assert bank.assign(torch.tensor([4, 10, 11, 12, 13]), exclusive=True) == 1
+    assert bank.assign(torch.tensor([4, 10, 11, 12, 13]), "latest") == 1
     sets = bank.gaussian_sets()
     assert sets[:, 0].nonzero()[:, 0].tolist() == [0, 1, 2, 3]
     assert sets[:, 1].nonzero()[:, 0].tolist() == [4, 10, 11, 12, 13, 14]
     assert (sets.sum(1) <= 1).all()
+
+
+def test_first_membership_adds_only_gaussians_in_no_entry_yet():
+    """Gaga's reference code: a joining set adds its unassigned Gaussians only, so an under-segmented mask spanning
+    two entries does not copy one entry's Gaussians into the other."""
+    bank = MemoryBank(30, delta=0.1)
+    assert bank.assign(torch.arange(0, 5), "first") == 0
+    assert bank.assign(torch.arange(10, 15), "first") == 1
+    # A merged mask: 5 Gaussians of entry 0, 3 of entry 1, 2 new (gamma 0.5 / 0.3): joins entry 0 with the 2 new ones.
+    merged = torch.tensor([0, 1, 2, 3, 4, 10, 11, 12, 20, 21])
+    assert bank.overlap(merged).tolist() == pytest.approx([0.5, 0.3])
+    assert bank.assign(merged, "first") == 0
+    sets = bank.gaussian_sets()
+    assert sets[:, 0].nonzero()[:, 0].tolist() == [0, 1, 2, 3, 4, 20, 21]
+    assert sets[:, 1].nonzero()[:, 0].tolist() == [10, 11, 12, 13, 14]
+    # Entry 1's next mask still scores 1.0 with entry 1 and 0.0 with entry 0; under "union" entry 0 would have
+    # taken 10-12 and scored 0.6.
+    assert bank.overlap(torch.arange(10, 15)).tolist() == pytest.approx([0.0, 1.0])
+    union = MemoryBank(30, delta=0.1)
+    union.assign(torch.arange(0, 5)), union.assign(torch.arange(10, 15)), union.assign(merged)
+    assert union.overlap(torch.arange(10, 15)).tolist() == pytest.approx([0.6, 1.0])
+    # A new entry keeps every Gaussian of its set; unknown rules are refused.
+    assert bank.assign(torch.arange(25, 28), "first") == 2 and bank.gaussian_sets()[25:28, 2].all()
+    with pytest.raises(ValueError, match="membership"):
+        bank.assign(torch.arange(0, 5), "sometimes")
+    with pytest.raises(ValueError, match="membership"):
+        BankConfig(membership="sometimes")
 
 
 def test_patch_wise_ranking_keeps_the_front_of_every_patch():

@@ -9,8 +9,11 @@ sets initialise the bank (Eq. 11); a later set joins the entry it overlaps most 
 Our reading where the paper is silent, following Gaga's reference code: masks are visited one after the other and
 each updates the bank at once; a mask joins the entry of highest score (argmax); a mask with no projected Gaussian
 centre gets no id (-1). Two choices of Gaga's code that the equations do not state are options (``BankConfig``):
-``exclusive`` lets each Gaussian belong to one entry only, the one its latest set joined (default: a Gaussian may
-belong to several entries, as Eq. 13's union reads), and ``patch_size`` ranks Eq. 10 and 15 within each
+``membership`` says which of a joining set's Gaussians enter the entry: ``union`` all of them, as Eq. 13 reads
+(default; a Gaussian may then sit in several entries); ``first`` only those in no entry yet, so a Gaussian stays in
+the first entry it entered (Gaga's reference code, weijielyu/Gaga ``mask/projector.py``, which adds only
+"non-assigned" Gaussians); ``latest`` all of them, leaving their other entries (a variant of ours, measured in
+``bench/results/protosaga.csv`` as ``protosaga_excl``). ``patch_size`` ranks Eq. 10 and 15 within each
 patch_size x patch_size image patch of the mask, so the kept fraction covers the whole mask (default: within the
 whole mask). Two departures from the text are options for measurement: ``delta_s`` apart from ``delta_d`` (Sec. 4.1
 sets them equal), and ``visible_margin``, which ranks Eq. 15 only among the Gaussians of G_k(t) at the front of the
@@ -93,6 +96,9 @@ def semantic_set(mask_of: Tensor, own_probability: Tensor, delta_s: float) -> Te
 # ----------------------------------------------------------------------------------------------
 # Eq. 11-13: the memory bank
 # ----------------------------------------------------------------------------------------------
+MEMBERSHIPS = ("union", "first", "latest")
+
+
 class MemoryBank:
     """M of Eq. 11-13: membership of N Gaussians in the bank's entries (a boolean matrix grown on demand)."""
 
@@ -100,6 +106,7 @@ class MemoryBank:
                  capacity: int = 64) -> None:
         self.delta = delta
         self.members = torch.zeros((num_gaussians, capacity), dtype=torch.bool, device=device)
+        self.assigned = torch.zeros(num_gaussians, dtype=torch.bool, device=device)  # in any entry
         self.size = 0
 
     def overlap(self, gaussians: Tensor) -> Tensor:
@@ -114,33 +121,37 @@ class MemoryBank:
             grown[:, :self.size] = self.members
             self.members = grown
         self.members[gaussians, self.size] = True
+        self.assigned[gaussians] = True
         self.size += 1
         return self.size - 1
 
-    def claim(self, gaussians: Tensor, entry: int) -> None:
-        """Exclusive membership: ``gaussians`` leave every other entry for ``entry``."""
-        self.members[gaussians, :self.size] = False
+    def join(self, gaussians: Tensor, entry: int, membership: str = "union") -> None:
+        """Eq. 13's update of an existing entry under a ``membership`` rule (module docstring): ``union``
+        M(e) <- G cup M(e); ``first`` adds only the Gaussians of G in no entry yet; ``latest`` adds G and removes it
+        from every other entry."""
+        if membership == "first":
+            gaussians = gaussians[~self.assigned[gaussians]]
+        elif membership == "latest":
+            self.members[gaussians, :self.size] = False
+        elif membership != "union":
+            raise ValueError(f"membership must be one of {MEMBERSHIPS}, got {membership!r}")
         self.members[gaussians, entry] = True
+        self.assigned[gaussians] = True
 
-    def assign(self, gaussians: Tensor, exclusive: bool = False) -> int:
-        """Eq. 12-13: join the entry of highest overlap if it exceeds delta (M(e) <- G cup M(e)), else start a new
-        entry; returns the entry id, -1 for an empty set (no Gaussian to decide by). ``exclusive``: the set's Gaussians
-        leave the other entries."""
+    def assign(self, gaussians: Tensor, membership: str = "union") -> int:
+        """Eq. 12-13: join the entry of highest overlap if it exceeds delta (``join``), else start a new entry
+        (``add``); returns the entry id, -1 for an empty set (no Gaussian to decide by)."""
         if len(gaussians) == 0:
             return -1
-        entry = -1
         if self.size:
             gamma = self.overlap(gaussians)
             best = int(gamma.argmax())
             if float(gamma[best]) > self.delta:
-                entry = best
-        if entry < 0:
-            entry = self.add(gaussians)
-        if exclusive:
-            self.claim(gaussians, entry)
-        else:
-            self.members[gaussians, entry] = True
-        return entry
+                self.join(gaussians, best, membership)
+                return best
+        if membership == "latest":  # a new entry takes its Gaussians from the others too
+            self.members[gaussians, :self.size] = False
+        return self.add(gaussians)
 
     def gaussian_sets(self) -> Tensor:
         """Membership [N, entries] of the filled entries."""
@@ -153,16 +164,16 @@ class MemoryBank:
 @dataclass
 class BankConfig:
     """delta_d (Eq. 10), delta_s (Eq. 15; None = delta_d, as Sec. 4.1 sets them equal), delta (Eq. 13), tau
-    (Eq. 14); ``semantic=False`` is Gaga (depth set only), True Proto-SaGa's union (Eq. 16). ``exclusive``,
-    ``patch_size`` and ``visible_margin`` (Eq. 15 among the visible Gaussians only) are described in the module
-    docstring; all off by default."""
+    (Eq. 14); ``semantic=False`` is Gaga (depth set only), True Proto-SaGa's union (Eq. 16). ``membership``
+    (default ``union``, Eq. 13), ``patch_size`` and ``visible_margin`` (Eq. 15 among the visible Gaussians only) are
+    described in the module docstring; the last two off by default."""
 
     delta_d: float = 0.2
     delta_s: float | None = None
     delta: float = 0.1
     tau: float = 10.0
     semantic: bool = True
-    exclusive: bool = False
+    membership: str = "union"
     patch_size: int | None = None
     visible_margin: float | None = None
 
@@ -172,6 +183,8 @@ class BankConfig:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
         if self.delta_s is not None and not 0.0 <= self.delta_s <= 1.0:
             raise ValueError(f"delta_s must lie in [0, 1], got {self.delta_s}")
+        if self.membership not in MEMBERSHIPS:
+            raise ValueError(f"membership must be one of {MEMBERSHIPS}, got {self.membership!r}")
         if self.patch_size is not None and self.patch_size < 1:
             raise ValueError(f"patch_size must be a positive pixel count, got {self.patch_size}")
         if self.visible_margin is not None and self.visible_margin < 0:
@@ -206,7 +219,7 @@ def view_sets(mask_of: Tensor, depth: Tensor, own_probability: Tensor | None, cf
 
 
 def associate_view(bank: MemoryBank, mask_of: Tensor, chosen: Tensor, num_masks: int,
-                   exclusive: bool = False) -> Tensor:
+                   membership: str = "union") -> Tensor:
     """Consistent id [num_masks] of every mask id of a view (-1: no Gaussian), masks visited in id order."""
     ids = torch.full((num_masks,), -1, dtype=torch.long)
     keep = chosen & (mask_of >= 0)
@@ -216,7 +229,7 @@ def associate_view(bank: MemoryBank, mask_of: Tensor, chosen: Tensor, num_masks:
     gaussians, owner = gaussians[order], owner[order]
     counts = torch.bincount(owner, minlength=num_masks).tolist()
     for t, members in enumerate(torch.split(gaussians, counts)):
-        ids[t] = bank.assign(members, exclusive)
+        ids[t] = bank.assign(members, membership)
     return ids
 
 
@@ -268,5 +281,5 @@ def associate_views(means: Tensor, viewmats: Tensor, Ks: Tensor, width: int, hei
         visible = None if cfg.visible_margin is None else visible_gaussians(pixel, depth, depth_maps[k],
                                                                               cfg.visible_margin)
         chosen = view_sets(mask_of, depth, own, cfg, groups, visible)
-        out.append(associate_view(bank, mask_of, chosen, max(num_masks, 0), cfg.exclusive))
+        out.append(associate_view(bank, mask_of, chosen, max(num_masks, 0), cfg.membership))
     return out, bank
