@@ -10,7 +10,8 @@ build), and set-up (point cloud, images to the GPU) and evaluation are excluded.
 peak allocation of the job (reset before it), ``device`` the GPU model.
 
 A variant is a train_gs variant of config.yaml followed by ``+``-joined options: a name from ``OPTIONS`` or a
-``dotted.key=JSON`` override, e.g. ``gpu_3dgs+aa+mcmc.cap_max=500000``.
+``dotted.key=JSON`` override, e.g. ``gpu_3dgs+aa+mcmc.cap_max=500000``, or ``resF@STEP`` (the steps before STEP at 1/F
+resolution: ``downscale_schedule``), e.g. ``gpu_dense+res4@2000+res2@10000``.
 
 Examples (GPU; lego and fern from ../shared/data or --data-root):
     python -m bench.train_gs --scenes lego,fern --variants gpu_3dgs,gpu_3dgs+absgrad,gpu_3dgs+aa \\
@@ -29,6 +30,7 @@ import json
 import logging
 import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -72,6 +74,8 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "compile": {"compile_loss": True},  # torch.compile of the photometric loss (speed only)
     "graphs": {"compile_loss": True, "compile_mode": "reduce-overhead"},  # ... replayed as CUDA graphs (speed only)
 }
+# resF@STEP: train the steps before STEP at 1/F resolution (train_gs downscale_schedule), e.g. res4@2000+res2@10000
+RESOLUTION_OPTION = re.compile(r"res(\d+)@(\d+)")
 SCALING_VIEWS = (50, 100, 200, 400)
 SCALING_CAPS = (250_000, 500_000, 1_000_000, 2_000_000)
 SCALING_SIZE = {"width": 800, "height": 800, "num_points": 100000, "test_every": 8}
@@ -110,8 +114,11 @@ def resolve_variant(spec: str, variants: dict[str, dict[str, Any]]) -> dict[str,
             params = deep_merge(params, override)
         elif part in OPTIONS:
             params = deep_merge(params, OPTIONS[part])
+        elif RESOLUTION_OPTION.fullmatch(part):
+            factor, until = map(int, RESOLUTION_OPTION.fullmatch(part).groups())
+            params["downscale_schedule"] = sorted([*params.get("downscale_schedule", []), [until, factor]])
         else:
-            raise ValueError(f"{spec}: unknown option {part!r} (known: {sorted(OPTIONS)}, or key=JSON)")
+            raise ValueError(f"{spec}: unknown option {part!r} (known: {sorted(OPTIONS)}, resF@STEP, or key=JSON)")
     return params
 
 

@@ -23,6 +23,7 @@ from stages.lib.gaussians import PARAM_KEYS, activated, init_from_points, rgb_to
 from stages.lib.grouped_optimizer import shared_adam
 from stages.lib.image_metrics import SSIMMethod, ssim
 from stages.lib.render import CudaOnlyError, RasterizeMode, render
+from stages.lib.resolution_schedule import level_at, resolution_levels
 from stages.lib.scene import SceneData
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,8 @@ class GSTrainConfig:
     ``compile_mode`` ``reduce-overhead`` also replays its kernels as CUDA graphs (one launch per pass instead of one
     per kernel; CUDA only, the CPU path runs it as ``default``). With ``fused_adam`` all tensors share one fused Adam
     (``stages/lib/grouped_optimizer.py``): one optimiser step per training step instead of six.
+    ``downscale_schedule``: ``[[until_step, factor], ...]`` trains the steps before each ``until_step`` at 1/factor
+    of the resolution (``stages/lib/resolution_schedule.py``; empty: full resolution throughout).
     """
 
     iterations: int = 30_000
@@ -146,6 +149,7 @@ class GSTrainConfig:
     fused_adam: bool = False
     compile_loss: bool = False
     compile_mode: Literal["default", "reduce-overhead"] = "default"
+    downscale_schedule: tuple[tuple[int, int], ...] = ()
     densify: DensifyConfig = field(default_factory=DensifyConfig)
     mcmc: MCMCConfig = field(default_factory=MCMCConfig)
 
@@ -156,6 +160,7 @@ class GSTrainConfig:
         densify_d["opacity_reset_at"] = tuple(densify_d.get("opacity_reset_at", ()))
         densify = DensifyConfig(**densify_d)
         mcmc = MCMCConfig(**d.pop("mcmc", {}))
+        d["downscale_schedule"] = tuple(tuple(pair) for pair in d.get("downscale_schedule", ()))
         cfg = cls(**d, densify=densify, mcmc=mcmc)
         cfg.check_choices()
         return cfg
@@ -433,9 +438,10 @@ def train_rgb(scene: SceneData, cfg: GSTrainConfig, device: torch.device, checkp
     images = torch.from_numpy(scene.images[train_ids]).to(device)  # uint8 on device, converted per step
     viewmats = torch.from_numpy(scene.world_to_camera[train_ids]).float().to(device)
     Ks = torch.from_numpy(scene.intrinsics[train_ids]).float().to(device)
+    levels = resolution_levels(images, Ks, scene.width, scene.height, cfg.downscale_schedule, cfg.iterations)
     bg_fixed = torch.tensor(scene.background, dtype=torch.float32, device=device)[None]
     views = view_schedule(len(train_ids), cfg.view_order, rng)
-    photometric = loss_function(cfg, (1, scene.height, scene.width, 3), device)
+    photometric = {(lv.height, lv.width): loss_function(cfg, (1, lv.height, lv.width, 3), device) for lv in levels}
     if on_start is not None:
         on_start(trainer)
 
@@ -444,11 +450,12 @@ def train_rgb(scene: SceneData, cfg: GSTrainConfig, device: torch.device, checkp
     for step in bar:
         i = next(views)
         sh = min(step // cfg.sh_increase_every, cfg.sh_degree)
-        out, _, info = render_params(trainer.params, viewmats[i:i + 1], Ks[i:i + 1], scene.width, scene.height,
+        lv = level_at(levels, step)
+        out, _, info = render_params(trainer.params, viewmats[i:i + 1], lv.Ks[i:i + 1], lv.width, lv.height,
                                      sh, backgrounds=bg_fixed,
                                      absgrad=cfg.strategy == "default" and cfg.densify.absgrad,
                                      rasterize_mode=cfg.rasterize_mode, packed=cfg.packed)
-        loss = photometric(out, images[i:i + 1])
+        loss = photometric[lv.height, lv.width](out, lv.images[i:i + 1])
         if mcmc is not None:  # MCMC's regularisers of the activated opacities and scales
             loss = loss + mcmc.opacity_reg * torch.sigmoid(trainer.params["opacities"]).mean() \
                 + mcmc.scale_reg * torch.exp(trainer.params["scales"]).mean()
