@@ -54,11 +54,15 @@ def check_schedule(schedule: Sequence[Sequence[int]], iterations: int, width: in
 
 
 def downscale_images(images_u8: Tensor, factor: int) -> Tensor:
-    """Mean over ``factor x factor`` pixel blocks of uint8 images [V,H,W,3], rounded to uint8 [V,H//f,W//f,3]."""
+    """Mean over ``factor x factor`` pixel blocks of uint8 images [V,H,W,3], rounded to uint8 [V,H//f,W//f,3]
+    (one view at a time, so no float copy of the whole stack is made)."""
     v, h, w, c = images_u8.shape
     hh, ww = h // factor, w // factor
-    blocks = images_u8[:, :hh * factor, :ww * factor].reshape(v, hh, factor, ww, factor, c)
-    return blocks.float().mean(dim=(2, 4)).round().clamp(0, 255).to(torch.uint8)
+    out = torch.empty((v, hh, ww, c), dtype=torch.uint8, device=images_u8.device)
+    for i in range(v):
+        blocks = images_u8[i, :hh * factor, :ww * factor].reshape(hh, factor, ww, factor, c)
+        out[i] = blocks.float().mean(dim=(1, 3)).round().clamp(0, 255).to(torch.uint8)
+    return out
 
 
 def downscale_intrinsics(Ks: Tensor, factor: int) -> Tensor:
