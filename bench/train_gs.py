@@ -19,6 +19,8 @@ Examples (GPU; lego and fern from ../shared/data or --data-root):
     python -m bench.train_gs --scaling views --variants gpu_3dgs --out bench/results/train_gs.csv
     python -m bench.train_gs --out bench/results/train_gs.csv --plot-scaling bench/results/train_gs_scaling.png
     python -m bench.train_gs --smoke --workers 2 --out /tmp/train_gs_smoke.csv      # tiny, CPU
+    python -m bench.train_gs --scenes cpu_room_a,cpu_room_b --variants cpu_demo,cpu_demo+res4@150+res2@400 \
+        --eval-at 800 --workers 2 --out bench/results/train_gs.csv                   # option comparisons, CPU
 """
 
 from __future__ import annotations
@@ -51,6 +53,11 @@ SCENES: dict[str, tuple[str, str | None, dict[str, Any]]] = {
     "fern": ("llff", "fern/data/nerf_llff_data/fern", {"factor": 8, "test_every": 8}),
     "room": ("synthetic", None, {"num_views": 150, "width": 512, "height": 512, "num_points": 100000}),
     "smoke": ("synthetic", None, {"num_views": 8, "width": 32, "height": 24, "num_points": 300, "test_every": 4}),
+    # two small rooms for CPU comparisons of options (with the cpu_demo variant, ~5 min per run on one core)
+    "cpu_room_a": ("synthetic", None, {"num_views": 24, "width": 64, "height": 48, "num_points": 3000, "test_every": 6,
+                                       "seed": 4}),
+    "cpu_room_b": ("synthetic", None, {"num_views": 24, "width": 64, "height": 48, "num_points": 3000, "test_every": 6,
+                                       "seed": 5}),
 }
 # Named options of gsplat and of the 3DGS recipe, merged over the variant's parameters.
 OPTIONS: dict[str, dict[str, Any]] = {
