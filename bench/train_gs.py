@@ -121,8 +121,8 @@ def resolve_variant(spec: str, variants: dict[str, dict[str, Any]]) -> dict[str,
             params = deep_merge(params, override)
         elif part in OPTIONS:
             params = deep_merge(params, OPTIONS[part])
-        elif RESOLUTION_OPTION.fullmatch(part):
-            factor, until = map(int, RESOLUTION_OPTION.fullmatch(part).groups())
+        elif resolution := RESOLUTION_OPTION.fullmatch(part):
+            factor, until = map(int, resolution.groups())
             params["downscale_schedule"] = sorted([*params.get("downscale_schedule", []), [until, factor]])
         else:
             raise ValueError(f"{spec}: unknown option {part!r} (known: {sorted(OPTIONS)}, resF@STEP, or key=JSON)")

@@ -316,8 +316,9 @@ def run_eq8_association(call: StageCall) -> None:
         raise StoreError(f"{masks_path}: no mask at level {cfg.level} on any of the {len(train)} train views, so "
                          "Eq. 8 has nothing to associate (check the masks stage's log: a model that found nothing?)")
     cams = Cameras.from_scene(scene, train, device)
+    label_maps = torch.from_numpy(labels).to(device)
     with torch.no_grad():
-        assoc = associate_instances(gaussians, centres, cams, torch.from_numpy(labels).to(device), cfg)
+        assoc = associate_instances(gaussians, centres, cams, label_maps, cfg)
     rows = table_rows(assoc, mask_rows(masks, train, cfg.level, int(labels.max()) + 1), masks)
     clip = torch.from_numpy(features.load("mask_features")[rows]).to(device)
     language, views = fuse_language(clip, assoc.instance, gaussians.num_instances, cfg.tau,
@@ -329,8 +330,7 @@ def run_eq8_association(call: StageCall) -> None:
     if cfg.purify_k > 0:
         candidates = gaussians.leaf_id[knn_indices(gaussians.means, cfg.purify_k)]  # [N,k]
         candidates[:, 0] = gaussians.leaf_id  # the own leaf first, also where another Gaussian shares the centre
-        consistency = association_consistency(gaussians, cams, torch.from_numpy(labels).to(device), assoc,
-                                              candidates)
+        consistency = association_consistency(gaussians, cams, label_maps, assoc, candidates)
         leaf = purify_leaves(candidates, consistency, cfg.purify_margin)
         log.info("purification moved %d of %d Gaussians to another leaf", int((leaf != gaussians.leaf_id).sum()),
                  len(leaf))
