@@ -232,9 +232,9 @@ class GaussianTrainer:
             self.strategy.check_sanity(self.params, self.optimizers)
             self.strategy_state = self.strategy.initialize_state()
         elif densify is not None and densify.enabled:
-            from gsplat.strategy import DefaultStrategy
+            from stages.lib.densify_stats import SyncFreeDefaultStrategy
 
-            self.strategy = DefaultStrategy(**densify.strategy_knobs())
+            self.strategy = SyncFreeDefaultStrategy(**densify.strategy_knobs())
             self.strategy.check_sanity(self.params, self.optimizers)
             self.strategy_state = self.strategy.initialize_state(scene_scale=extent)
         self.modules: dict[str, torch.nn.Module] = {}
