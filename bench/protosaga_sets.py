@@ -1,0 +1,121 @@
+"""Where Proto-SaGa's memory bank takes foreign Gaussians: purity of the depth set (Eq. 10) and of what the semantic
+set adds to it (Eq. 15 minus Eq. 10), per train-view mask, against the ground truth.
+
+Reads a ``bench.protosaga`` work folder (``--work``: ``scene.zarr`` and ``<level>/{masks,train_features}.zarr`` of
+each level). Each Gaussian takes the GT instance of its nearest labelled scene point; each mask its majority GT
+instance over its pixels (``mask purity``: the fraction of its pixels in that instance; an under-segmented mask has
+a low one). A set's purity is the fraction of its Gaussians whose GT instance is the mask's majority instance. Rows
+per (level, mask kind: clean masks with mask purity >= 0.9, or mixed ones): the masks, the mean sizes of G^d and of
+G^s minus G^d, and both purities (Gaussian-weighted). If the semantic set's additions are much less pure than the
+depth set on clean masks, the semantic set is what joins instances in the bank.
+
+    python -m bench.protosaga --smoke --feature-iterations 300 --levels clean,moderate,strong --work /tmp/ps \\
+        --scene-options '{"num_views": 32, "width": 48, "height": 36, "num_points": 3000, "num_objects": 8, \\
+        "device": "cpu", "seed": 0}' --out /tmp/ps.csv
+    python -m bench.protosaga_sets --work /tmp/ps --levels clean,moderate,strong --out bench/results/protosaga_sets.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy.spatial import cKDTree
+
+from stages.lib.gaussians import PARAM_KEYS, activated
+from stages.lib.mask_store import load_masks
+from stages.lib.store import read_store
+from stages.methods.protosaga.memory_bank import (BankConfig, depth_set, mask_of_gaussians, own_probabilities,
+                                                  project_centres, semantic_set)
+from stages.methods.protosaga.objective import stored_classifiers
+
+CLEAN_MASK_PURITY = 0.9
+
+
+def gaussian_instances(means: np.ndarray, points: np.ndarray, instances: np.ndarray) -> np.ndarray:
+    """GT instance [N] of every Gaussian: that of its nearest labelled scene point (-1 where the nearest is
+    unlabelled)."""
+    _, nearest = cKDTree(points).query(means)
+    return instances[nearest]
+
+
+def mask_rows(labels: np.ndarray, gt: np.ndarray) -> dict[int, tuple[int, float]]:
+    """Per mask id of a view: (majority GT instance over its pixels, fraction of its pixels in it)."""
+    out = {}
+    for t in np.unique(labels[labels >= 0]):
+        inst = gt[labels == t]
+        inst = inst[inst >= 0]
+        if len(inst) == 0:
+            continue
+        ids, counts = np.unique(inst, return_counts=True)
+        out[int(t)] = (int(ids[counts.argmax()]), float(counts.max() / (labels == t).sum()))
+    return out
+
+
+def level_sets(work: Path, level: str, cfg: BankConfig) -> pd.DataFrame:
+    """One row per (train view, mask): mask purity, |G^d|, |G^s - G^d| and how many of each are the mask's
+    majority instance."""
+    scene = read_store("scene", work / "scene.zarr")
+    store = read_store("feature_gaussians", work / level / "train_features.zarr")
+    v, h, w = scene.sizes["V"], scene.sizes["H"], scene.sizes["W"]
+    masks = load_masks(work / level / "masks.zarr", (v, h, w))
+    means = activated({k: torch.from_numpy(store.load(k)) for k in PARAM_KEYS})["means"]
+    features = torch.from_numpy(store.load("features"))
+    g_inst = torch.from_numpy(gaussian_instances(means.numpy(), scene.load("points_xyz"),
+                                                 scene.load("points_instance")))
+    gt = scene.load("gt_instance")
+    train = np.nonzero(~scene.load("is_test"))[0]
+    classifiers = stored_classifiers(store, train.tolist())
+    w2c, intr = torch.from_numpy(scene.load("world_to_camera")), torch.from_numpy(scene.load("intrinsics"))
+    rows = []
+    for k, view in enumerate(train):
+        labels = masks.labels[view, 0]
+        pixel, depth = project_centres(means, w2c[view], intr[view], w, h)
+        mask_of = mask_of_gaussians(pixel, torch.from_numpy(labels))
+        weights, row_ids = classifiers[k]
+        own = own_probabilities(features, mask_of, weights, row_ids, cfg.tau)
+        d_set = depth_set(mask_of, depth, cfg.delta_d)
+        s_added = semantic_set(mask_of, own, cfg.semantic_delta) & ~d_set
+        for t, (major, purity) in mask_rows(labels, gt[view]).items():
+            mine = mask_of == t
+            d, s = d_set & mine, s_added & mine
+            rows.append({"level": level, "view": int(view), "mask": t, "mask_purity": purity,
+                         "depth_set": int(d.sum()), "depth_set_pure": int((d & (g_inst == major)).sum()),
+                         "semantic_added": int(s.sum()), "semantic_added_pure": int((s & (g_inst == major)).sum())})
+    return pd.DataFrame(rows)
+
+
+def summary(per_mask: pd.DataFrame) -> pd.DataFrame:
+    """Per (level, mask kind): masks, mean set sizes and Gaussian-weighted purities."""
+    per_mask = per_mask.assign(kind=np.where(per_mask["mask_purity"] >= CLEAN_MASK_PURITY, "clean", "mixed"))
+    out = []
+    for (level, kind), g in per_mask.groupby(["level", "kind"], sort=False):
+        out.append({"level": level, "masks": kind, "count": len(g), "mask_purity": g["mask_purity"].mean(),
+                    "depth_set_size": g["depth_set"].mean(), "semantic_added_size": g["semantic_added"].mean(),
+                    "depth_set_purity": g["depth_set_pure"].sum() / max(g["depth_set"].sum(), 1),
+                    "semantic_added_purity": g["semantic_added_pure"].sum() / max(g["semantic_added"].sum(), 1)})
+    return pd.DataFrame(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--work", type=Path, required=True, help="a bench.protosaga work folder")
+    ap.add_argument("--levels", default="clean,moderate,strong")
+    ap.add_argument("--delta-d", type=float, default=BankConfig.delta_d)
+    ap.add_argument("--note", default="", help="written into every row (e.g. the room)")
+    ap.add_argument("--out", type=Path, required=True, help="CSV the summary rows are appended to")
+    args = ap.parse_args()
+    cfg = BankConfig(delta_d=args.delta_d)
+    with torch.no_grad():
+        per_mask = pd.concat([level_sets(args.work, lv, cfg) for lv in args.levels.split(",")], ignore_index=True)
+    table = summary(per_mask).assign(note=args.note)
+    print(table.to_string(index=False))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out, mode="a", header=not args.out.exists(), index=False)
+
+
+if __name__ == "__main__":
+    main()
