@@ -6,8 +6,10 @@ each level). Each Gaussian takes the GT instance of its nearest labelled scene p
 instance over its pixels (``mask purity``: the fraction of its pixels in that instance; an under-segmented mask has
 a low one). A set's purity is the fraction of its Gaussians whose GT instance is the mask's majority instance. Rows
 per (level, mask kind: clean masks with mask purity >= 0.9, or mixed ones): the masks, the mean sizes of G^d and of
-G^s minus G^d, and both purities (Gaussian-weighted). If the semantic set's additions are much less pure than the
-depth set on clean masks, the semantic set is what joins instances in the bank.
+G^s minus G^d, both purities (Gaussian-weighted), and the fraction of the foreign additions that the view's
+classifier assigns to the mask itself (argmax of Eq. 14 = t: the classifier confuses them, rather than the rank
+filling up with improbable ones). If the semantic set's additions are much less pure than the depth set on clean
+masks, the semantic set is what joins instances in the bank.
 
     python -m bench.protosaga --smoke --feature-iterations 300 --levels clean,moderate,strong --work /tmp/ps \\
         --scene-options '{"num_views": 32, "width": 48, "height": 36, "num_points": 3000, "num_objects": 8, \\
@@ -28,6 +30,7 @@ from scipy.spatial import cKDTree
 from stages.lib.gaussians import PARAM_KEYS, activated
 from stages.lib.mask_store import load_masks
 from stages.lib.store import read_store
+from stages.methods.protosaga.classifiers import gaussian_probabilities
 from stages.methods.protosaga.memory_bank import (BankConfig, depth_set, mask_of_gaussians, own_probabilities,
                                                   project_centres, semantic_set)
 from stages.methods.protosaga.objective import stored_classifiers
@@ -56,8 +59,8 @@ def mask_rows(labels: np.ndarray, gt: np.ndarray) -> dict[int, tuple[int, float]
 
 
 def level_sets(work: Path, level: str, cfg: BankConfig) -> pd.DataFrame:
-    """One row per (train view, mask): mask purity, |G^d|, |G^s - G^d| and how many of each are the mask's
-    majority instance."""
+    """One row per (train view, mask): mask purity, |G^d|, |G^s - G^d|, how many of each are the mask's majority
+    instance, and how many foreign additions the view's classifier assigns to the mask."""
     scene = read_store("scene", work / "scene.zarr")
     store = read_store("feature_gaussians", work / level / "train_features.zarr")
     v, h, w = scene.sizes["V"], scene.sizes["H"], scene.sizes["W"]
@@ -77,14 +80,17 @@ def level_sets(work: Path, level: str, cfg: BankConfig) -> pd.DataFrame:
         mask_of = mask_of_gaussians(pixel, torch.from_numpy(labels))
         weights, row_ids = classifiers[k]
         own = own_probabilities(features, mask_of, weights, row_ids, cfg.tau)
+        argmax = row_ids.long()[gaussian_probabilities(features, weights, cfg.tau).argmax(1)]
         d_set = depth_set(mask_of, depth, cfg.delta_d)
         s_added = semantic_set(mask_of, own, cfg.semantic_delta) & ~d_set
         for t, (major, purity) in mask_rows(labels, gt[view]).items():
             mine = mask_of == t
             d, s = d_set & mine, s_added & mine
+            foreign = s & (g_inst != major)
             rows.append({"level": level, "view": int(view), "mask": t, "mask_purity": purity,
                          "depth_set": int(d.sum()), "depth_set_pure": int((d & (g_inst == major)).sum()),
-                         "semantic_added": int(s.sum()), "semantic_added_pure": int((s & (g_inst == major)).sum())})
+                         "semantic_added": int(s.sum()), "semantic_added_pure": int((s & (g_inst == major)).sum()),
+                         "foreign_classified_as_mask": int((foreign & (argmax == t)).sum())})
     return pd.DataFrame(rows)
 
 
@@ -96,7 +102,9 @@ def summary(per_mask: pd.DataFrame) -> pd.DataFrame:
         out.append({"level": level, "masks": kind, "count": len(g), "mask_purity": g["mask_purity"].mean(),
                     "depth_set_size": g["depth_set"].mean(), "semantic_added_size": g["semantic_added"].mean(),
                     "depth_set_purity": g["depth_set_pure"].sum() / max(g["depth_set"].sum(), 1),
-                    "semantic_added_purity": g["semantic_added_pure"].sum() / max(g["semantic_added"].sum(), 1)})
+                    "semantic_added_purity": g["semantic_added_pure"].sum() / max(g["semantic_added"].sum(), 1),
+                    "foreign_classified_as_mask": g["foreign_classified_as_mask"].sum()
+                    / max((g["semantic_added"] - g["semantic_added_pure"]).sum(), 1)})
     return pd.DataFrame(out)
 
 

@@ -25,15 +25,16 @@ def test_gaussians_take_their_nearest_points_instance():
 def test_summary_weights_purity_by_gaussians_and_splits_clean_from_mixed_masks():
     per_mask = pd.DataFrame([
         {"level": "clean", "view": 0, "mask": 0, "mask_purity": 1.0, "depth_set": 10, "depth_set_pure": 9,
-         "semantic_added": 4, "semantic_added_pure": 1},
+         "semantic_added": 4, "semantic_added_pure": 1, "foreign_classified_as_mask": 3},
         {"level": "clean", "view": 0, "mask": 1, "mask_purity": 0.95, "depth_set": 30, "depth_set_pure": 30,
-         "semantic_added": 0, "semantic_added_pure": 0},
+         "semantic_added": 0, "semantic_added_pure": 0, "foreign_classified_as_mask": 0},
         {"level": "clean", "view": 1, "mask": 0, "mask_purity": 0.5, "depth_set": 8, "depth_set_pure": 4,
-         "semantic_added": 2, "semantic_added_pure": 2},
+         "semantic_added": 2, "semantic_added_pure": 2, "foreign_classified_as_mask": 0},
     ])
     table = summary(per_mask).set_index("masks")
     assert table.loc["clean", "count"] == 2 and table.loc["mixed", "count"] == 1
     assert table.loc["clean", "depth_set_purity"] == 39 / 40
     assert table.loc["clean", "semantic_added_purity"] == 1 / 4
     assert table.loc["clean", "semantic_added_size"] == 2.0
+    assert table.loc["clean", "foreign_classified_as_mask"] == 1.0  # all 3 foreign additions taken for the mask
     assert table.loc["mixed", "depth_set_purity"] == 0.5
