@@ -50,3 +50,22 @@ def test_several_cameras_sum_gradients_and_take_the_largest_radius():
     visible = (info["radii"] > 0).all(-1)
     expected = torch.where(visible, info["radii"].max(-1).values, 0).amax(0).float() / 64.0
     assert torch.equal(ours["radii"], expected)  # the maximum over the cameras (gsplat keeps one of them)
+
+
+def test_training_with_it_equals_training_with_gsplats_strategy(monkeypatch):
+    """train_rgb through densification: the same Gaussians, bit for bit, as with gsplat's own DefaultStrategy."""
+    import stages.lib.densify_stats as densify_stats
+    from stages.lib.gaussians import PARAM_KEYS
+    from stages.lib.gs_trainer import GSTrainConfig, train_rgb
+    from stages.lib.synthetic import SyntheticConfig, make_scene
+
+    scene = make_scene(SyntheticConfig(seed=1, num_views=10, width=40, height=30, num_points=1500))
+    cfg = GSTrainConfig.from_dict({"iterations": 80, "sh_degree": 0, "checkpoint_every": 0, "seed": 3,
+                                   "densify": {"refine_start_iter": 20, "refine_stop_iter": 70, "refine_every": 20,
+                                               "reset_every": 100000, "grow_grad2d": 0.0001}})
+    ours = train_rgb(scene, cfg, torch.device("cpu"), progress=False)
+    monkeypatch.setattr(densify_stats, "SyncFreeDefaultStrategy", DefaultStrategy)
+    theirs = train_rgb(scene, cfg, torch.device("cpu"), progress=False)
+    assert len(ours["means"]) != 1500, "densification ran"
+    for key in PARAM_KEYS:
+        assert torch.equal(ours[key], theirs[key]), key
