@@ -61,18 +61,23 @@ def instance_metrics(csv: Path) -> dict[str, float]:
 
 
 def run_level(level: str, recipes: dict[str, dict], scene: Path, gaussians: Path, work: Path, rows: list[dict],
-              base: dict) -> None:
-    """masks and training once, then association, prototypes and evaluation per method; appends rows."""
+              base: dict, reuse_fields: bool = False) -> None:
+    """masks and training once (or, with ``reuse_fields``, the level's stores of an earlier run: their stage rows
+    get no time), then association, prototypes and evaluation per method; appends rows."""
     d = work / level
     d.mkdir(parents=True, exist_ok=True)
     first = next(iter(recipes.values()))
     s = ["--scene", str(scene)]
     shared = {**base, "level": level, "method": "shared"}
-    timed("masks", masks.main, masks.parser, s + ["--out", str(d / "masks.zarr"), "--params",
-                                                  json.dumps(first["masks"])], rows, shared)
-    timed("train_features", train_features.main, train_features.parser,
-          s + ["--gaussians", str(gaussians), "--masks", str(d / "masks.zarr"), "--out", str(d / "train_features.zarr"),
-               "--params", json.dumps(first["train_features"])], rows, shared)
+    if reuse_fields and (d / "masks.zarr").exists() and (d / "train_features.zarr").exists():
+        rows += [{**shared, "stage": stage, "seconds": float("nan"), "note": "reused"}
+                 for stage in ("masks", "train_features")]
+    else:
+        timed("masks", masks.main, masks.parser, s + ["--out", str(d / "masks.zarr"), "--params",
+                                                      json.dumps(first["masks"])], rows, shared)
+        timed("train_features", train_features.main, train_features.parser,
+              s + ["--gaussians", str(gaussians), "--masks", str(d / "masks.zarr"), "--out",
+                   str(d / "train_features.zarr"), "--params", json.dumps(first["train_features"])], rows, shared)
     field = ["--gaussians", str(d / "train_features.zarr"), "--masks", str(d / "masks.zarr")]
     for method, p in recipes.items():
         m = {**base, "level": level, "method": method}
@@ -125,6 +130,9 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=REPO / "results/bench_protosaga")
     ap.add_argument("--reuse-gaussians", action="store_true",
                     help="keep the scene and RGB Gaussians of an earlier run in --work (their times come from it)")
+    ap.add_argument("--reuse-fields", action="store_true",
+                    help="keep each level's masks and trained field of an earlier run in --work (association variants "
+                         "on the same fields; those stages' times are left empty)")
     ap.add_argument("--out", required=True, help="CSV to write the rows to")
     args = ap.parse_args()
 
@@ -156,7 +164,7 @@ def main() -> None:
     for level in args.levels.split(","):
         try:
             run_level(level, {name: level_params(p, level) for name, p in recipes.items()}, scene, gaussians,
-                      args.work, rows, base)
+                      args.work, rows, base, args.reuse_fields)
         except Exception:  # keep the other levels: a failed level leaves an error row
             rows.append({**base, "level": level, "stage": "error", "note": traceback.format_exc(limit=3)[-500:]})
             print(traceback.format_exc(), flush=True)
