@@ -1,10 +1,11 @@
 """Oracle prior stages give the same stores, byte for byte, as before their speed-ups (digests pinned from the
 per-mask implementation on the same tiny room, seeds and params).
 
-The part / subpart pieces split each instance at the median of its points' projections on their principal axes
-(an SVD in float64, ``stages/lib/oracle/pieces.py``). LAPACK / BLAS kernels differ between CPU types in the last
-bits and in a singular vector's sign, which moves boundary pixels and piece numbers, so the stores that use those
-levels have one digest per CPU type. Each set below was measured on one type and is deterministic there (thread
+The stores that use the part / subpart levels differ between CPU types; the whole-level ones do not. Those pieces
+split each instance at the median of its points' projections on their principal axes (an SVD in float64,
+``stages/lib/oracle/pieces.py``), the one float-geometry step they add; our reading is that LAPACK / BLAS kernels
+differ there in the last bits or in a singular vector's sign, moving boundary pixels and piece numbers. So those
+stores have one digest per CPU type. Each set below was measured on one type and is deterministic there (thread
 counts 1 and 2 alike); the whole-level store (``shuffled``) is the same on both."""
 
 import hashlib
