@@ -2,8 +2,8 @@
 set adds to it (Eq. 15 minus Eq. 10), per train-view mask, against the ground truth.
 
 Reads a ``bench.protosaga`` work folder (``--work``: ``scene.zarr`` and ``<level>/{masks,train_features}.zarr`` of
-each level). Each Gaussian takes the GT instance of its nearest labelled scene point; each mask its majority GT
-instance over its pixels (``mask purity``: the fraction of its pixels in that instance; an under-segmented mask has
+each level). Each Gaussian takes the GT instance of its nearest scene point (``semantic_metrics.gaussian_instances``);
+each mask its majority GT instance over its pixels (``mask purity``: the fraction of its pixels in that instance; an under-segmented mask has
 a low one). A set's purity is the fraction of its Gaussians whose GT instance is the mask's majority instance. Rows
 per (level, mask kind: clean masks with mask purity >= 0.9, or mixed ones): the masks, the mean sizes of G^d and of
 G^s minus G^d, both purities (Gaussian-weighted), and the fraction of the foreign additions that the view's
@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from scipy.spatial import cKDTree
 
 from stages.lib.gaussians import PARAM_KEYS, activated
 from stages.lib.mask_store import load_masks
+from stages.lib.semantic_metrics import gaussian_instances
 from stages.lib.store import read_store
 from stages.methods.protosaga.classifiers import gaussian_probabilities
 from stages.methods.protosaga.memory_bank import (BankConfig, depth_set, mask_of_gaussians, own_probabilities,
@@ -36,13 +36,6 @@ from stages.methods.protosaga.memory_bank import (BankConfig, depth_set, mask_of
 from stages.methods.protosaga.objective import stored_classifiers
 
 CLEAN_MASK_PURITY = 0.9
-
-
-def gaussian_instances(means: np.ndarray, points: np.ndarray, instances: np.ndarray) -> np.ndarray:
-    """GT instance [N] of every Gaussian: that of its nearest labelled scene point (-1 where the nearest is
-    unlabelled)."""
-    _, nearest = cKDTree(points).query(means)
-    return instances[nearest]
 
 
 def mask_rows(labels: np.ndarray, gt: np.ndarray) -> dict[int, tuple[int, float]]:

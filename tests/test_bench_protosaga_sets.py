@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bench.protosaga_sets import gaussian_instances, mask_rows, summary
+from bench.protosaga_sets import mask_rows, summary
 
 
 def test_mask_rows_give_majority_instance_and_pixel_purity():
@@ -14,12 +14,6 @@ def test_mask_rows_give_majority_instance_and_pixel_purity():
     rows = mask_rows(labels, gt)
     assert rows[0] == (5, 0.75)  # 3 of mask 0's 4 pixels in instance 5
     assert rows[1][0] == 2 and abs(rows[1][1] - 2 / 3) < 1e-12  # an unlabelled pixel counts against purity
-
-
-def test_gaussians_take_their_nearest_points_instance():
-    points = np.array([[0.0, 0, 0], [1.0, 0, 0], [5.0, 0, 0]])
-    inst = np.array([3, 4, -1])
-    assert gaussian_instances(np.array([[0.1, 0, 0], [0.9, 0.1, 0], [4.0, 0, 0]]), points, inst).tolist() == [3, 4, -1]
 
 
 def test_summary_weights_purity_by_gaussians_and_splits_clean_from_mixed_masks():
