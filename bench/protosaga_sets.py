@@ -2,14 +2,15 @@
 set adds to it (Eq. 15 minus Eq. 10), per train-view mask, against the ground truth.
 
 Reads a ``bench.protosaga`` work folder (``--work``: ``scene.zarr`` and ``<level>/{masks,train_features}.zarr`` of
-each level). Each Gaussian takes the GT instance of its nearest scene point (``semantic_metrics.gaussian_instances``);
-each mask its majority GT instance over its pixels (``mask purity``: the fraction of its pixels in that instance;
-an under-segmented mask has a low one). A set's purity is the fraction of its Gaussians whose GT instance is the
-mask's majority instance. Rows per (level, mask kind: clean masks with mask purity >= 0.9, or mixed ones): the
-masks, the mean sizes of G^d and of G^s minus G^d, both purities (Gaussian-weighted), and the fraction of the foreign additions that the view's
-classifier assigns to the mask itself (argmax of Eq. 14 = t: the classifier confuses them, rather than the rank
-filling up with improbable ones). If the semantic set's additions are much less pure than the depth set on clean
-masks, the semantic set is what joins instances in the bank.
+each level). Each Gaussian takes the GT instance of its nearest scene point
+(``semantic_metrics.gaussian_instances``); each mask its majority GT instance over its pixels (``mask purity``: the
+fraction of its pixels in that instance; an under-segmented mask has a low one). A set's purity is the fraction of
+its Gaussians whose GT instance is the mask's majority instance. Rows per (level, mask kind: clean masks with mask
+purity >= 0.9, or mixed ones): the masks, the mean sizes of G^d and of G^s minus G^d, both purities (Gaussian-
+weighted), and the fraction of the foreign additions that the view's classifier assigns to the mask itself (argmax
+of Eq. 14 = t: the classifier confuses them, rather than the rank filling up with improbable ones). If the semantic
+set's additions are much less pure than the depth set on clean masks, the semantic set is what joins instances in
+the bank.
 
     python -m bench.protosaga --smoke --feature-iterations 300 --levels clean,moderate,strong --work /tmp/ps \\
         --scene-options '{"num_views": 32, "width": 48, "height": 36, "num_points": 3000, "num_objects": 8, \\
