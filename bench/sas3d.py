@@ -4,12 +4,12 @@ Ingests the room, runs the capability stage (oracle source) and the 2D-fusion ro
 the distill stage in process for Table 3's lower rows on the fastest backend (pixel-point distillation, superpoint
 distillation, superpoint distillation + TESD; the recipe's schedule) and each evaluated like the whole method
 (``sas_distilled``); every other backend that imports (``--backends``) trains the + TESD schedule for
-``--speed-epochs`` epochs for its speed only. One CSV row per stage (wall time, peak GPU memory) and one ``result``
-row per row of the table: 3D mIoU / mAcc (ScanNet 19 classes), seconds per epoch and points per second of
-training, the backend (every row names the ``--scene-options`` and ``--distill-options`` overrides); a
-``method_total`` row sums capability + distill (+ TESD) + evaluation for the whole method
-(target <= 15 min on one H100 / H200). Per-class confusion of the oracle models: ``--level`` as bench/sas.py
-(``strong`` = the recipe's rates).
+``--speed-epochs`` epochs for its speed only (``--speed-only``: every backend, the fastest too, runs only that). One
+CSV row per stage (wall time, peak GPU memory) and one ``result`` row per row of the table: 3D mIoU / mAcc (ScanNet
+19 classes), seconds per epoch and points per second of training, the backend (every row names the
+``--scene-options`` and ``--distill-options`` overrides); a ``method_total`` row sums capability + distill (+ TESD)
++ evaluation for the whole method (target <= 15 min on one H100 / H200). Per-class confusion of the oracle models:
+``--level`` as bench/sas.py (``strong`` = the recipe's rates).
 
 GPU machine (150 views at 512x512, 100k points):
   python -m bench.sas3d --out bench/results/sas3d.csv
@@ -84,6 +84,8 @@ def main() -> None:
     p.add_argument("--rows", nargs="+", default=list(SCHEDULES), choices=list(SCHEDULES),
                    help="Table 3 rows to train (several processes can share a GPU, one row each)")
     p.add_argument("--smoke", action="store_true", help="a tiny room and schedule on CPU")
+    p.add_argument("--speed-only", action="store_true",
+                   help="every backend of --backends (the first too) runs only the --speed-epochs speed run")
     args = p.parse_args()
     options = {**GPU_ROOM, **(SMOKE_ROOM if args.smoke else {}), **args.scene_options}
     if not torch.cuda.is_available():
@@ -112,7 +114,7 @@ def main() -> None:
     for i, backend in enumerate(backends):
         for name in args.rows:
             schedule = SCHEDULES[name]
-            if i == 0:
+            if i == 0 and not args.speed_only:
                 row = run_distill(name, backend, {**dparams, **schedule}, scene, cap, args.work, rows, base, True)
                 final = row if not schedule else final
             elif not schedule:

@@ -36,6 +36,8 @@ import re
 import subprocess
 import sys
 import time
+import traceback
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,6 +66,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "absgrad": {"densify": {"absgrad": True, "grow_grad2d": 0.0008}},  # gsplat's threshold for absolute gradients
     "aa": {"rasterize_mode": "antialiased"},
     "packed": {"packed": True},
+    "tile8": {"tile_size": 8},  # gsplat's CUDA tiles of 8 x 8 pixels instead of 16 x 16 (the same render; speed only)
     # 3DGS-MCMC (gsplat simple_trainer's MCMC settings: initial opacity 0.5, scale 0.1 x kNN distance); NeRF-synthetic
     # cap 300k, about 3DGS's count on lego
     "mcmc": {"strategy": "mcmc", "init_opacity": 0.5, "init_scale": 0.1, "mcmc": {"cap_max": 300000}},
@@ -235,6 +238,44 @@ def profile_file(out: Path, label: str) -> Path:
     return out.with_name(f"{out.stem}_profile_{''.join(c if c.isalnum() else '_' for c in label)}.txt")
 
 
+def sync_file(out: Path, label: str) -> Path:
+    """Where ``--sync-report`` writes the host-device synchronisations of one job."""
+    return out.with_name(f"{out.stem}_syncs_{''.join(c if c.isalnum() else '_' for c in label)}.txt")
+
+
+class SyncRecorder:
+    """Counts the loop's host-device synchronisations by call site: torch's sync debug mode warns at every
+    synchronising CUDA call, and each warning's Python stack (innermost ``depth`` frames) is the key."""
+
+    def __init__(self, depth: int = 4) -> None:
+        self.depth = depth
+        self.sites: dict[tuple[str, ...], int] = {}
+        self._catch = warnings.catch_warnings()
+
+    def start(self) -> None:
+        self._catch.__enter__()
+        warnings.simplefilter("always")
+        warnings.showwarning = self._record
+        torch.cuda.set_sync_debug_mode("warn")
+
+    def stop(self) -> None:
+        torch.cuda.set_sync_debug_mode("default")
+        self._catch.__exit__(None, None, None)
+
+    def _record(self, message, category, filename, lineno, file=None, line=None) -> None:
+        frames = [f for f in traceback.extract_stack()[:-1] if not f.filename.endswith("warnings.py")]
+        key = tuple(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in frames[-self.depth:])
+        self.sites[key] = self.sites.get(key, 0) + 1
+
+    def table(self, steps: int) -> str:
+        total = sum(self.sites.values())
+        lines = [f"{total} synchronisations in {steps} steps ({total / max(steps, 1):.2f} per step); by call site "
+                 "(innermost frame last):"]
+        for key, n in sorted(self.sites.items(), key=lambda kv: -kv[1]):
+            lines.append(f"{n:8d}  " + "  <-  ".join(reversed(key)))
+        return "\n".join(lines)
+
+
 def profile_tables(prof: "torch.profiler.profile", steps: int) -> str:
     """The profiler's ops by self device time and by self CPU time (top 30 each), with the per-step totals."""
     events = prof.key_averages()
@@ -248,7 +289,8 @@ def profile_tables(prof: "torch.profiler.profile", steps: int) -> str:
 
 def run_job(job: Job, device: torch.device, eval_at: list[int], build_seconds: float, worker: int,
             note: str, parity: bool = False, profile: tuple[int, int] | None = None,
-            segment_every: int = 0, out: Path | None = None) -> list[dict[str, Any]]:
+            segment_every: int = 0, out: Path | None = None,
+            sync_report: tuple[int, int] | None = None) -> list[dict[str, Any]]:
     from stages.evaluate_render import evaluate_test_views
     from stages.ingest import load_source
     from stages.lib.gs_trainer import GSTrainConfig, train_rgb
@@ -302,8 +344,27 @@ def run_job(job: Job, device: torch.device, eval_at: list[int], build_seconds: f
             print(text, flush=True)
             clock["last"] = clock["segment"] = time.perf_counter()
 
+    syncs = SyncRecorder() if sync_report and cuda else None
+
+    def record_syncs(step: int) -> None:
+        """``--sync-report``: the recorded steps are excluded from ``train_seconds``."""
+        if syncs is None or step not in (sync_report[0], sync_report[0] + sync_report[1]):
+            return
+        sync()
+        if step == sync_report[0]:
+            clock["train"] += time.perf_counter() - clock["last"]
+            syncs.start()
+            return
+        syncs.stop()
+        text = f"{job.label} steps {sync_report[0]}-{step}: " + syncs.table(sync_report[1])
+        if out is not None:
+            sync_file(out, job.label).write_text(text + "\n")
+        print(text, flush=True)
+        clock["last"] = clock["segment"] = time.perf_counter()
+
     def on_step(step: int, trainer) -> None:
         profile_and_segments(step, trainer)
+        record_syncs(step)
         if step not in eval_at:
             return
         sync()
@@ -399,7 +460,8 @@ def worker_main(args: argparse.Namespace, jobs: list[Job]) -> None:
     for job in mine:
         log.info("worker %d: %s", args.worker, job.label)
         rows += run_job(job, device, args.eval_at, build_s, args.worker, args.note, args.parity,
-                        profile=args.profile, segment_every=args.segment_every, out=Path(args.out))
+                        profile=args.profile, segment_every=args.segment_every, out=Path(args.out),
+                        sync_report=args.sync_report)
         pd.DataFrame(rows).to_csv(part, index=False)  # after every job: a crash keeps the finished ones
 
 
@@ -444,6 +506,10 @@ def parser() -> argparse.ArgumentParser:
                    type=lambda s: tuple(int(x) for x in s.split(":")),
                    help="torch.profiler over STEPS steps from step START of every job (excluded from "
                         "train_seconds): ops by device and CPU time into <out>_profile_<label>.txt")
+    p.add_argument("--sync-report", default=None, metavar="START:STEPS",
+                   type=lambda s: tuple(int(x) for x in s.split(":")),
+                   help="count the host-device synchronisations of STEPS steps from step START by call site "
+                        "(CUDA only; excluded from train_seconds) into <out>_syncs_<label>.txt")
     p.add_argument("--segment-every", type=int, default=0, metavar="N",
                    help="print the loop's seconds per N steps and the Gaussian count (JSON lines)")
     p.add_argument("--note", default="", help="free text stored in every row (conditions of the run)")

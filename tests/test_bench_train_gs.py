@@ -8,15 +8,18 @@ import math
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from bench.train_gs import (
     SCALING_CAPS,
     SCALING_VIEWS,
+    SyncRecorder,
     parser,
     plan,
     plot_scaling,
@@ -148,3 +151,26 @@ def test_a_json_line_goes_out_in_one_write(monkeypatch):
     monkeypatch.setattr(sys, "stdout", Recorder())
     emit_line('{"segment": "a", "step": 10}')
     assert writes == ['{"segment": "a", "step": 10}\n', "<flush>"]
+
+
+def test_sync_recorder_counts_synchronisations_by_call_site(monkeypatch):
+    """The recorder keys each sync warning by its Python call site and restores warnings and the debug mode."""
+    modes = []
+    monkeypatch.setattr(torch.cuda, "set_sync_debug_mode", modes.append)
+    rec = SyncRecorder(depth=1)
+
+    def synchronising_call():
+        warnings.warn("called a synchronizing CUDA operation")
+
+    showwarning = warnings.showwarning
+    rec.start()
+    for _ in range(3):
+        synchronising_call()
+    warnings.warn("called a synchronizing CUDA operation")
+    rec.stop()
+    assert modes == ["warn", "default"]
+    assert warnings.showwarning is showwarning
+    counts = sorted(rec.sites.values())
+    assert counts == [1, 3]
+    assert any("synchronising_call" in key[-1] for key, n in rec.sites.items() if n == 3)
+    assert rec.table(2).startswith("4 synchronisations in 2 steps (2.00 per step)")

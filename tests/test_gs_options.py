@@ -303,3 +303,9 @@ def test_compiled_loss_equals_the_eager_loss_in_value_and_gradient():
     assert 0.05 < float(eager) < 1.0  # random images: far from a perfect match
     assert torch.allclose(comp, eager, atol=1e-6)
     assert torch.allclose(comp_grad, eager_grad, atol=1e-7)
+
+
+def test_tile_size_must_be_a_tile_side_gsplat_builds():
+    assert GSTrainConfig.from_dict({"tile_size": 8}).tile_size == 8
+    with pytest.raises(ValueError, match="train_gs: tile_size must be 8, 16 or 32 pixels, got 12"):
+        GSTrainConfig.from_dict({"tile_size": 12})

@@ -105,8 +105,9 @@ class GSTrainConfig:
 
     Options beyond the 3DGS recipe (README, "RGB Gaussians"): ``strategy`` ``default`` (3DGS adaptive density
     control, ``densify``) or ``mcmc`` (``mcmc``); ``rasterize_mode`` ``antialiased``; ``packed`` (gsplat's packed
-    CUDA layout); ``densify.absgrad``. ``lr_means_steps``: steps of the exponential position-lr decay (3DGS: 30000
-    whatever the iteration count; 0 = ``iterations``). ``init_rotation``: ``identity`` (3DGS) or ``random`` (gsplat's
+    CUDA layout); ``tile_size`` (gsplat's CUDA tile side in pixels; the same render, speed only);
+    ``densify.absgrad``. ``lr_means_steps``: steps of the exponential position-lr decay (3DGS: 30000 whatever the
+    iteration count; 0 = ``iterations``). ``init_rotation``: ``identity`` (3DGS) or ``random`` (gsplat's
     trainer); ``init_color``: ``points`` (the scene's point colours) or ``grey`` (what 3DGS's random-cube
     initialisation amounts to: its SH colours in [0, 1/255] go through an 8-bit PLY, so every point reads back
     as 127/255). ``view_order``: ``random`` (a uniformly drawn train view per step) or ``epoch`` (3DGS: every train
@@ -144,6 +145,7 @@ class GSTrainConfig:
     view_order: Literal["random", "epoch"] = "random"
     rasterize_mode: RasterizeMode = "classic"
     packed: bool = False
+    tile_size: int = 16
     strategy: Literal["default", "mcmc"] = "default"
     ssim_method: SSIMMethod = "conv"
     fused_adam: bool = False
@@ -174,6 +176,8 @@ class GSTrainConfig:
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(f"train_gs: {key} must be one of {list(allowed)}, got {getattr(self, key)!r}")
+        if self.tile_size not in (8, 16, 32):
+            raise ValueError(f"train_gs: tile_size must be 8, 16 or 32 pixels, got {self.tile_size!r}")
         if self.strategy == "mcmc" and self.fixed_points:
             raise ValueError("train_gs: strategy 'mcmc' moves and relocates Gaussians; it cannot be combined with "
                              "fixed_points")
@@ -454,7 +458,8 @@ def train_rgb(scene: SceneData, cfg: GSTrainConfig, device: torch.device, checkp
         out, _, info = render_params(trainer.params, viewmats[i:i + 1], lv.Ks[i:i + 1], lv.width, lv.height,
                                      sh, backgrounds=bg_fixed,
                                      absgrad=cfg.strategy == "default" and cfg.densify.absgrad,
-                                     rasterize_mode=cfg.rasterize_mode, packed=cfg.packed)
+                                     rasterize_mode=cfg.rasterize_mode, packed=cfg.packed,
+                                     tile_size=cfg.tile_size)
         loss = photometric[lv.height, lv.width](out, lv.images[i:i + 1])
         if mcmc is not None:  # MCMC's regularisers of the activated opacities and scales
             loss = loss + mcmc.opacity_reg * torch.sigmoid(trainer.params["opacities"]).mean() \

@@ -52,10 +52,12 @@ def render(
     absgrad: bool = False,
     rasterize_mode: RasterizeMode = "classic",
     packed: bool = False,
+    tile_size: int = 16,
     backend: Literal["auto", "gsplat", "torch"] = "auto",
 ) -> tuple[Tensor, Tensor, dict[str, Any]]:
     """Render C cameras. ``colors`` are SH coefficients [N,K,3] if ``sh_degree`` is set, else features [N,D] (or
-    [C,N,D], one set per camera)."""
+    [C,N,D], one set per camera). ``tile_size``: the side in pixels of gsplat's CUDA tiles (the same image; a speed
+    knob of the CUDA kernels, which the CPU path ignores)."""
     if rasterize_mode not in ("classic", "antialiased"):
         raise ValueError(f"rasterize_mode must be 'classic' or 'antialiased', got {rasterize_mode!r}")
     if backend == "auto":
@@ -69,7 +71,7 @@ def render(
             means, quats, scales, opacities, colors, viewmats, Ks, width, height,
             sh_degree=sh_degree, backgrounds=None if packed else backgrounds, render_mode=render_mode,
             near_plane=near_plane, far_plane=far_plane, absgrad=absgrad, packed=packed,
-            rasterize_mode=rasterize_mode,
+            rasterize_mode=rasterize_mode, tile_size=tile_size,
         )
         if packed and backgrounds is not None:
             colors_out = composite_background(colors_out, alphas, backgrounds)
