@@ -148,7 +148,7 @@ def plan(args: argparse.Namespace, variants: dict[str, dict[str, Any]]) -> list[
     if unknown:
         raise SystemExit(f"bench.train_gs: --scaling takes views and/or gaussians, got {sorted(unknown)}")
     if "views" in scaling:
-        for n in SCALING_VIEWS:
+        for n in args.scaling_views or SCALING_VIEWS:
             opts = dict(SCALING_SIZE, num_views=views_for_train(n, SCALING_SIZE["test_every"]))
             jobs += [Job("room", s, "synthetic", None, opts, resolve_variant(s, variants), f"scaling_views{n}:{s}")
                      for s in specs]
@@ -495,6 +495,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--scaling", default=None, metavar="views,gaussians",
                    help=f"synthetic room at 800x800: train views {SCALING_VIEWS} and/or 100 views with MCMC caps "
                         f"{SCALING_CAPS} (instead of --scenes)")
+    p.add_argument("--scaling-views", default=None, type=lambda s: [int(x) for x in s.split(",") if x],
+                   metavar="N,...", help=f"only these train-view counts of --scaling views (default {SCALING_VIEWS})")
     p.add_argument("--data-root", default=str(REPO.parent / "shared/data"))
     p.add_argument("--scene-path", action="append", default=[], metavar="SCENE=PATH",
                    help="path of one scene (e.g. a packed copy: bench/pack_nerf_scene.py)")

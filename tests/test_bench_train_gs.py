@@ -65,6 +65,8 @@ def test_plan_scenes_and_scaling():
     both = plan(parser().parse_args(["--scaling", "views,gaussians", "--out", "x.csv"]), VARIANTS)
     assert [j.label.split(":")[0] for j in both] == [f"scaling_views{n}" for n in SCALING_VIEWS] + \
         [f"scaling_gaussians{c}" for c in SCALING_CAPS]
+    some = plan(parser().parse_args(["--scaling", "views", "--scaling-views", "200,400", "--out", "x.csv"]), VARIANTS)
+    assert [j.label for j in some] == ["scaling_views200:gpu_3dgs", "scaling_views400:gpu_3dgs"]
     with pytest.raises(SystemExit, match="views and/or gaussians"):
         plan(parser().parse_args(["--scaling", "pixels", "--out", "x.csv"]), VARIANTS)
 
