@@ -88,7 +88,8 @@ OPTIONS: dict[str, dict[str, Any]] = {
 RESOLUTION_OPTION = re.compile(r"res(\d+)@(\d+)")
 SCALING_VIEWS = (50, 100, 200, 400)
 SCALING_CAPS = (250_000, 500_000, 1_000_000, 2_000_000)
-SCALING_SIZE = {"width": 800, "height": 800, "num_points": 100000, "test_every": 8}
+SCALING_SIZE = {"width": 800, "height": 800, "num_points": 100000, "test_every": 8,
+                "device": "cuda" if torch.cuda.is_available() else "cpu"}  # the room's views rendered on the GPU
 
 
 @dataclass
