@@ -19,6 +19,7 @@ from stages.methods.protosaga.classifiers import (
     masks_to_target,
     view_cross_entropy,
 )
+from stages.methods.protosaga.association import association_source
 from stages.methods.protosaga.memory_bank import (
     BankConfig,
     MemoryBank,
@@ -119,6 +120,13 @@ def test_semantic_set_eq15_and_union_eq16():
     saga = view_sets(mask_of, depth, own, BankConfig(semantic=True))
     assert gaga.nonzero()[:, 0].tolist() == [1, 5]  # nearest of mask 0 (depth 1) and the only one of mask 1
     assert saga.nonzero()[:, 0].tolist() == [1, 3, 5]
+    # Table 3's middle row: the probability set alone (the most probable of mask 0, the only one of mask 1)
+    prob = view_sets(mask_of, depth, own, BankConfig(depth=False))
+    assert prob.nonzero()[:, 0].tolist() == [3, 5]
+    assert [association_source(BankConfig(**kw)) for kw in ({}, {"semantic": False}, {"depth": False})] == [
+        "protosaga_memory_bank", "gaga_memory_bank", "probability_memory_bank"]
+    with pytest.raises(ValueError, match="at least one criterion"):
+        BankConfig(depth=False, semantic=False)
 
 
 def test_delta_s_apart_from_delta_d():

@@ -3,7 +3,8 @@
 Reads the trained ``feature_gaussians`` (centres, features, per-view classifiers) and the ``masks``; visits the train
 views in index order and writes a ``tracks`` store: the consistent instance id of every train-view mask of the
 chosen level (-1: test views, other levels, masks without a projected Gaussian), comparable with SAM2 / oracle
-tracks. ``semantic: false`` is the Gaga association (depth set only, Eq. 10).
+tracks. ``semantic: false`` is the Gaga association (depth set only, Eq. 10); ``depth: false`` keeps the probability
+set alone (Eq. 15; Table 3, middle row).
 """
 
 from __future__ import annotations
@@ -44,6 +45,18 @@ def mask_track_ids(masks, views: np.ndarray, level: int, per_view: list[torch.Te
     return track
 
 
+def association_source(cfg: BankConfig) -> str:
+    """The tracks store's ``source``: which criteria built the bank (the report's Table 3 marks come from it)."""
+    if not cfg.semantic:
+        return "gaga_memory_bank"
+    return "protosaga_memory_bank" if cfg.depth else "probability_memory_bank"
+
+
+def association_name(cfg: BankConfig) -> str:
+    return {"gaga_memory_bank": "depth-only (Gaga)", "protosaga_memory_bank": "semantic-aware",
+            "probability_memory_bank": "probability-only"}[association_source(cfg)]
+
+
 @register("association", "protosaga_memory_bank")
 def run_memory_bank(call: StageCall) -> None:
     """Eq. 9-16 over the train views; writes the ``tracks`` store at ``call.out``."""
@@ -73,11 +86,11 @@ def run_memory_bank(call: StageCall) -> None:
         per_view, bank = associate_views(means, viewmats, Ks, scene.sizes["W"], scene.sizes["H"], labels, bank_cfg,
                                          features, classifiers, depth_maps=depth_maps)
     track = mask_track_ids(masks, train, cfg.level, per_view)
-    log.info("%s association: %d train-view masks into %d instances", "semantic-aware" if bank_cfg.semantic else
-             "depth-only (Gaga)", int((track >= 0).sum()), bank.size)
+    log.info("%s association: %d train-view masks into %d instances", association_name(bank_cfg),
+             int((track >= 0).sum()), bank.size)
     with write_store("tracks", call.out, "associate", call.params, call.inputs) as w:
         w.write("track_id", track)
-        w.attrs.update(source="protosaga_memory_bank" if bank_cfg.semantic else "gaga_memory_bank",
+        w.attrs.update(source=association_source(bank_cfg),
                        oracle=bool(masks.attrs.get("oracle", False)), num_tracks=bank.size,
-                       levels=[masks.levels[cfg.level]], semantic=bank_cfg.semantic,
+                       levels=[masks.levels[cfg.level]], semantic=bank_cfg.semantic, depth=bank_cfg.depth,
                        matched_fraction=float((track >= 0).mean()) if track.size else 0.0)

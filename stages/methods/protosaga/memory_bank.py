@@ -2,7 +2,8 @@
 
 Every training view's masks are visited in view order. A mask's Gaussians are those whose projected centre falls in
 it (Eq. 9); Gaga keeps the delta_d fraction nearest the camera (Eq. 10), Proto-SaGa adds the delta_s fraction that
-the view's classifier finds most probable for the mask (Eq. 14-15) and takes the union (Eq. 16). The first view's
+the view's classifier finds most probable for the mask (Eq. 14-15) and takes the union (Eq. 16); the probability
+set alone (``depth: false``) is the paper's Table 3 middle row. The first view's
 sets initialise the bank (Eq. 11); a later set joins the entry it overlaps most when the overlap score exceeds delta
 (Eq. 12-13), else it starts a new entry. The entry index is the mask's consistent instance id.
 
@@ -164,7 +165,8 @@ class MemoryBank:
 @dataclass
 class BankConfig:
     """delta_d (Eq. 10), delta_s (Eq. 15; None = delta_d, as Sec. 4.1 sets them equal), delta (Eq. 13), tau
-    (Eq. 14); ``semantic=False`` is Gaga (depth set only), True Proto-SaGa's union (Eq. 16). ``membership``
+    (Eq. 14); ``semantic=False`` is Gaga (depth set only), True Proto-SaGa's union (Eq. 16); ``depth=False`` with
+    ``semantic=True`` keeps the probability set alone (Eq. 15; the second row of the paper's Table 3). ``membership``
     (default ``union``, Eq. 13), ``patch_size`` and ``visible_margin`` (Eq. 15 among the visible Gaussians only) are
     described in the module docstring; the last two off by default."""
 
@@ -173,11 +175,14 @@ class BankConfig:
     delta: float = 0.1
     tau: float = 10.0
     semantic: bool = True
+    depth: bool = True
     membership: str = "union"
     patch_size: int | None = None
     visible_margin: float | None = None
 
     def __post_init__(self) -> None:
+        if not (self.depth or self.semantic):
+            raise ValueError("the association needs at least one criterion: depth (Eq. 10) or semantic (Eq. 15)")
         for name in ("delta_d", "delta"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
@@ -204,12 +209,12 @@ def patch_groups(mask_of: Tensor, pixel: Tensor, width: int, height: int, patch_
 
 def view_sets(mask_of: Tensor, depth: Tensor, own_probability: Tensor | None, cfg: BankConfig,
               groups: Tensor | None = None, visible: Tensor | None = None) -> Tensor:
-    """G^d (Gaga) or G^saga = G^d cup G^s (Eq. 16) of every mask of a view, as a boolean [N] over Gaussians (each
+    """G^d (Gaga), G^saga = G^d cup G^s (Eq. 16) or G^s alone of every mask of a view, as a boolean [N] (each
     Gaussian lies in at most one mask's set, its own mask's). ``groups`` [N] (``patch_groups``) ranks within
     (mask, patch) cells instead of whole masks; ``visible`` [N] (``visible_gaussians``) restricts Eq. 15's ranking,
     and its E, to the visible Gaussians of each mask."""
     ranked_in = mask_of if groups is None else groups
-    chosen = depth_set(ranked_in, depth, cfg.delta_d)
+    chosen = depth_set(ranked_in, depth, cfg.delta_d) if cfg.depth else torch.zeros_like(mask_of, dtype=torch.bool)
     if cfg.semantic:
         if own_probability is None:
             raise ValueError("the semantic-aware set (Eq. 15) needs the classifier probabilities of Eq. 14")
