@@ -1,7 +1,7 @@
 """Proto-SaGa and Gaga end to end through Snakemake on the tiny scene with oracle masks whose ids are shuffled per view
 (tests/config/tiny_protosaga.yaml, in the shared DAG run of tests/conftest.py ``methods_run``): the memory bank makes
-the ids consistent, the report gains both methods' rows, and a changed association parameter reruns only the
-association and its dependants."""
+the ids consistent (with the union, the depth set and the probability set alone), the report gains both methods'
+rows, and a changed association parameter reruns only the association and its dependants."""
 
 import numpy as np
 import pandas as pd
@@ -12,6 +12,7 @@ from workflow_runner import planned_jobs
 from stages.lib.instance_metrics import instance_scores
 from stages.lib.mask_store import load_masks
 from stages.lib.store import read_store
+from stages.report import association_table
 
 # Measured on the tiny scene (CPU, 200 joint steps): the associated train-view masks reach a Hungarian mIoU of 78 %
 # (Proto-SaGa) and 63 % (Gaga) against the GT instances, where the per-view shuffled ids themselves score 23 %;
@@ -45,6 +46,10 @@ def test_memory_bank_makes_shuffled_ids_consistent(methods_run):
         assert tracks.sizes["M"] == masks.num_masks and tracks.attrs["num_tracks"] >= 8
     # the probability set (Eq. 15-16) improves on the depth set alone (Table 3)
     assert associated.loc["protosaga_tiny", "mIoU"] >= associated.loc["gaga_tiny", "mIoU"], associated
+    # Table 3's middle row (the probability set alone) makes the ids consistent too
+    prob = pd.read_csv(scene_dir / "evaluate_instances/prob_tiny.csv").set_index("protocol")
+    assert prob.loc["associated", "association"] == "probability_memory_bank"
+    assert prob.loc["associated", "mIoU"] > ASSOCIATED_MIOU_MIN, prob
     test = table[(table["protocol"] == "test") & (table["scheme"] == "protosaga_proto")]
     assert len(test) == 2 and test["primary"].all() and (test["mIoU"] > TEST_MIOU_MIN).all(), test
 
@@ -54,7 +59,9 @@ def test_report_has_protosaga_and_gaga_rows(methods_run):
     report = (results / "report/report.md").read_text()
     assert "Class-agnostic instance segmentation" in report and "Associated masks on training views" in report
     instances = pd.read_csv(results / "report/instance_metrics.csv")
-    assert set(instances["method"]) == {"protosaga", "gaga"}
+    assert set(instances["method"]) == {"protosaga", "gaga", "protosaga_prob"}
+    criteria = association_table(instances).set_index("Method")[["Depth", "Prob"]]
+    assert criteria.loc["protosaga_prob"].tolist() == ["", "yes"] and criteria.loc["gaga"].tolist() == ["yes", ""]
     assert {"protosaga_proto", "protosaga_kmeans", "protosaga_hdbscan", "protosaga_proto_3d"} <= set(
         instances["scheme"])
     semantic = pd.read_csv(results / "report/semantic_metrics.csv")
