@@ -53,6 +53,7 @@ def association_source(cfg: BankConfig) -> str:
 
 
 def association_name(cfg: BankConfig) -> str:
+    """The association's name in the log."""
     return {"gaga_memory_bank": "depth-only (Gaga)", "protosaga_memory_bank": "semantic-aware",
             "probability_memory_bank": "probability-only"}[association_source(cfg)]
 
