@@ -10,7 +10,10 @@ purity >= 0.9, or mixed ones): the masks, the mean sizes of G^d and of G^s minus
 weighted), and the fraction of the foreign additions that the view's classifier assigns to the mask itself (argmax
 of Eq. 14 = t: the classifier confuses them, rather than the rank filling up with improbable ones). If the semantic
 set's additions are much less pure than the depth set on clean masks, the semantic set is what joins instances in
-the bank.
+the bank. For the depth set G^d and the probability set G^s alone (the paper's Table 3 first and middle rows) it also
+scores what the bank does with them: how often a mask's set overlaps (Eq. 12, above delta) a previous train view's
+set of the same GT instance (it can rejoin its instance's entry) and of another instance (it can join a foreign
+one).
 
     python -m bench.protosaga --smoke --feature-iterations 300 --levels clean,moderate,strong --work /tmp/ps \\
         --scene-options '{"num_views": 32, "width": 48, "height": 36, "num_points": 3000, "num_objects": 8, \\
@@ -52,9 +55,27 @@ def mask_rows(labels: np.ndarray, gt: np.ndarray) -> dict[int, tuple[int, float]
     return out
 
 
+def overlap(a: np.ndarray, b: np.ndarray) -> float:
+    """Eq. 12's overlap score of set ``a`` against set ``b``: |a cap b| / |a| (0 for an empty ``a``)."""
+    return len(np.intersect1d(a, b, assume_unique=True)) / len(a) if len(a) else 0.0
+
+
+def previous_view_overlaps(sets: dict[int, tuple[int, np.ndarray]], previous: dict[int, tuple[int, np.ndarray]]
+                           ) -> dict[int, tuple[float, float]]:
+    """Per mask of a view: the highest Eq. 12 overlap of its set with a set of the previous train view whose mask
+    has the same majority GT instance, and the highest with one of another instance (0 where there is none)."""
+    out = {}
+    for t, (major, mine) in sets.items():
+        same = [overlap(mine, other) for m, other in previous.values() if m == major]
+        foreign = [overlap(mine, other) for m, other in previous.values() if m != major]
+        out[t] = (max(same, default=0.0), max(foreign, default=0.0))
+    return out
+
+
 def level_sets(work: Path, level: str, cfg: BankConfig) -> pd.DataFrame:
-    """One row per (train view, mask): mask purity, |G^d|, |G^s - G^d|, how many of each are the mask's majority
-    instance, and how many foreign additions the view's classifier assigns to the mask."""
+    """One row per (train view, mask): mask purity, |G^d|, |G^s - G^d|, |G^s|, how many of each are the mask's
+    majority instance, how many foreign additions the view's classifier assigns to the mask, and for G^d and G^s
+    alone the highest Eq. 12 overlap with a previous-view set of the same and of another GT instance."""
     scene = read_store("scene", work / "scene.zarr")
     store = read_store("feature_gaussians", work / level / "train_features.zarr")
     v, h, w = scene.sizes["V"], scene.sizes["H"], scene.sizes["W"]
@@ -68,6 +89,7 @@ def level_sets(work: Path, level: str, cfg: BankConfig) -> pd.DataFrame:
     classifiers = stored_classifiers(store, train.tolist())
     w2c, intr = torch.from_numpy(scene.load("world_to_camera")), torch.from_numpy(scene.load("intrinsics"))
     rows = []
+    previous: dict[str, dict[int, tuple[int, np.ndarray]]] = {"depth": {}, "prob": {}}
     for k, view in enumerate(train):
         labels = masks.labels[view, 0]
         pixel, depth = project_centres(means, w2c[view], intr[view], w, h)
@@ -76,29 +98,47 @@ def level_sets(work: Path, level: str, cfg: BankConfig) -> pd.DataFrame:
         own = own_probabilities(features, mask_of, weights, row_ids, cfg.tau)
         argmax = row_ids.long()[gaussian_probabilities(features, weights, cfg.tau).argmax(1)]
         d_set = depth_set(mask_of, depth, cfg.delta_d)
-        s_added = semantic_set(mask_of, own, cfg.semantic_delta) & ~d_set
-        for t, (major, purity) in mask_rows(labels, gt[view]).items():
+        p_set = semantic_set(mask_of, own, cfg.semantic_delta)
+        s_added = p_set & ~d_set
+        majors = mask_rows(labels, gt[view])
+        current = {name: {t: (major, ((chosen & (mask_of == t)).nonzero()[:, 0]).numpy())
+                          for t, (major, _) in majors.items()} for name, chosen in (("depth", d_set), ("prob", p_set))}
+        joins = {name: previous_view_overlaps(current[name], previous[name]) for name in current}
+        for t, (major, purity) in majors.items():
             mine = mask_of == t
-            d, s = d_set & mine, s_added & mine
+            d, s, p = d_set & mine, s_added & mine, p_set & mine
             foreign = s & (g_inst != major)
             rows.append({"level": level, "view": int(view), "mask": t, "mask_purity": purity,
                          "depth_set": int(d.sum()), "depth_set_pure": int((d & (g_inst == major)).sum()),
                          "semantic_added": int(s.sum()), "semantic_added_pure": int((s & (g_inst == major)).sum()),
-                         "foreign_classified_as_mask": int((foreign & (argmax == t)).sum())})
+                         "prob_set": int(p.sum()), "prob_set_pure": int((p & (g_inst == major)).sum()),
+                         "foreign_classified_as_mask": int((foreign & (argmax == t)).sum()),
+                         "has_previous": k > 0,
+                         **{f"{name}_overlap_{kind}": joins[name][t][i] for name in joins
+                            for i, kind in enumerate(("same", "foreign"))}})
+        previous = current
     return pd.DataFrame(rows)
 
 
-def summary(per_mask: pd.DataFrame) -> pd.DataFrame:
-    """Per (level, mask kind): masks, mean set sizes and Gaussian-weighted purities."""
+def summary(per_mask: pd.DataFrame, delta: float = BankConfig.delta) -> pd.DataFrame:
+    """Per (level, mask kind): masks, mean set sizes and Gaussian-weighted purities; and for G^d and G^s alone, over
+    the masks of every train view but the first, the fraction whose set overlaps (Eq. 12) a previous-view set of
+    the same GT instance by more than delta (it can rejoin its instance's entry) and of another instance (it can
+    join a foreign entry)."""
     per_mask = per_mask.assign(kind=np.where(per_mask["mask_purity"] >= CLEAN_MASK_PURITY, "clean", "mixed"))
     out = []
     for (level, kind), g in per_mask.groupby(["level", "kind"], sort=False):
+        later = g[g["has_previous"]]
         out.append({"level": level, "masks": kind, "count": len(g), "mask_purity": g["mask_purity"].mean(),
                     "depth_set_size": g["depth_set"].mean(), "semantic_added_size": g["semantic_added"].mean(),
                     "depth_set_purity": g["depth_set_pure"].sum() / max(g["depth_set"].sum(), 1),
                     "semantic_added_purity": g["semantic_added_pure"].sum() / max(g["semantic_added"].sum(), 1),
+                    "prob_set_purity": g["prob_set_pure"].sum() / max(g["prob_set"].sum(), 1),
                     "foreign_classified_as_mask": g["foreign_classified_as_mask"].sum()
-                    / max((g["semantic_added"] - g["semantic_added_pure"]).sum(), 1)})
+                    / max((g["semantic_added"] - g["semantic_added_pure"]).sum(), 1),
+                    **{f"{name}_set_joins_{kind_}": float((later[f"{name}_overlap_{kind_}"] > delta).mean())
+                       if len(later) else float("nan")
+                       for name in ("depth", "prob") for kind_ in ("same", "foreign")}})
     return pd.DataFrame(out)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bench.protosaga_sets import mask_rows, summary
+from bench.protosaga_sets import mask_rows, overlap, previous_view_overlaps, summary
 
 
 def test_mask_rows_give_majority_instance_and_pixel_purity():
@@ -16,14 +16,31 @@ def test_mask_rows_give_majority_instance_and_pixel_purity():
     assert rows[1][0] == 2 and abs(rows[1][1] - 2 / 3) < 1e-12  # an unlabelled pixel counts against purity
 
 
+def test_previous_view_overlaps_are_eq12_scores_against_same_and_other_instances():
+    assert overlap(np.array([1, 2, 3, 4]), np.array([3, 4, 9])) == 0.5 and overlap(np.array([], int), np.array([1])) == 0
+    previous = {0: (5, np.array([1, 2, 3])), 1: (7, np.array([4, 5])), 2: (5, np.array([6]))}
+    current = {3: (5, np.array([2, 3, 4, 6])), 4: (8, np.array([9]))}
+    joins = previous_view_overlaps(current, previous)
+    assert joins[3] == (0.5, 0.25)  # best same-instance set {1,2,3}: 2 of 4; instance 7's {4,5}: 1 of 4
+    assert joins[4] == (0.0, 0.0)  # no previous set of instance 8, and no overlap with the others
+    assert previous_view_overlaps(current, {})[3] == (0.0, 0.0)  # the first view has nothing to join
+
+
 def test_summary_weights_purity_by_gaussians_and_splits_clean_from_mixed_masks():
+    common = {"prob_set": 10, "prob_set_pure": 5}
     per_mask = pd.DataFrame([
         {"level": "clean", "view": 0, "mask": 0, "mask_purity": 1.0, "depth_set": 10, "depth_set_pure": 9,
-         "semantic_added": 4, "semantic_added_pure": 1, "foreign_classified_as_mask": 3},
-        {"level": "clean", "view": 0, "mask": 1, "mask_purity": 0.95, "depth_set": 30, "depth_set_pure": 30,
-         "semantic_added": 0, "semantic_added_pure": 0, "foreign_classified_as_mask": 0},
+         "semantic_added": 4, "semantic_added_pure": 1, "foreign_classified_as_mask": 3, "has_previous": False,
+         "depth_overlap_same": 0.0, "depth_overlap_foreign": 0.0, "prob_overlap_same": 0.0,
+         "prob_overlap_foreign": 0.0, **common},
+        {"level": "clean", "view": 1, "mask": 1, "mask_purity": 0.95, "depth_set": 30, "depth_set_pure": 30,
+         "semantic_added": 0, "semantic_added_pure": 0, "foreign_classified_as_mask": 0, "has_previous": True,
+         "depth_overlap_same": 0.05, "depth_overlap_foreign": 0.5, "prob_overlap_same": 0.6,
+         "prob_overlap_foreign": 0.1, "prob_set": 20, "prob_set_pure": 19},
         {"level": "clean", "view": 1, "mask": 0, "mask_purity": 0.5, "depth_set": 8, "depth_set_pure": 4,
-         "semantic_added": 2, "semantic_added_pure": 2, "foreign_classified_as_mask": 0},
+         "semantic_added": 2, "semantic_added_pure": 2, "foreign_classified_as_mask": 0, "has_previous": True,
+         "depth_overlap_same": 0.2, "depth_overlap_foreign": 0.0, "prob_overlap_same": 0.0,
+         "prob_overlap_foreign": 0.3, **common},
     ])
     table = summary(per_mask).set_index("masks")
     assert table.loc["clean", "count"] == 2 and table.loc["mixed", "count"] == 1
@@ -32,3 +49,8 @@ def test_summary_weights_purity_by_gaussians_and_splits_clean_from_mixed_masks()
     assert table.loc["clean", "semantic_added_size"] == 2.0
     assert table.loc["clean", "foreign_classified_as_mask"] == 1.0  # all 3 foreign additions taken for the mask
     assert table.loc["mixed", "depth_set_purity"] == 0.5
+    assert table.loc["clean", "prob_set_purity"] == 24 / 30
+    # joins over the masks of later views only (the first view's mask is left out), strictly above delta = 0.1
+    assert table.loc["clean", "depth_set_joins_same"] == 0.0 and table.loc["clean", "depth_set_joins_foreign"] == 1.0
+    assert table.loc["clean", "prob_set_joins_same"] == 1.0 and table.loc["clean", "prob_set_joins_foreign"] == 0.0
+    assert table.loc["mixed", "prob_set_joins_foreign"] == 1.0
