@@ -59,9 +59,9 @@ def test_report_has_protosaga_and_gaga_rows(methods_run):
     report = (results / "report/report.md").read_text()
     assert "Class-agnostic instance segmentation" in report and "Associated masks on training views" in report
     instances = pd.read_csv(results / "report/instance_metrics.csv")
-    assert set(instances["method"]) == {"protosaga", "gaga", "protosaga_prob"}
+    assert set(instances["method"]) == {"protosaga", "gaga", "protosaga_prob_tiny"}
     criteria = association_table(instances).set_index("Method")[["Depth", "Prob"]]
-    assert criteria.loc["protosaga_prob"].tolist() == ["", "yes"] and criteria.loc["gaga"].tolist() == ["yes", ""]
+    assert criteria.loc["protosaga_prob_tiny"].tolist() == ["", "yes"] and criteria.loc["gaga"].tolist() == ["yes", ""]
     assert {"protosaga_proto", "protosaga_kmeans", "protosaga_hdbscan", "protosaga_proto_3d"} <= set(
         instances["scheme"])
     semantic = pd.read_csv(results / "report/semantic_metrics.csv")
