@@ -35,8 +35,14 @@ from stages.lib.mask_store import load_masks
 from stages.lib.semantic_metrics import gaussian_instances
 from stages.lib.store import read_store
 from stages.methods.protosaga.classifiers import gaussian_probabilities
-from stages.methods.protosaga.memory_bank import (BankConfig, depth_set, mask_of_gaussians, own_probabilities,
-                                                  project_centres, semantic_set)
+from stages.methods.protosaga.memory_bank import (
+    BankConfig,
+    depth_set,
+    mask_of_gaussians,
+    own_probabilities,
+    project_centres,
+    semantic_set,
+)
 from stages.methods.protosaga.objective import stored_classifiers
 
 CLEAN_MASK_PURITY = 0.9
@@ -95,6 +101,9 @@ def level_sets(work: Path, level: str, cfg: BankConfig) -> pd.DataFrame:
         pixel, depth = project_centres(means, w2c[view], intr[view], w, h)
         mask_of = mask_of_gaussians(pixel, torch.from_numpy(labels))
         weights, row_ids = classifiers[k]
+        if len(row_ids) == 0:  # a view whose masks are all empty: nothing to score, nothing for the next to join
+            previous = {"depth": {}, "prob": {}}
+            continue
         own = own_probabilities(features, mask_of, weights, row_ids, cfg.tau)
         argmax = row_ids.long()[gaussian_probabilities(features, weights, cfg.tau).argmax(1)]
         d_set = depth_set(mask_of, depth, cfg.delta_d)

@@ -13,13 +13,14 @@ from stages.lib.instance_metrics import (
     iou_matrix,
     mask_boundary,
 )
+from stages.lib.store import StoreError
+from stages.methods.protosaga.association import association_source
 from stages.methods.protosaga.classifiers import (
     ViewClassifierObjective,
     gaussian_probabilities,
     masks_to_target,
     view_cross_entropy,
 )
-from stages.methods.protosaga.association import association_source
 from stages.methods.protosaga.memory_bank import (
     BankConfig,
     MemoryBank,
@@ -33,6 +34,7 @@ from stages.methods.protosaga.memory_bank import (
     view_sets,
     visible_gaussians,
 )
+from stages.methods.protosaga.objective import view_classifiers
 from stages.methods.protosaga.prototypes import PrototypeEnsemble, predict_instances, view_prototypes
 
 TAU = 10.0
@@ -335,3 +337,22 @@ def test_consistent_label_maps():
     labels = np.array([[[0, 1, -1]], [[1, 0, 2]]])
     out = consistent_label_maps(labels, [np.array([7, -1]), np.array([4, 7, 9])])
     assert out.tolist() == [[[7, -1, -1]], [[7, 4, 9]]]
+
+
+def test_a_view_without_masks_gets_an_empty_classifier_and_joins_nothing():
+    """A train view whose masks are all empty (e.g. dropped) has no classifier; association skips it."""
+    objective = ViewClassifierObjective()
+    objective.prepare([torch.tensor([0, 2]), torch.tensor([], dtype=torch.long), None], feature_dim=4)
+    state = dict(objective.state_dict())
+    (w0, ids0), (w1, ids1) = view_classifiers(state, [0, 1], "field.zarr")
+    assert w0.shape == (2, 4) and ids0.tolist() == [0, 2]
+    assert w1.shape == (0, 4) and ids1.numel() == 0
+    with pytest.raises(StoreError, match="field.zarr: no classifier for train view 5"):
+        view_classifiers(state, [5], "field.zarr")
+    with pytest.raises(StoreError, match="no per-view classifiers"):
+        view_classifiers({}, [0], "field.zarr")
+    # the empty view in a memory-bank pass: no Gaussian lies in a mask, every probability is 0, no id is given
+    mask_of = torch.full((6,), -1)
+    assert own_probabilities(torch.rand(6, 4), mask_of, w1, ids1, TAU).eq(0).all()
+    chosen = view_sets(mask_of, torch.rand(6), torch.zeros(6), BankConfig())
+    assert not chosen.any()

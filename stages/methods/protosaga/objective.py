@@ -23,15 +23,27 @@ def stored_classifiers(store: Store, views: list[int], device: str | torch.devic
                        ) -> list[tuple[Tensor, Tensor]]:
     """(w_k [L_k,D], the label id of each row [L_k]) of the given views from a ``feature_gaussians`` store trained
     with ``protosaga_classifiers`` (its ``objective_state``); a clear error if the store has none."""
-    state = load_objective_state(store)
+    return view_classifiers(load_objective_state(store), views, str(store.path), device)
+
+
+def view_classifiers(state: dict[str, Tensor], views: list[int], where: str, device: str | torch.device = "cpu"
+                     ) -> list[tuple[Tensor, Tensor]]:
+    """``stored_classifiers`` on a loaded objective state (``where`` names the store in errors). A train view whose
+    masks were all empty (e.g. dropped) has no classifier: it gets one with no rows, so its pixels belong to no mask
+    (Eq. 9) and it adds nothing to the memory bank."""
     if "mask_ids" not in state:
-        raise StoreError(f"{store.path}: no per-view classifiers (train it with the objective protosaga_classifiers)")
+        raise StoreError(f"{where}: no per-view classifiers (train it with the objective protosaga_classifiers)")
     ids = state["mask_ids"].round().long()
+    trained = [t for name, t in state.items() if name.startswith("classifiers.")]
+    dim = trained[0].shape[1] if trained else 0
     out = []
     for v in views:
         key = f"classifiers.{v}"
         if key not in state:
-            raise StoreError(f"{store.path}: no classifier for train view {v}")
+            if v < len(ids) and bool((ids[v] < 0).all()):
+                out.append((torch.zeros((0, dim), device=device), torch.zeros(0, dtype=torch.long, device=device)))
+                continue
+            raise StoreError(f"{where}: no classifier for train view {v}")
         rows = ids[v][ids[v] >= 0]
         out.append((state[key].float().to(device), rows.to(device)))
     return out
