@@ -1,15 +1,16 @@
-"""Benchmark of Proto-SaGa and its Gaga ablation on a synthetic room with oracle masks whose ids are shuffled per view.
+"""Benchmark of Proto-SaGa and its Table 3 ablations on a synthetic room with oracle masks, ids shuffled per view.
 
-At every corruption level (``bench.common.CORRUPTION``, mask knobs) the recipe's stages run in process, in DAG order:
-masks (shuffled ids), the joint feature-field training with per-view classifiers (shared by both methods), then per
-method the memory-bank association (Proto-SaGa: depth + probability sets; Gaga: depth set only), the prototypes and
-the instance evaluation (Gaga's protocol on the test views: instance mIoU, precision, recall at IoU 0.5, mBIoU; and
-the associated train-view masks against the GT instances). The RGB Gaussians are trained once and shared. One CSV row
-per (level, method, stage) with wall time and peak GPU memory, and one ``method_total`` row per (level, method) with
-the metrics, the training and association times and the whole method's time (3DGS + masks + training + association +
-prototypes). The CSV is rewritten after every level, so an interrupted run keeps the finished levels.
+At every corruption level (``bench.common.CORRUPTION``, mask knobs) the recipe's stages run in process, in DAG
+order: masks (shuffled ids), the joint feature-field training with per-view classifiers (shared by all three), then
+per method the memory-bank association (Proto-SaGa: depth + probability sets; Gaga: depth set only; the probability
+set alone, Table 3's middle row), the prototypes and the instance evaluation (Gaga's protocol on the test views:
+instance mIoU, precision, recall at IoU 0.5, mBIoU; and the associated train-view masks against the GT instances).
+The RGB Gaussians are trained once and shared. One CSV row per (level, method, stage) with wall time and peak GPU
+memory, and one ``method_total`` row per (level, method) with the metrics, the training and association times and
+the whole method's time (3DGS + masks + training + association + prototypes). The CSV is rewritten after every
+level, so an interrupted run keeps the finished levels.
 
-GPU (defaults: the 150-view 512x512 room, recipes protosaga_gpu / gaga_gpu):
+GPU (defaults: the 150-view 512x512 room, recipes protosaga_gpu / gaga_gpu / protosaga_prob_gpu):
     python -m bench.protosaga --out bench/results/protosaga.csv
 CPU smoke test (tiny room, demo recipes, short schedules):
     python -m bench.protosaga --smoke --out /tmp/protosaga_smoke.csv
@@ -37,7 +38,8 @@ from stages.lib.store import read_store
 
 SMOKE_ROOM = {"num_views": 16, "width": 48, "height": 36, "num_points": 3000, "num_objects": 8, "device": "cpu"}
 SMOKE_ITERATIONS = {"train_gs": 300, "train_features": 150}
-METHODS = {"protosaga_gpu": "gaga_gpu", "protosaga": "gaga"}  # each Proto-SaGa recipe and its Gaga ablation
+# each Proto-SaGa recipe and its Table 3 ablations: Gaga (depth set only) and the probability set alone
+METHODS = {"protosaga_gpu": ("gaga_gpu", "protosaga_prob_gpu"), "protosaga": ("gaga", "protosaga_prob")}
 METHOD_STAGES = ("ingest", "train_gs", "masks", "train_features", "associate", "codebook")
 
 
@@ -112,7 +114,7 @@ def run_level(level: str, recipes: dict[str, dict], scene: Path, gaussians: Path
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--method", default="protosaga_gpu", choices=sorted(METHODS),
-                    help="Proto-SaGa recipe in config.yaml; its Gaga ablation runs beside it")
+                    help="Proto-SaGa recipe in config.yaml; its Table 3 ablations run beside it")
     ap.add_argument("--scene-options", type=json.loads, default=None, help="synthetic room (default: 150 views 512^2)")
     ap.add_argument("--levels", default="clean,moderate,strong")
     ap.add_argument("--gs-iterations", type=int, default=None, help="override the recipe's train_gs iterations")
@@ -139,7 +141,7 @@ def main() -> None:
     method = "protosaga" if args.smoke else args.method
     scene_options = args.scene_options or (SMOKE_ROOM if args.smoke else GPU_ROOM)
     config = load_config()
-    recipes = {name: recipe_params(config, name) for name in (method, METHODS[method])}
+    recipes = {name: recipe_params(config, name) for name in (method, *METHODS[method])}
     for p in recipes.values():
         if args.smoke:
             p["train_gs"]["iterations"] = SMOKE_ITERATIONS["train_gs"]

@@ -31,9 +31,9 @@ def test_bank_variants_reuse_the_trained_fields(tmp_path):
                   '{"protosaga_first": {"membership": "first"}}')
     assert max(p.stat().st_mtime_ns for p in field.rglob("*")) == stamp, "the field was not retrained"
     totals = again[again["stage"] == "method_total"].set_index("method")
-    assert set(totals.index) == {"protosaga", "gaga", "protosaga_first"}
+    assert set(totals.index) == {"protosaga", "gaga", "protosaga_prob", "protosaga_first"}
     assert again.loc[again["stage"] == "train_features", "note"].eq("reused").all()
     before = first[first["stage"] == "method_total"].set_index("method")
-    for method in ("protosaga", "gaga"):  # the same field gives the same association and scores
+    for method in ("protosaga", "gaga", "protosaga_prob"):  # the same field gives the same association and scores
         assert totals.loc[method, "instance_mIoU"] == before.loc[method, "instance_mIoU"]
         assert totals.loc[method, "bank_entries"] == before.loc[method, "bank_entries"]
