@@ -94,6 +94,11 @@ def test_random_cube_initialisation_as_3dgs(scene):
     default = initial_gaussians(cube, GSTrainConfig())
     assert not torch.allclose(default["quats"], init["quats"])  # gsplat-style random rotations by default
     torch.testing.assert_close(SH_C0 * default["sh0"][:, 0] + 0.5, torch.from_numpy(rgb / 255.0).float())
+    # auto: grey where the point colours are random, the points' own colours where they were seen
+    auto = GSTrainConfig(init_color="auto")
+    random_colours = replace(cube, random_point_colours=True)
+    torch.testing.assert_close(initial_gaussians(random_colours, auto)["sh0"], init["sh0"])
+    torch.testing.assert_close(initial_gaussians(cube, auto)["sh0"], default["sh0"])
 
 
 def test_epoch_order_visits_every_view_once_per_epoch():

@@ -137,6 +137,7 @@ def test_colmap_round_trip(tmp_path):
     order = np.lexsort(loaded.points_xyz.T)
     np.testing.assert_allclose(loaded.points_xyz[order], xyz[np.lexsort(xyz.T)], atol=1e-6)
     np.testing.assert_array_equal(loaded.points_rgb[order], rgb[np.lexsort(xyz.T)])
+    assert not loaded.random_point_colours  # measured points: their colours are kept by init_color: auto
 
 
 def test_colmap_radial_without_distortion_and_downscale(tmp_path):
@@ -211,6 +212,7 @@ def test_nerf_json_round_trip(tmp_path):
     assert loaded.image_names[0] == "train/r_0.png" and loaded.image_names[6] == "test/r_0.png"
     assert loaded.background == (1.0, 1.0, 1.0)
     assert loaded.points_xyz.shape == (500, 3) and np.abs(loaded.points_xyz).max() <= 1.3
+    assert loaded.random_point_colours  # the random cube, recorded in the scene store
     again = read_scene("nerf_json", tmp_path / "lego", num_random_points=500)
     np.testing.assert_array_equal(again.points_xyz, scene.points_xyz)  # seeded
 
@@ -569,3 +571,11 @@ def test_resize_scene(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         small.validate()
+
+
+def test_colmap_model_without_points_falls_back_to_random_points(tmp_path):
+    write_colmap(tmp_path / "scene", num_points=0)
+    with pytest.warns(UserWarning, match="no 3D points; using 300 random points around the cameras"):
+        scene = read_scene("colmap", tmp_path / "scene", num_random_points=300)
+    assert scene.points_xyz.shape == (300, 3) and scene.random_point_colours
+    assert round_trip(scene, tmp_path, "colmap").random_point_colours

@@ -110,7 +110,9 @@ class GSTrainConfig:
     iteration count; 0 = ``iterations``). ``init_rotation``: ``identity`` (3DGS) or ``random`` (gsplat's
     trainer); ``init_color``: ``points`` (the scene's point colours) or ``grey`` (what 3DGS's random-cube
     initialisation amounts to: its SH colours in [0, 1/255] go through an 8-bit PLY, so every point reads back
-    as 127/255). ``view_order``: ``random`` (a uniformly drawn train view per step) or ``epoch`` (3DGS: every train
+    as 127/255), or ``auto``: grey where the scene's point colours are random (``SceneData.random_point_colours``:
+    NeRF-synthetic, a COLMAP model without points), the points' colours where they were seen in the images, which
+    is what the 3DGS reference does on each kind of scene. ``view_order``: ``random`` (a uniformly drawn train view per step) or ``epoch`` (3DGS: every train
     view once per epoch, in a fresh random order). ``ssim_method``: how the SSIM window is applied (``conv``, ``separable``,
     ``fft``, ``shifted``: ``image_metrics.ssim``; the same SSIM, speed only). ``fused_adam``: torch's fused Adam kernel (one launch per
     parameter tensor instead of the per-op foreach path; the same update up to float rounding; speed only).
@@ -141,7 +143,7 @@ class GSTrainConfig:
     fixed_points: bool = False
     lr_means_steps: int = 0
     init_rotation: Literal["random", "identity"] = "random"
-    init_color: Literal["points", "grey"] = "points"
+    init_color: Literal["points", "grey", "auto"] = "points"
     view_order: Literal["random", "epoch"] = "random"
     rasterize_mode: RasterizeMode = "classic"
     packed: bool = False
@@ -169,7 +171,7 @@ class GSTrainConfig:
 
     def check_choices(self) -> None:
         """Stop with one line naming the parameter if a choice is not one of its values."""
-        choices = {"init_rotation": ("random", "identity"), "init_color": ("points", "grey"),
+        choices = {"init_rotation": ("random", "identity"), "init_color": ("points", "grey", "auto"),
                    "view_order": ("random", "epoch"), "rasterize_mode": ("classic", "antialiased"),
                    "strategy": ("default", "mcmc"),
                    "ssim_method": get_args(SSIMMethod), "compile_mode": ("default", "reduce-overhead")}
@@ -368,13 +370,13 @@ REFERENCE_GREY = 127 / 255  # 3DGS's random-cube colours after its 8-bit PLY rou
 
 def initial_gaussians(scene: SceneData, cfg: GSTrainConfig) -> dict[str, Tensor]:
     """The scene's points as Gaussians (``init_from_points``), with 3DGS's identity rotations and grey colours when
-    ``init_rotation`` / ``init_color`` ask for them."""
+    ``init_rotation`` / ``init_color`` ask for them (``auto``: grey for random points, the points' colours else)."""
     init = init_from_points(scene.points_xyz, scene.points_rgb, cfg.sh_degree, cfg.init_opacity, cfg.init_scale,
                             cfg.seed)
     n = init["means"].shape[0]
     if cfg.init_rotation == "identity":
         init["quats"] = torch.tensor([1.0, 0.0, 0.0, 0.0]).repeat(n, 1)
-    if cfg.init_color == "grey":
+    if cfg.init_color == "grey" or (cfg.init_color == "auto" and scene.random_point_colours):
         init["sh0"] = rgb_to_sh0(torch.full((n, 1, 3), REFERENCE_GREY))
     return init
 

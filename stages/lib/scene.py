@@ -23,8 +23,10 @@ class SceneData:
     """Posed images plus optional depth / ground truth, in OpenCV camera convention.
 
     images: (V,H,W,3) uint8; intrinsics: (V,3,3); world_to_camera: (V,4,4) rigid; is_test: (V,) bool;
-    points_xyz/points_rgb: (P,3) initial point cloud. ``source`` names the file/folder read,
-    so validation errors can point at it.
+    points_xyz/points_rgb: (P,3) initial point cloud; ``random_point_colours``: the points' colours are random, not
+    seen in any image (NeRF-synthetic's random cube, a COLMAP model without points); readers that colour random
+    points from the views (LLFF, IDR) leave it False. ``source`` names the file/folder read, so validation errors
+    can point at it.
     """
 
     images: np.ndarray
@@ -44,6 +46,7 @@ class SceneData:
     points_semantic: np.ndarray | None = None
     points_instance: np.ndarray | None = None
     extra_attrs: dict[str, Any] = field(default_factory=dict)
+    random_point_colours: bool = False
     annotations: QueryAnnotations | None = None  # text-query masks of a few views (LERF-OVS, 3D-OVS, LERF-Mask)
 
     @property
@@ -121,7 +124,7 @@ class SceneData:
             w.attrs.update(self.extra_attrs)
             w.attrs.update(dataset=dataset, scene=scene, reader=reader, image_names=list(self.image_names),
                            categories=list(self.categories), background=list(self.background),
-                           source=self.source)
+                           source=self.source, random_point_colours=bool(self.random_point_colours))
 
 
 def load_scene(path: str | Path) -> SceneData:
@@ -135,4 +138,5 @@ def load_scene(path: str | Path) -> SceneData:
         image_names=list(store.attrs["image_names"]), source=str(path),
         categories=list(store.attrs["categories"]), background=tuple(store.attrs["background"]), **opt,
         annotations=QueryAnnotations.read(store),
+        random_point_colours=bool(store.attrs.get("random_point_colours", False)),
     )

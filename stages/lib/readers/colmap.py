@@ -134,4 +134,5 @@ def read_colmap(path: str | Path, *, images_dir: str = "images", sparse_dir: str
         images=images, intrinsics=intrinsics, world_to_camera=w2c, is_test=is_test_all[keep],
         points_xyz=xyz, points_rgb=rgb, image_names=[r[0] for r in records], source=str(root),
         extra_attrs={"colmap_camera_ids": [int(r[1]) for r in records]},
+        random_point_colours=rec.num_points3D() == 0,
     ).validate()

@@ -138,5 +138,5 @@ def read_nerf_json(path: str | Path, *, background: Sequence[float] = (1.0, 1.0,
         images=images, intrinsics=np.stack([K for _, _, K, _ in loaded]),
         world_to_camera=np.stack([f[3] for f in frames]), is_test=is_test_all[keep], points_xyz=xyz,
         points_rgb=rgb, image_names=[Path(os.path.relpath(f[1], root)).as_posix() for f in frames], source=str(root),
-        background=background, foreground=foreground,
+        background=background, foreground=foreground, random_point_colours=True,
     ).validate()
