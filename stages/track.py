@@ -93,7 +93,7 @@ def main(args: argparse.Namespace) -> None:
             ids = np.array([assign.get(int(m), -1) for m in masks.table["mask_id"][rows]], np.int32)
             track_id[rows] = np.where(ids >= 0, ids + offset, -1)  # track ids unique across levels
         propagated[:, li] = np.where(prop >= 0, prop + offset, -1)
-        offset = int(max(offset, track_id.max() + 1, propagated.max() + 1))
+        offset = int(max(offset, track_id.max(initial=-1) + 1, propagated.max(initial=-1) + 1))  # no masks: none
     with write_store("tracks", args.out, "track", params, {"scene": args.scene, "masks": args.masks}) as w:
         w.write("track_id", track_id)
         w.write("propagated", propagated)

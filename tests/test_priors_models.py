@@ -8,10 +8,13 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from workflow_runner import REPO, snakemake
 
 from stages.lib.mask_store import load_masks
+from stages.lib.models.clip_features import build_clip
+from stages.lib.models.sam_masks import build_sam
 from stages.lib.store import read_store
 from stages.lib.synthetic import SyntheticConfig, make_scene
 
@@ -96,3 +99,17 @@ def test_random_weight_models_run_through_the_dag(tmp_path):
     assert feats.sizes["M"] == masks.num_masks and feats.attrs["random_weights"] is True
     f = feats.load("mask_features").astype(np.float32)
     assert np.allclose(np.linalg.norm(f, axis=1), 1, atol=2e-3)
+
+
+def test_random_weight_models_are_the_same_in_every_build_and_leave_the_caller_rng_alone():
+    """Random-weight SAM / CLIP come from a fixed seed (deterministic tests) without moving the global generator."""
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    first = build_sam("vit_b", None, "cpu", random_weights=True, tiny=True).state_dict()
+    second = build_sam("vit_b", None, "cpu", random_weights=True, tiny=True).state_dict()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    a = build_clip("ViT-B-16", None, "cpu", random_weights=True, tiny=True).model.state_dict()
+    b = build_clip("ViT-B-16", None, "cpu", random_weights=True, tiny=True).model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    torch.testing.assert_close(torch.rand(3), expected)  # the caller's random stream is where it was

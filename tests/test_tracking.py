@@ -1,7 +1,10 @@
-"""Known answers for the IoU > 0.5 track assignment (CCL-LGS Sec. 3.3) and re-seeding."""
+"""Known answers for the IoU > 0.5 track assignment (CCL-LGS Sec. 3.3) and re-seeding; the track stage on no masks."""
 
 import numpy as np
+from oracle_stores import run_cli, tiny_scene
 
+from stages.lib.mask_store import write_masks
+from stages.lib.store import read_store
 from stages.lib.track_assign import assign_tracks, label_iou
 from stages.lib.tracking import TrackConfig, track_label_maps
 
@@ -48,3 +51,19 @@ def test_tracks_from_first_frame_and_reseeding():
     assign, prop = track_label_maps(labels, propagate, TrackConfig(reseed_after=2, reseed_min_area=1))
     assert assign[1][1] == -1 and assign[2][1] == 1, "B seeded after two frames unmatched, as a new track"
     assert (prop[2][:, 4:] == 1).all() and (prop[1][:, 4:] == -1).all()
+
+
+def test_track_stage_writes_empty_tracks_for_a_masks_store_without_masks(tmp_path):
+    """A masks store with no mask at all (what a random-weight or failing SAM can give) gives an empty tracks
+    store instead of stopping the stage."""
+    scene = tiny_scene()
+    scene.write(tmp_path / "scene.zarr", "ingest", {}, "synthetic", "tiny", "synthetic")
+    shape = (scene.num_views, scene.height, scene.width)
+    write_masks(tmp_path / "masks.zarr", [[[]] for _ in range(scene.num_views)], shape, ["whole"], {}, {},
+                {"source": "sam", "oracle": False})
+    res = run_cli("stages.track", ["--scene", str(tmp_path / "scene.zarr"), "--masks", str(tmp_path / "masks.zarr"),
+                                   "--out", str(tmp_path / "tracks.zarr"), "--params", '{"source": "oracle"}'])
+    assert res.returncode == 0, res.stderr
+    tracks = read_store("tracks", tmp_path / "tracks.zarr")
+    assert tracks.sizes["M"] == 0 and tracks.attrs["num_tracks"] == 0
+    assert (tracks.load("propagated") == -1).all()

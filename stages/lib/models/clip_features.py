@@ -33,6 +33,7 @@ from open_clip.timm_model import TimmModel
 from open_clip.transformer import VisionTransformer
 from torch import Tensor
 
+from stages.lib.models import seeded_random_weights
 from stages.lib.models.maskclip import maskclip_dense
 
 log = logging.getLogger(__name__)
@@ -82,13 +83,14 @@ def build_clip(
     if random_weights:
         log.warning("CLIP %s built with RANDOM WEIGHTS (tiny=%s): its embeddings are meaningless", arch, tiny)
     overrides = tiny_overrides(arch) if tiny else {}
-    model = open_clip.create_model(
-        arch,
-        pretrained=None if checkpoint is None else str(checkpoint),
-        device=device,
-        require_pretrained=checkpoint is not None,
-        **overrides,
-    )
+    with seeded_random_weights(random_weights):
+        model = open_clip.create_model(
+            arch,
+            pretrained=None if checkpoint is None else str(checkpoint),
+            device=device,
+            require_pretrained=checkpoint is not None,
+            **overrides,
+        )
     embed_dim = overrides.get("embed_dim") or open_clip.get_model_config(arch)["embed_dim"]
     return ClipModel(model, open_clip.get_tokenizer(arch), int(embed_dim))
 

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from stages.lib.models import seeded_random_weights
+
 log = logging.getLogger(__name__)
 MAX_TOKENS = 77
 
@@ -101,7 +103,8 @@ def load_diffusion(directory: Path | None, device: torch.device, random_weights:
             raise ValueError(f"random_size must be tiny or full, got {random_size!r}")
         log.warning("Stable Diffusion built with RANDOM WEIGHTS (%s): its images are meaningless (test and speed "
                     "figures only)", random_size)
-        return _random(device, full=random_size == "full")
+        with seeded_random_weights():
+            return _random(device, full=random_size == "full")
     from transformers import CLIPTextModel, CLIPTokenizer
 
     tokenizer = CLIPTokenizer.from_pretrained(directory / "tokenizer")
@@ -124,7 +127,6 @@ def _random(device: torch.device, full: bool) -> DiffusionModel:
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    torch.manual_seed(0)
     if full:  # SD 1.5: UNet2DConditionModel's defaults with 768-d text context; the VAE of its config
         unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768)
         vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), latent_channels=4, layers_per_block=2,

@@ -19,6 +19,8 @@ from PIL import Image
 from sam2.build_sam import build_sam2_video_predictor
 from sam2.sam2_video_predictor import SAM2VideoPredictor
 
+from stages.lib.models import seeded_random_weights
+
 log = logging.getLogger(__name__)
 
 SHORT_NAMES = {
@@ -71,12 +73,13 @@ def build_sam2_video(
     if random_weights:
         log.warning("SAM2 %s built with RANDOM WEIGHTS: its masks are meaningless", arch)
     overrides = image_size_overrides(image_size) if image_size is not None else []
-    return build_sam2_video_predictor(
-        resolve_config(arch),
-        ckpt_path=None if checkpoint is None else str(checkpoint),
-        device=device,
-        hydra_overrides_extra=overrides,
-    )
+    with seeded_random_weights(random_weights):
+        return build_sam2_video_predictor(
+            resolve_config(arch),
+            ckpt_path=None if checkpoint is None else str(checkpoint),
+            device=device,
+            hydra_overrides_extra=overrides,
+        )
 
 
 def write_jpeg_frames(frames: np.ndarray, folder: Path) -> None:

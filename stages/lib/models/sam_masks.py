@@ -34,6 +34,7 @@ from segment_anything.utils.amg import (
 from torchvision.ops import batched_nms
 
 from stages.lib.cli import config_from_params
+from stages.lib.models import seeded_random_weights
 from stages.lib.weights import require_file
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,8 @@ def build_sam(arch: str, checkpoint: Path | str | None, device: torch.device | s
     if tiny and not random_weights:
         raise ValueError("tiny=True builds a random-weight model; pass random_weights=True")
     path = None if checkpoint is None else require_file(checkpoint)
-    sam = tiny_sam() if tiny else sam_model_registry[arch](checkpoint=None)
+    with seeded_random_weights(path is None):
+        sam = tiny_sam() if tiny else sam_model_registry[arch](checkpoint=None)
     if path is None:
         log.warning("SAM %s built with RANDOM WEIGHTS (tiny=%s): its masks are meaningless (benchmark/test use only)",
                     arch, tiny)
