@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from torch import Tensor
 
 from stages.lib.gaussians import PARAM_KEYS, activated
 from stages.lib.mask_store import load_masks
@@ -37,6 +38,7 @@ from stages.lib.store import read_store
 from stages.methods.protosaga.classifiers import gaussian_probabilities
 from stages.methods.protosaga.memory_bank import (
     BankConfig,
+    MemoryBank,
     depth_set,
     mask_of_gaussians,
     own_probabilities,
@@ -61,20 +63,20 @@ def mask_rows(labels: np.ndarray, gt: np.ndarray) -> dict[int, tuple[int, float]
     return out
 
 
-def overlap(a: np.ndarray, b: np.ndarray) -> float:
-    """Eq. 12's overlap score of set ``a`` against set ``b``: |a cap b| / |a| (0 for an empty ``a``)."""
-    return len(np.intersect1d(a, b, assume_unique=True)) / len(a) if len(a) else 0.0
-
-
-def previous_view_overlaps(sets: dict[int, tuple[int, np.ndarray]], previous: dict[int, tuple[int, np.ndarray]]
-                           ) -> dict[int, tuple[float, float]]:
-    """Per mask of a view: the highest Eq. 12 overlap of its set with a set of the previous train view whose mask
-    has the same majority GT instance, and the highest with one of another instance (0 where there is none)."""
+def previous_view_overlaps(sets: dict[int, tuple[int, Tensor]], previous: dict[int, tuple[int, Tensor]],
+                           num_gaussians: int) -> dict[int, tuple[float, float]]:
+    """Per mask of a view: the highest Eq. 12 overlap (``MemoryBank.overlap``, one entry per previous-view set) of
+    its set with a set of the previous train view whose mask has the same majority GT instance, and the highest with
+    one of another instance (0 where there is none)."""
+    bank = MemoryBank(num_gaussians)
+    for _, members in previous.values():
+        bank.add(members)
+    majors = torch.tensor([major for major, _ in previous.values()], dtype=torch.long)
     out = {}
     for t, (major, mine) in sets.items():
-        same = [overlap(mine, other) for m, other in previous.values() if m == major]
-        foreign = [overlap(mine, other) for m, other in previous.values() if m != major]
-        out[t] = (max(same, default=0.0), max(foreign, default=0.0))
+        gamma = bank.overlap(mine)  # one score per previous-view set, in their order
+        same, foreign = gamma[majors == major], gamma[majors != major]
+        out[t] = (float(same.max()) if len(same) else 0.0, float(foreign.max()) if len(foreign) else 0.0)
     return out
 
 
@@ -95,7 +97,7 @@ def level_sets(work: Path, level: str, cfg: BankConfig) -> pd.DataFrame:
     classifiers = stored_classifiers(store, train.tolist())
     w2c, intr = torch.from_numpy(scene.load("world_to_camera")), torch.from_numpy(scene.load("intrinsics"))
     rows = []
-    previous: dict[str, dict[int, tuple[int, np.ndarray]]] = {"depth": {}, "prob": {}}
+    previous: dict[str, dict[int, tuple[int, Tensor]]] = {"depth": {}, "prob": {}}
     for k, view in enumerate(train):
         labels = masks.labels[view, 0]
         pixel, depth = project_centres(means, w2c[view], intr[view], w, h)
@@ -110,9 +112,9 @@ def level_sets(work: Path, level: str, cfg: BankConfig) -> pd.DataFrame:
         p_set = semantic_set(mask_of, own, cfg.semantic_delta)
         s_added = p_set & ~d_set
         majors = mask_rows(labels, gt[view])
-        current = {name: {t: (major, ((chosen & (mask_of == t)).nonzero()[:, 0]).numpy())
+        current = {name: {t: (major, (chosen & (mask_of == t)).nonzero()[:, 0])
                           for t, (major, _) in majors.items()} for name, chosen in (("depth", d_set), ("prob", p_set))}
-        joins = {name: previous_view_overlaps(current[name], previous[name]) for name in current}
+        joins = {name: previous_view_overlaps(current[name], previous[name], len(means)) for name in current}
         for t, (major, purity) in majors.items():
             mine = mask_of == t
             d, s, p = d_set & mine, s_added & mine, p_set & mine

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import torch
 
-from bench.protosaga_sets import mask_rows, overlap, previous_view_overlaps, summary
+from bench.protosaga_sets import mask_rows, previous_view_overlaps, summary
 
 
 def test_mask_rows_give_majority_instance_and_pixel_purity():
@@ -17,13 +18,15 @@ def test_mask_rows_give_majority_instance_and_pixel_purity():
 
 
 def test_previous_view_overlaps_are_eq12_scores_against_same_and_other_instances():
-    assert overlap(np.array([1, 2, 3, 4]), np.array([3, 4, 9])) == 0.5 and overlap(np.array([], int), np.array([1])) == 0
-    previous = {0: (5, np.array([1, 2, 3])), 1: (7, np.array([4, 5])), 2: (5, np.array([6]))}
-    current = {3: (5, np.array([2, 3, 4, 6])), 4: (8, np.array([9]))}
-    joins = previous_view_overlaps(current, previous)
+    t = torch.tensor
+    assert previous_view_overlaps({0: (1, t([1, 2, 3, 4]))}, {0: (1, t([3, 4, 9]))}, 10)[0] == (0.5, 0.0)
+    assert previous_view_overlaps({0: (1, t([], dtype=torch.long))}, {0: (1, t([1]))}, 10)[0] == (0.0, 0.0)
+    previous = {0: (5, t([1, 2, 3])), 1: (7, t([4, 5])), 2: (5, t([6]))}
+    current = {3: (5, t([2, 3, 4, 6])), 4: (8, t([9]))}
+    joins = previous_view_overlaps(current, previous, 10)
     assert joins[3] == (0.5, 0.25)  # best same-instance set {1,2,3}: 2 of 4; instance 7's {4,5}: 1 of 4
     assert joins[4] == (0.0, 0.0)  # no previous set of instance 8, and no overlap with the others
-    assert previous_view_overlaps(current, {})[3] == (0.0, 0.0)  # the first view has nothing to join
+    assert previous_view_overlaps(current, {}, 10)[3] == (0.0, 0.0)  # the first view has nothing to join
 
 
 def test_summary_weights_purity_by_gaussians_and_splits_clean_from_mixed_masks():

@@ -52,12 +52,6 @@ def association_source(cfg: BankConfig) -> str:
     return "protosaga_memory_bank" if cfg.depth else "probability_memory_bank"
 
 
-def association_name(cfg: BankConfig) -> str:
-    """The association's name in the log."""
-    return {"gaga_memory_bank": "depth-only (Gaga)", "protosaga_memory_bank": "semantic-aware",
-            "probability_memory_bank": "probability-only"}[association_source(cfg)]
-
-
 @register("association", "protosaga_memory_bank")
 def run_memory_bank(call: StageCall) -> None:
     """Eq. 9-16 over the train views; writes the ``tracks`` store at ``call.out``."""
@@ -87,8 +81,8 @@ def run_memory_bank(call: StageCall) -> None:
         per_view, bank = associate_views(means, viewmats, Ks, scene.sizes["W"], scene.sizes["H"], labels, bank_cfg,
                                          features, classifiers, depth_maps=depth_maps)
     track = mask_track_ids(masks, train, cfg.level, per_view)
-    log.info("%s association: %d train-view masks into %d instances", association_name(bank_cfg),
-             int((track >= 0).sum()), bank.size)
+    log.info("%s: %d train-view masks into %d instances", association_source(bank_cfg), int((track >= 0).sum()),
+             bank.size)
     with write_store("tracks", call.out, "associate", call.params, call.inputs) as w:
         w.write("track_id", track)
         w.attrs.update(source=association_source(bank_cfg),

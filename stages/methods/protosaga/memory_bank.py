@@ -3,9 +3,9 @@
 Every training view's masks are visited in view order. A mask's Gaussians are those whose projected centre falls in
 it (Eq. 9); Gaga keeps the delta_d fraction nearest the camera (Eq. 10), Proto-SaGa adds the delta_s fraction that
 the view's classifier finds most probable for the mask (Eq. 14-15) and takes the union (Eq. 16); the probability
-set alone (``depth: false``) is the paper's Table 3 middle row. The first view's
-sets initialise the bank (Eq. 11); a later set joins the entry it overlaps most when the overlap score exceeds delta
-(Eq. 12-13), else it starts a new entry. The entry index is the mask's consistent instance id.
+set alone (``depth: false``) is the paper's Table 3 middle row. The first view's sets initialise the bank (Eq. 11); a
+later set joins the entry it overlaps most when the overlap score exceeds delta (Eq. 12-13), else it starts a new
+entry. The entry index is the mask's consistent instance id.
 
 Our reading where the paper is silent, following Gaga's reference code: masks are visited one after the other and
 each updates the bank at once; a mask joins the entry of highest score (argmax); a mask with no projected Gaussian
