@@ -155,7 +155,7 @@ def plan(args: argparse.Namespace, variants: dict[str, dict[str, Any]]) -> list[
                      for s in specs]
     if "gaussians" in scaling:
         opts = dict(SCALING_SIZE, num_views=views_for_train(100, SCALING_SIZE["test_every"]))
-        for cap in SCALING_CAPS:
+        for cap in args.scaling_caps or SCALING_CAPS:
             for s in specs:
                 params = resolve_variant(f"{s}+mcmc+mcmc.cap_max={cap}", variants)
                 jobs.append(Job("room", s, "synthetic", None, opts, params, f"scaling_gaussians{cap}:{s}+mcmc"))
@@ -466,16 +466,23 @@ def worker_main(args: argparse.Namespace, jobs: list[Job]) -> None:
         pd.DataFrame(rows).to_csv(part, index=False)  # after every job: a crash keeps the finished ones
 
 
+def worker_gpus(visible: str | None, count: int) -> list[str]:
+    """The GPU names a worker may be pinned to: the entries of the caller's ``CUDA_VISIBLE_DEVICES`` (a SLURM
+    allocation, or a GPU picked by hand), else the indices of all ``count`` GPUs."""
+    named = [g.strip() for g in (visible or "").split(",") if g.strip()]
+    return (named or [str(i) for i in range(count)])[:count]
+
+
 def spawn_workers(args: argparse.Namespace, jobs: list[Job], argv: list[str]) -> int:
     """One process per worker (GPU ``i % GPUs`` each); then their rows are merged into ``--out``."""
     out = Path(args.out)
-    gpus = torch.cuda.device_count()
+    gpus = worker_gpus(os.environ.get("CUDA_VISIBLE_DEVICES"), torch.cuda.device_count())
     threads = max(1, (os.cpu_count() or 1) // args.workers)
     procs = []
     for w in range(args.workers):
         env = dict(os.environ, OMP_NUM_THREADS=str(threads))
         if gpus:
-            env["CUDA_VISIBLE_DEVICES"] = str(w % gpus)
+            env["CUDA_VISIBLE_DEVICES"] = gpus[w % len(gpus)]
         part_path(out, w).unlink(missing_ok=True)
         procs.append(subprocess.Popen([sys.executable, "-m", "bench.train_gs", *argv, "--workers", str(args.workers),
                                        "--worker", str(w)], cwd=REPO, env=env))
@@ -498,6 +505,8 @@ def parser() -> argparse.ArgumentParser:
                         f"{SCALING_CAPS} (instead of --scenes)")
     p.add_argument("--scaling-views", default=None, type=lambda s: [int(x) for x in s.split(",") if x],
                    metavar="N,...", help=f"only these train-view counts of --scaling views (default {SCALING_VIEWS})")
+    p.add_argument("--scaling-caps", default=None, type=lambda s: [int(x) for x in s.split(",") if x],
+                   metavar="N,...", help=f"only these MCMC caps of --scaling gaussians (default {SCALING_CAPS})")
     p.add_argument("--data-root", default=str(REPO.parent / "shared/data"))
     p.add_argument("--scene-path", action="append", default=[], metavar="SCENE=PATH",
                    help="path of one scene (e.g. a packed copy: bench/pack_nerf_scene.py)")

@@ -26,6 +26,7 @@ from bench.train_gs import (
     profile_file,
     resolve_variant,
     views_for_train,
+    worker_gpus,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,8 +68,19 @@ def test_plan_scenes_and_scaling():
         [f"scaling_gaussians{c}" for c in SCALING_CAPS]
     some = plan(parser().parse_args(["--scaling", "views", "--scaling-views", "200,400", "--out", "x.csv"]), VARIANTS)
     assert [j.label for j in some] == ["scaling_views200:gpu_3dgs", "scaling_views400:gpu_3dgs"]
+    some = plan(parser().parse_args(["--scaling", "gaussians", "--scaling-caps", "250000,1000000", "--out", "x.csv"]),
+                VARIANTS)
+    assert [j.params["mcmc"]["cap_max"] for j in some] == [250000, 1000000]
     with pytest.raises(SystemExit, match="views and/or gaussians"):
         plan(parser().parse_args(["--scaling", "pixels", "--out", "x.csv"]), VARIANTS)
+
+
+def test_workers_stay_on_the_callers_gpus():
+    """A caller pinned to GPUs 2,3 (by hand or by SLURM) gets its workers on 2 and 3, not on 0 and 1."""
+    assert worker_gpus("2,3", 2) == ["2", "3"]
+    assert worker_gpus("1", 1) == ["1"]
+    assert worker_gpus(None, 2) == ["0", "1"] and worker_gpus("", 2) == ["0", "1"]
+    assert worker_gpus("", 0) == [] and worker_gpus("3", 0) == []
 
 
 def run_bench(*args: str) -> subprocess.CompletedProcess:
