@@ -11,7 +11,7 @@ peak allocation of the job (reset before it), ``device`` the GPU model.
 
 A variant is a train_gs variant of config.yaml followed by ``+``-joined options: a name from ``OPTIONS`` or a
 ``dotted.key=JSON`` override, e.g. ``gpu_3dgs+aa+mcmc.cap_max=500000``, or ``resF@STEP`` (the steps before STEP at 1/F
-resolution: ``downscale_schedule``), e.g. ``gpu_dense+res4@2000+res2@10000``.
+resolution: ``downscale_schedule``), e.g. ``gpu_default+res4@2000+res2@10000``.
 
 Examples (GPU; lego and fern from ../shared/data or --data-root):
     python -m bench.train_gs --scenes lego,fern --variants gpu_3dgs,gpu_3dgs+absgrad,gpu_3dgs+aa \\
@@ -45,6 +45,8 @@ from typing import Any
 import pandas as pd
 import torch
 import yaml
+
+from stages.lib.atomic import atomic_path
 
 REPO = Path(__file__).resolve().parents[1]
 log = logging.getLogger("bench.train_gs")
@@ -423,7 +425,8 @@ def plot_scaling(csv: Path, png: Path) -> pd.DataFrame:
     fig.suptitle("train_gs scaling (dotted: linear from the smallest run)")
     fig.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png, dpi=100)
+    with atomic_path(png) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     return rows
 

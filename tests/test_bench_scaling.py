@@ -192,7 +192,8 @@ def test_bench_plan_with_scaling_adds_two_scenes_with_each_shared_stage_once(tmp
     # size is the bench scene itself): ingest, train_gs, masks, the feature field, codebook and pseudo-GT once,
     # features, association and evaluation per method, at the clean level only
     assert jobs == {"ingest": 3, "train_gs": 3, "masks": 4, "features": 8, "train_features": 4, "codebook": 4,
-                    "pseudo_gt": 4, "associate": 8, "evaluate_semantic": 8, "bench_manifest": 1, "bench": 1}
+                    "pseudo_gt": 4, "associate": 8, "evaluate_semantic": 8, "bench_manifest": 1, "bench": 1,
+                    "train_gs_scaling": 1}
 
 
 def test_bench_manifest_with_scaling_names_every_method_at_three_sizes(tmp_path):

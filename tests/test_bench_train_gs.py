@@ -41,7 +41,7 @@ def test_variant_spec_merges_options_and_overrides():
     assert "rasterize_mode" not in VARIANTS["gpu_3dgs"], "the config's variant is not modified"
     with pytest.raises(ValueError, match="unknown option 'fast'"):
         resolve_variant("gpu_3dgs+fast", VARIANTS)
-    coarse = resolve_variant("gpu_dense+res2@10000+res4@2000", VARIANTS)
+    coarse = resolve_variant("gpu_default+res2@10000+res4@2000", VARIANTS)
     assert coarse["downscale_schedule"] == [[2000, 4], [10000, 2]], "resF@STEP pairs in step order"
     with pytest.raises(ValueError, match="'gpu_x' is no train_gs variant"):
         resolve_variant("gpu_x", VARIANTS)

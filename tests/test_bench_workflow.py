@@ -16,12 +16,21 @@ SCENE = "synthetic/bench_tiny"
 # level; the feature field, codebook and pseudo-GT refinement once per level (shared); association and evaluation
 # per method and level.
 SHARED_ONCE = {"ingest": 1, "train_gs": 1, "masks": 2, "features": 4, "train_features": 2, "codebook": 2,
-               "pseudo_gt": 2, "associate": 4, "evaluate_semantic": 4, "bench_manifest": 1, "bench": 1}
+               "pseudo_gt": 2, "associate": 4, "evaluate_semantic": 4, "bench_manifest": 1, "bench": 1, "train_gs_scaling": 1}
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def test_bench_plans_every_shared_stage_once(tmp_path):
     assert planned_jobs(tmp_path / "results", CONFIG, "bench") == SHARED_ONCE
+
+
+def test_train_gs_scaling_rule_draws_the_committed_gpu_rows(tmp_path):
+    """The report's RGB-Gaussian scaling figure comes from the committed bench CSV, by its own rule."""
+    results = tmp_path / "results"
+    snakemake(results, str(results / "report/bench/train_gs_scaling.png"), configfile=CONFIG, timeout=600)
+    assert (results / "report/bench/train_gs_scaling.png").read_bytes()[:8] == PNG
+    assert not list((results / "report/bench").glob("*.partial-*")), "no partial file left beside the figure"
+    assert planned_jobs(results, CONFIG, str(results / "report/bench/train_gs_scaling.png")) == {}
 
 
 @pytest.mark.slow  # 24 jobs: about 15 min on a loaded 2-core machine
@@ -53,7 +62,7 @@ def test_bench_writes_the_comparison_report(tmp_path):
 
     for name in ("figures/robustness_scannet_3d.png", "figures/robustness_lerf_2d.png",
                  "figures/scene_synthetic_bench_tiny.png", "figures/topdown_synthetic_bench_tiny.png",
-                 "figures/queries_synthetic_bench_tiny.png", "cost.png"):
+                 "figures/queries_synthetic_bench_tiny.png", "cost.png", "train_gs_scaling.png"):
         assert (out / name).read_bytes()[:8] == PNG, name
 
     cost = pd.read_csv(out / "cost.csv")

@@ -15,6 +15,7 @@ rule bench:
     input:
         manifest=f"{RESULTS}/report/bench/manifest.json",
         files=bench_inputs,
+        train_gs_scaling=f"{RESULTS}/report/bench/train_gs_scaling.png",
     output:
         md=report(f"{RESULTS}/report/bench/bench.md", caption="../report/bench_md.rst", category="Benchmark"),
         metrics=report(f"{RESULTS}/report/bench/bench_metrics.csv", caption="../report/bench_metrics.rst",
@@ -39,3 +40,24 @@ rule bench:
         gpu=res("report", "gpu"),
     shell:
         "python -m stages.bench_report --manifest {input.manifest} --out-dir {params.out_dir:q} &> {log}"
+
+
+rule train_gs_scaling:
+    """The RGB Gaussians' cost on the GPU against train views and Gaussian count, drawn from the rows that
+    bench.train_gs --scaling appended to the committed bench/results/train_gs.csv."""
+    input:
+        csv="bench/results/train_gs.csv",
+    output:
+        png=report(f"{RESULTS}/report/bench/train_gs_scaling.png", caption="../report/train_gs_scaling.rst",
+                   category="Benchmark"),
+    log:
+        f"{RESULTS}/logs/train_gs_scaling.log",
+    conda:
+        "../../envs/pipeline.yaml"
+    threads: res("report", "threads")
+    resources:
+        mem_mb=res("report", "mem_mb"),
+        runtime=res("report", "runtime"),
+        gpu=res("report", "gpu"),
+    shell:
+        "python -m bench.train_gs --out {input.csv:q} --plot-scaling {output.png:q} &> {log}"
