@@ -14,12 +14,12 @@ room=results/bench_room
 python3 -m bench.room --work "$room" --gs-iterations "${GS_ITERATIONS:-15000}" --out "$out/room.csv" \
   > "$out/room.log" 2>&1
 ngpu=$(python3 -c "import torch; print(max(torch.cuda.device_count(), 1))")
+IFS=, read -ra visible <<< "${CUDA_VISIBLE_DEVICES:-}"  # the caller's GPUs (a SLURM allocation): keep to them
 jobs=()
 for spec in "$@"; do
   m=${spec%%:*}; own=$levels; [[ $spec == *:* ]] && own=${spec#*:}
   for l in ${own//,/ }; do jobs+=("$m:$l"); done
 done
-per_gpu=$(( (${#jobs[@]} + ngpu - 1) / ngpu ))
 threads=$(( $(nproc) / ${#jobs[@]} )); threads=$(( threads > 0 ? threads : 1 ))  # no CPU oversubscription
 i=0
 for job in "${jobs[@]}"; do
@@ -29,7 +29,8 @@ for job in "${jobs[@]}"; do
   ln -sfn "$(realpath $room/scene.zarr)" "$work/scene.zarr"
   ln -sfn "$(realpath $room/train_gs.zarr)" "$work/train_gs.zarr"
   extra_var="EXTRA_${m}"
-  OMP_NUM_THREADS=$threads CUDA_VISIBLE_DEVICES=$(( i % ngpu )) BENCH_CONCURRENT=$per_gpu python3 -m bench."$m" --levels "$l" \
+  gpu=$(( i % ngpu )); on_gpu=$(( (${#jobs[@]} - gpu + ngpu - 1) / ngpu ))  # jobs sharing this one's GPU
+  OMP_NUM_THREADS=$threads CUDA_VISIBLE_DEVICES=${visible[$gpu]:-$gpu} BENCH_CONCURRENT=$on_gpu python3 -m bench."$m" --levels "$l" \
     --work "$work" --reuse-gaussians --out "$out/${m}_${l}.csv" ${!extra_var:-} > "$out/${m}_${l}.log" 2>&1 &
   i=$((i + 1))
 done
