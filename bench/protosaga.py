@@ -29,11 +29,13 @@ import argparse
 import json
 import traceback
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
 from bench.common import CORRUPTION, GPU_ROOM, REPO, base_row, bench_room, load_config, recipe_params, timed
 from stages import associate, codebook, evaluate_instances, masks, train_features
+from stages.lib.atomic import atomic_path
 from stages.lib.store import read_store
 
 SMOKE_ROOM = {"num_views": 16, "width": 48, "height": 36, "num_points": 3000, "num_objects": 8, "device": "cpu"}
@@ -62,10 +64,17 @@ def instance_metrics(csv: Path) -> dict[str, float]:
     return out
 
 
+def write_rows(rows: list[dict], out: Path) -> None:
+    """Every row so far to ``out``, rewritten whole and moved into place only when written."""
+    with atomic_path(out) as tmp:
+        pd.DataFrame(rows).to_csv(tmp, index=False)
+
+
 def run_level(level: str, recipes: dict[str, dict], scene: Path, gaussians: Path, work: Path, rows: list[dict],
-              base: dict, reuse_fields: bool = False) -> None:
+              base: dict, reuse_fields: bool = False, saved: Callable[[], None] = lambda: None) -> None:
     """masks and training once (or, with ``reuse_fields``, the level's stores of an earlier run: their stage rows
-    get no time), then association, prototypes and evaluation per method; appends rows."""
+    get no time), then association, prototypes and evaluation per method; appends rows and calls ``saved`` after
+    each method, so a run stopped by a time limit keeps every finished method."""
     d = work / level
     d.mkdir(parents=True, exist_ok=True)
     first = next(iter(recipes.values()))
@@ -109,6 +118,7 @@ def run_level(level: str, recipes: dict[str, dict], scene: Path, gaussians: Path
                      "bank_entries": read_store("tracks", out / "associate.zarr").attrs["num_tracks"],
                      **instance_metrics(out / "instances.csv")})
         print(json.dumps(rows[-1]), flush=True)
+        saved()
 
 
 def main() -> None:
@@ -166,11 +176,11 @@ def main() -> None:
     for level in args.levels.split(","):
         try:
             run_level(level, {name: level_params(p, level) for name, p in recipes.items()}, scene, gaussians,
-                      args.work, rows, base, args.reuse_fields)
+                      args.work, rows, base, args.reuse_fields, saved=lambda: write_rows(rows, Path(args.out)))
         except Exception:  # keep the other levels: a failed level leaves an error row
             rows.append({**base, "level": level, "stage": "error", "note": traceback.format_exc(limit=3)[-500:]})
             print(traceback.format_exc(), flush=True)
-        pd.DataFrame(rows).to_csv(args.out, mode="w", index=False)
+        write_rows(rows, Path(args.out))
     summary = pd.DataFrame([r for r in rows if r["stage"] == "method_total"])
     if len(summary):
         print(summary[["level", "method", "instance_mIoU", "instance_precision", "instance_recall", "associated_mIoU",

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 ROOM = {"num_views": 8, "width": 32, "height": 24, "num_points": 800, "num_objects": 8, "device": "cpu",
@@ -37,3 +38,27 @@ def test_bank_variants_reuse_the_trained_fields(tmp_path):
     for method in ("protosaga", "gaga", "protosaga_prob"):  # the same field gives the same association and scores
         assert totals.loc[method, "instance_mIoU"] == before.loc[method, "instance_mIoU"]
         assert totals.loc[method, "bank_entries"] == before.loc[method, "bank_entries"]
+
+
+def test_a_run_stopped_mid_level_keeps_its_finished_methods(tmp_path, monkeypatch):
+    """A time limit that kills the bench after its first method leaves that method's rows in the CSV."""
+    import bench.protosaga as bench_protosaga
+
+    real, calls = bench_protosaga.evaluate_instances.main, []
+
+    def evaluate_then_stop(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # as a kill: not an error row, the run just ends here
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bench_protosaga.evaluate_instances, "main", evaluate_then_stop)
+    out = tmp_path / "rows.csv"
+    monkeypatch.setattr(sys, "argv", ["bench.protosaga", "--smoke", "--levels", "clean", "--gs-iterations", "30",
+                                      "--feature-iterations", "20", "--schemes", "protosaga_proto", "--work",
+                                      str(tmp_path / "work"), "--scene-options", json.dumps(ROOM), "--out", str(out)])
+    with pytest.raises(KeyboardInterrupt):
+        bench_protosaga.main()
+    rows = pd.read_csv(out)
+    assert rows.loc[rows["stage"] == "method_total", "method"].tolist() == ["protosaga"]
+    assert not list(tmp_path.glob("rows.csv.partial-*"))
