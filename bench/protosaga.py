@@ -7,8 +7,8 @@ set alone, Table 3's middle row), the prototypes and the instance evaluation (Ga
 instance mIoU, precision, recall at IoU 0.5, mBIoU; and the associated train-view masks against the GT instances).
 The RGB Gaussians are trained once and shared. One CSV row per (level, method, stage) with wall time and peak GPU
 memory, and one ``method_total`` row per (level, method) with the metrics, the training and association times and
-the whole method's time (3DGS + masks + training + association + prototypes). The CSV is rewritten after every
-level, so an interrupted run keeps the finished levels.
+the whole method's time (3DGS + masks + training + association + prototypes). The CSV is rewritten (atomically)
+after every method, so a run stopped by a time limit keeps every finished method.
 
 GPU (defaults: the 150-view 512x512 room, recipes protosaga_gpu / gaga_gpu / protosaga_prob_gpu):
     python -m bench.protosaga --out bench/results/protosaga.csv

@@ -112,10 +112,11 @@ class GSTrainConfig:
     initialisation amounts to: its SH colours in [0, 1/255] go through an 8-bit PLY, so every point reads back
     as 127/255), or ``auto``: grey where the scene's point colours are random (``SceneData.random_point_colours``:
     NeRF-synthetic, a COLMAP model without points), the points' colours where they were seen in the images, which
-    is what the 3DGS reference does on each kind of scene. ``view_order``: ``random`` (a uniformly drawn train view per step) or ``epoch`` (3DGS: every train
-    view once per epoch, in a fresh random order). ``ssim_method``: how the SSIM window is applied (``conv``, ``separable``,
-    ``fft``, ``shifted``: ``image_metrics.ssim``; the same SSIM, speed only). ``fused_adam``: torch's fused Adam kernel (one launch per
-    parameter tensor instead of the per-op foreach path; the same update up to float rounding; speed only).
+    is what the 3DGS reference does on each kind of scene. ``view_order``: ``random`` (a uniformly drawn train view
+    per step) or ``epoch`` (3DGS: every train view once per epoch, in a fresh random order). ``ssim_method``: how the
+    SSIM window is applied (``conv``, ``separable``, ``fft``, ``shifted``: ``image_metrics.ssim``; the same SSIM,
+    speed only). ``fused_adam``: torch's fused Adam kernel (one launch per parameter tensor instead of the per-op
+    foreach path; the same update up to float rounding; speed only).
     ``compile_loss``: the photometric loss (L1 + SSIM, forward and backward) compiled by ``torch.compile``, once per
     run before the first step (its element-wise kernels fused; same value up to float rounding; speed only);
     ``compile_mode`` ``reduce-overhead`` also replays its kernels as CUDA graphs (one launch per pass instead of one
