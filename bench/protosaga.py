@@ -33,7 +33,7 @@ from typing import Callable
 
 import pandas as pd
 
-from bench.common import CORRUPTION, GPU_ROOM, REPO, base_row, bench_room, load_config, recipe_params, timed
+from bench.common import CORRUPTION, GPU_ROOM, REPO, base_row, bench_room, deep_merge, load_config, recipe_params, timed
 from stages import associate, codebook, evaluate_instances, masks, train_features
 from stages.lib.atomic import atomic_path
 from stages.lib.store import read_store
@@ -128,6 +128,8 @@ def main() -> None:
     ap.add_argument("--scene-options", type=json.loads, default=None, help="synthetic room (default: 150 views 512^2)")
     ap.add_argument("--levels", default="clean,moderate,strong")
     ap.add_argument("--gs-iterations", type=int, default=None, help="override the recipe's train_gs iterations")
+    ap.add_argument("--gs-params", type=json.loads, default={},
+                    help='JSON merged into the RGB Gaussians\' parameters, e.g. \'{"densify": {"grow_grad2d": 0.0002}}\'')
     ap.add_argument("--feature-iterations", type=int, default=None, help="override the joint training's iterations")
     ap.add_argument("--train-params", type=json.loads, default={},
                     help='JSON merged into the joint training\'s parameters, e.g. \'{"objective_params": {"lr": 0.005}}\'')
@@ -158,6 +160,7 @@ def main() -> None:
             p["train_features"]["iterations"] = SMOKE_ITERATIONS["train_features"]
         if args.gs_iterations:
             p["train_gs"]["iterations"] = args.gs_iterations
+        p["train_gs"] = deep_merge(p["train_gs"], args.gs_params)
         if args.feature_iterations:
             p["train_features"]["iterations"] = args.feature_iterations
         p["train_features"].update(args.train_params)

@@ -26,7 +26,6 @@ Examples (GPU; lego and fern from ../shared/data or --data-root):
 from __future__ import annotations
 
 import argparse
-import copy
 import datetime as dt
 import json
 import logging
@@ -46,6 +45,7 @@ import pandas as pd
 import torch
 import yaml
 
+from bench.common import deep_merge
 from stages.lib.atomic import atomic_path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -103,13 +103,6 @@ class Job:
     options: dict[str, Any]
     params: dict[str, Any]
     label: str
-
-
-def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for k, v in over.items():
-        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
 
 
 def resolve_variant(spec: str, variants: dict[str, dict[str, Any]]) -> dict[str, Any]:

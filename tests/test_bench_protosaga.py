@@ -62,3 +62,24 @@ def test_a_run_stopped_mid_level_keeps_its_finished_methods(tmp_path, monkeypatc
     rows = pd.read_csv(out)
     assert rows.loc[rows["stage"] == "method_total", "method"].tolist() == ["protosaga"]
     assert not list(tmp_path.glob("rows.csv.partial-*"))
+
+
+def test_gs_params_merge_into_the_rgb_recipe(tmp_path, monkeypatch):
+    """--gs-params changes one nested key of the RGB Gaussians' parameters and keeps its siblings."""
+    import bench.protosaga as bench_protosaga
+
+    seen = {}
+
+    def capture_and_stop(work, scene_options, gs_params, *args, **kwargs):
+        seen.update(gs_params)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bench_protosaga, "bench_room", capture_and_stop)
+    monkeypatch.setattr(sys, "argv", ["bench.protosaga", "--smoke", "--levels", "clean", "--gs-params",
+                                      '{"densify": {"grow_grad2d": 0.0002}}', "--out", str(tmp_path / "rows.csv")])
+    with pytest.raises(KeyboardInterrupt):
+        bench_protosaga.main()
+    config = bench_protosaga.load_config()
+    demo = bench_protosaga.recipe_params(config, "protosaga")["train_gs"]
+    assert seen["densify"] == {**demo["densify"], "grow_grad2d": 0.0002}
+    assert seen["iterations"] == bench_protosaga.SMOKE_ITERATIONS["train_gs"]
