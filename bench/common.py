@@ -3,7 +3,6 @@ the benchmark room (scene + RGB Gaussians trained once and shared by every metho
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import json
 import os
@@ -41,14 +40,6 @@ def recipe_params(config: dict[str, Any], method: str) -> dict[str, dict[str, An
     recipe = config["methods"][method]
     return {stage: {k: v for k, v in config["stages"][stage]["variants"][variant].items() if k != "after"}
             for stage, variant in recipe.items()}
-
-
-def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``base`` with ``over`` merged in, nested dictionaries key by key."""
-    out = copy.deepcopy(base)
-    for k, v in over.items():
-        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
 
 
 def device_name() -> str:

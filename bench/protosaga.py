@@ -33,9 +33,10 @@ from typing import Callable
 
 import pandas as pd
 
-from bench.common import CORRUPTION, GPU_ROOM, REPO, base_row, bench_room, deep_merge, load_config, recipe_params, timed
+from bench.common import CORRUPTION, GPU_ROOM, REPO, base_row, bench_room, load_config, recipe_params, timed
 from stages import associate, codebook, evaluate_instances, masks, train_features
 from stages.lib.atomic import atomic_path
+from stages.lib.params import deep_merge
 from stages.lib.store import read_store
 
 SMOKE_ROOM = {"num_views": 16, "width": 48, "height": 36, "num_points": 3000, "num_objects": 8, "device": "cpu"}

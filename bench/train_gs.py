@@ -45,8 +45,8 @@ import pandas as pd
 import torch
 import yaml
 
-from bench.common import deep_merge
 from stages.lib.atomic import atomic_path
+from stages.lib.params import deep_merge
 
 REPO = Path(__file__).resolve().parents[1]
 log = logging.getLogger("bench.train_gs")

@@ -1,10 +1,10 @@
-"""bench/common.py: append_rows lands rows under the file's own columns, whatever their order or set; deep_merge."""
+"""bench/common.py append_rows: rows land under the file's own columns, whatever their order or set."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from bench.common import append_rows, deep_merge
+from bench.common import append_rows
 
 
 def test_append_rows_aligns_columns_and_widens_the_file(tmp_path):
@@ -18,10 +18,3 @@ def test_append_rows_aligns_columns_and_widens_the_file(tmp_path):
     assert table["a"].tolist() == [1, 10, 100] and table["d"].isna().tolist() == [True, True, False]
     assert not out.with_suffix(".partial.csv").exists()
 
-
-def test_deep_merge_overrides_nested_keys_and_leaves_the_base_alone():
-    base = {"iterations": 10, "densify": {"grow_grad2d": 0.0004, "refine_every": 100}, "bg": [1, 1, 1]}
-    merged = deep_merge(base, {"densify": {"grow_grad2d": 0.0002}, "bg": [0, 0, 0], "new": {"a": 1}})
-    assert merged == {"iterations": 10, "densify": {"grow_grad2d": 0.0002, "refine_every": 100}, "bg": [0, 0, 0],
-                      "new": {"a": 1}}
-    assert base["densify"]["grow_grad2d"] == 0.0004  # a copy, not the caller's dictionary

@@ -8,6 +8,7 @@ from snakemake.utils import validate
 
 from stages.lib.bench_plan import BenchPlan, add_variants, bench_plan
 from stages.lib.bench_scaling import scaling_level, scaling_scenes
+from stages.lib.params import deep_merge
 
 validate(config, "../schemas/config.schema.yaml")
 
@@ -30,14 +31,6 @@ wildcard_constraints:
     dataset=r"[A-Za-z0-9_\-]+",
     scene=r"[A-Za-z0-9_\-]+",
     variant=r"[A-Za-z0-9_\-]+",
-
-
-def deep_merge(base, override):
-    """Recursive dict merge: values of ``override`` win."""
-    merged = dict(base)
-    for key, value in (override or {}).items():
-        merged[key] = deep_merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
-    return merged
 
 
 def scene_entry(wildcards):
