@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from scipy.spatial import cKDTree
 
 from bench.common import REPO, base_row, load_config, recipe_params, timed
 from bench.openins import run_level
@@ -118,6 +119,22 @@ def error_sources(right: np.ndarray, observed: np.ndarray, leaf_right: np.ndarra
             "err_label": float((wrong & observed & leaf_right).mean())}
 
 
+def wrong_class_distance(xyz: np.ndarray, gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Per point: where it is labelled a class other than its GT class (both >= 0), the distance to the nearest point
+    whose GT class is the predicted one (how far a wrong label sits from the object it names: a band along that
+    object's border, or a distant confusion); NaN elsewhere."""
+    out = np.full(len(xyz), np.nan)
+    wrong = (pred >= 0) & (gt >= 0) & (pred != gt)
+    for c in np.unique(pred[wrong]):
+        owners = xyz[gt == c]
+        at = wrong & (pred == c)
+        out[at] = cKDTree(owners).query(xyz[at])[0] if len(owners) else np.inf
+    return out
+
+
+BORDER_RADII = (0.05, 0.15)  # m: the wrong labels within these distances of the class they name (class_diagnosis)
+
+
 def class_diagnosis(data: SceneData, params: dict[str, torch.Tensor], weight_t: torch.Tensor,
                     folder: Path) -> pd.DataFrame:
     """Where each class's 3D errors come from, one row per class present on the scan's points (scan_points only).
@@ -130,7 +147,9 @@ def class_diagnosis(data: SceneData, params: dict[str, torch.Tensor], weight_t: 
     ``wrong_as`` (most frequent wrong class) and ``wrong_as_share``; with the codebook's ``smooth_k``, the
     neighbour-weight share from other GT instances in the smoothing mean (``knn_foreign_weight``: how much of a
     point's smoothed feature comes from e.g. the wall 1 cm behind a picture) and the separability of its raw and
-    its smoothed features (``separability_raw``, ``separability_smoothed``)."""
+    its smoothed features (``separability_raw``, ``separability_smoothed``); ``wrong_within_5cm`` / ``_15cm``: the share
+    of the class's wrong points that lie that close to a point of the class they are labelled (``wrong_class_distance``:
+    a border band of the named object, against a distant confusion)."""
     weight = weight_t.cpu().numpy()
     sem, inst = data.points_semantic, data.points_instance
     subset = SCANNET_SUBSETS[19]
@@ -157,6 +176,7 @@ def class_diagnosis(data: SceneData, params: dict[str, torch.Tensor], weight_t: 
         foreign = (w * other).sum(1) / np.maximum(w.sum(1), 1e-12)
         smoothed = weighted_neighbour_mean(raw, neighbours, weight_t, admit)
         separable_smooth = nearest_own_instance(smoothed.cpu().numpy(), inst)
+    distance = wrong_class_distance(data.points_xyz, gt, pred)
     observed, weak = weight >= 1e-3, weight <= np.quantile(weight[gt >= 0], 0.25)
     rows = []
     for c, name in enumerate(subset):
@@ -177,7 +197,9 @@ def class_diagnosis(data: SceneData, params: dict[str, torch.Tensor], weight_t: 
                      "wrong_as_share": float(counts.max() / len(wrong_pred)) if len(codes) else 0.0,
                      "knn_foreign_weight": float(np.nanmean(foreign[at])) if smooth_k > 0 else np.nan,
                      "separability_raw": float(separable_raw[sep_at].mean()),
-                     "separability_smoothed": float(separable_smooth[sep_at].mean())})
+                     "separability_smoothed": float(separable_smooth[sep_at].mean()),
+                     **{f"wrong_within_{round(r * 100)}cm": float((distance[at][~right] <= r).mean()) if (~right).any()
+                        else np.nan for r in BORDER_RADII}})
     return pd.DataFrame(rows)
 
 

@@ -33,6 +33,7 @@ from torch import Tensor
 
 from stages.lib.gaussians import PARAM_KEYS, activated
 from stages.lib.mask_store import load_masks
+from stages.lib.projection import mask_of_gaussians, project_centres
 from stages.lib.semantic_metrics import gaussian_instances
 from stages.lib.store import read_store
 from stages.methods.protosaga.classifiers import gaussian_probabilities
@@ -40,9 +41,7 @@ from stages.methods.protosaga.memory_bank import (
     BankConfig,
     MemoryBank,
     depth_set,
-    mask_of_gaussians,
     own_probabilities,
-    project_centres,
     semantic_set,
 )
 from stages.methods.protosaga.objective import stored_classifiers

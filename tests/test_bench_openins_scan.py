@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.openins_scan import error_sources, feature_separability
+from bench.openins_scan import error_sources, feature_separability, wrong_class_distance
 from stages.lib.store import read_store
 
 
@@ -25,6 +25,15 @@ def test_error_sources_count_each_wrong_point_once():
     # point 1 and 4 unobserved, point 2 a wrong leaf, point 3 a right leaf mislabelled
     assert error_sources(right, observed, leaf_right) == pytest.approx(
         {"err_unobserved": 2 / 6, "err_codebook": 1 / 6, "err_label": 1 / 6})
+
+
+def test_wrong_class_distance_to_the_named_class():
+    xyz = np.array([[0.0, 0, 0], [1, 0, 0], [3, 0, 0], [0, 2, 0], [0, 0.5, 0]])
+    gt = np.array([0, 1, 1, 0, -1])
+    pred = np.array([0, 0, 0, 1, 0])
+    # point 1 (class 1 labelled 0) is 1 from point 0, point 2 is 3 from it, point 3 (0 labelled 1) is sqrt(5) from
+    # point 1; point 0 is right, point 4 has no GT class
+    np.testing.assert_allclose(wrong_class_distance(xyz, gt, pred), [np.nan, 1, 3, np.sqrt(5), np.nan])
 
 
 @pytest.mark.slow
@@ -47,6 +56,7 @@ def test_smoke_run_writes_rows_with_purity_and_per_class_iou(tmp_path):
     assert {"wall", "floor"} <= set(classes["class"])
     errors = classes[["err_unobserved", "err_codebook", "err_label"]].sum(1)
     assert np.allclose(errors, 1 - classes["acc"])
+    assert (classes["wrong_within_5cm"].dropna() <= classes["wrong_within_15cm"].dropna()).all()
     # a second setting on the same room: the RGB Gaussians and the contrastive field are reused, the levels go to
     # their own folder
     again = tmp_path / "again.csv"

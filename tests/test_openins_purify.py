@@ -2,10 +2,12 @@
 consistency of a Gaussian with a leaf's associated masks, and the reassignment rule."""
 
 import numpy as np
+import pytest
 import torch
 
 from stages.lib.instance_gaussians import Cameras, InstanceGaussians, render_alpha
 from stages.methods.openins.association import (
+    AssociationConfig,
     Associations,
     association_consistency,
     mask_blend_weights,
@@ -52,13 +54,34 @@ def test_consistency_and_purification_move_the_stray_gaussian():
     assert purify_leaves(candidates, c, 0.99).tolist() == [0, 1, 0]
 
 
+def test_consistency_by_centre_counts_the_views_where_the_centre_falls_in_the_mask():
+    """By centre the shares are whole views: each Gaussian's centre falls in one mask (u = 8: mask 0; u = 24 and 20:
+    mask 1). A second view that sees nothing (the Gaussians behind it) does not count; in a view where leaf 0 has no
+    mask nothing counts for it."""
+    g, cams, labels = three_gaussians()
+    behind = torch.eye(4)
+    behind[2, 2], behind[0, 0] = -1.0, -1.0  # turned around: every Gaussian behind the camera
+    cams2 = Cameras(torch.stack([cams.viewmats[0], behind]), cams.Ks.expand(2, 3, 3), 32, 24)
+    labels2 = labels.expand(2, 24, 32)
+    assoc = Associations(instance=torch.tensor([0, 1, 0]), view=torch.tensor([0, 0, 1]), mask=torch.tensor([0, 1, 0]),
+                         score=torch.tensor([0.9, 0.9, 0.9]))
+    candidates = torch.tensor([[0, 1], [1, 0], [0, 1]])
+    c = association_consistency(g, cams2, labels2, assoc, candidates, by="centre")
+    assert c.tolist() == [[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]
+    assert purify_leaves(candidates, c, 0.4).tolist() == [0, 1, 1]
+    hidden = Associations(instance=torch.tensor([0]), view=torch.tensor([1]), mask=torch.tensor([0]),
+                          score=torch.tensor([0.9]))
+    assert (association_consistency(g, cams2, labels2, hidden, candidates, by="centre") == -1).all()
+    with pytest.raises(ValueError, match="purify_by"):
+        AssociationConfig(purify_by="nearest")
+
+
 def test_purify_leaves_by_hand():
     """Move only past the margin; never out of a leaf without consistency (-1) or for a Gaussian without a leaf."""
     candidates = torch.tensor([[0, 1, 2], [1, 0, 0], [2, 1, -1], [-1, 1, 2]])
     consistency = torch.tensor([[0.2, 0.7, 0.5], [0.5, 0.8, 0.8], [-1.0, 0.9, -1.0], [-1.0, 0.9, 0.1]])
     assert purify_leaves(candidates, consistency, 0.4).tolist() == [1, 1, 2, -1]
     assert purify_leaves(candidates, consistency, 0.2).tolist() == [1, 0, 2, -1]
-
 
 
 def test_query_labels_by_the_association_leaf_id(tmp_path):

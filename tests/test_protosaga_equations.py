@@ -13,6 +13,7 @@ from stages.lib.instance_metrics import (
     iou_matrix,
     mask_boundary,
 )
+from stages.lib.projection import mask_of_gaussians, project_centres
 from stages.lib.store import StoreError
 from stages.methods.protosaga.association import association_source
 from stages.methods.protosaga.classifiers import (
@@ -26,10 +27,8 @@ from stages.methods.protosaga.memory_bank import (
     MemoryBank,
     associate_views,
     depth_set,
-    mask_of_gaussians,
     own_probabilities,
     patch_groups,
-    project_centres,
     semantic_set,
     view_sets,
     visible_gaussians,

@@ -17,7 +17,10 @@ flat on is associated with the object's masks, and its wall Gaussians take the o
 mask, that falls inside that mask (``association_consistency``); a Gaussian moves to the leaf among its
 ``purify_k`` nearest Gaussians' leaves of highest consistency when that exceeds its own leaf's by more than
 ``purify_margin`` (``purify_leaves``). The refined leaf per Gaussian is written to the store (``leaf_id``) and the
-queries label by it; the codebook is unchanged.
+queries label by it; the codebook is unchanged. ``purify_by: centre`` measures consistency by where the Gaussian's
+centre lands instead (the share of the views that see it and where the leaf has a mask in which its projected
+centre falls, Proto-SaGa's Eq. 9 test): a wall Gaussian beside a picture whose footprint reaches into the picture's
+masks has its centre on the wall's pixels, so its blending weight no longer ties it to the picture's leaf.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from stages.lib.instance_gaussians import (
 from stages.lib.mask_means import flat_mask_index, mask_mean_features, mask_means_from_labels, masked_count
 from stages.lib.neighbours import knn_indices
 from stages.lib.open_vocabulary import label_instances
+from stages.lib.projection import mask_of_gaussians, project_centres
 from stages.lib.store import Store, StoreError, read_store, write_store
 from stages.methods import register
 
@@ -113,6 +117,11 @@ class AssociationConfig:
     fill_unviewed_k: int = 0  # ours: instances without an associated view take their spatial neighbours' language
     purify_k: int = 0  # ours: Gaussians may move to a leaf of their purify_k nearest Gaussians (0: off)
     purify_margin: float = 0.4  # ... when its associated masks hold this much more of their weight than their own's
+    purify_by: str = "weight"  # ours: consistency from the blending weight inside the masks, or "centre": its centre
+
+    def __post_init__(self) -> None:
+        if self.purify_by not in ("weight", "centre"):
+            raise ValueError(f"purify_by must be 'weight' or 'centre', not {self.purify_by!r}")
 
 
 @dataclass
@@ -235,10 +244,12 @@ def mask_blend_weights(g: InstanceGaussians, cam: Cameras, labels: Tensor, num_m
 
 
 def association_consistency(g: InstanceGaussians, cams: Cameras, labels: Tensor, assoc: Associations,
-                            candidates: Tensor) -> Tensor:
-    """[N,k]: consistency of Gaussian i with leaf ``candidates[i, c]`` (-1: none), the share of i's blending weight
-    that lies inside the leaf's associated mask, over the views where the leaf has one (``labels`` [V,H,W] of the
-    cameras ``assoc`` indexes); -1 where the leaf has no associated view that renders i."""
+                            candidates: Tensor, by: str = "weight") -> Tensor:
+    """[N,k]: consistency of Gaussian i with leaf ``candidates[i, c]`` (-1: none) over the views where the leaf has
+    an associated mask (``labels`` [V,H,W] of the cameras ``assoc`` indexes): ``by="weight"``, the share of i's
+    blending weight that lies inside the leaf's mask; ``by="centre"``, the share of those views rendering i (some
+    blending weight inside a mask) where i's projected centre falls inside the leaf's mask. -1 where the leaf has no
+    associated view that renders i."""
     num_masks = int(labels.max().item()) + 1
     mask_of = torch.full((g.num_instances, len(cams)), -1, dtype=torch.long, device=g.device)
     mask_of[assoc.instance, assoc.view] = assoc.mask
@@ -249,8 +260,14 @@ def association_consistency(g: InstanceGaussians, cams: Cameras, labels: Tensor,
         weights = mask_blend_weights(g, cams[[v]], labels[v], num_masks)  # [N,J]
         mask = mask_of[leaf, v]
         has = (mask >= 0) & (candidates >= 0)
-        inside += torch.where(has, weights.gather(1, mask.clamp_min(0)), 0.0)
-        total += torch.where(has, weights.sum(1, keepdim=True).expand_as(mask), 0.0)
+        if by == "centre":
+            pixel, _ = project_centres(g.means, cams.viewmats[v], cams.Ks[v], cams.width, cams.height)
+            has &= weights.sum(1, keepdim=True) > 0
+            inside += (has & (mask_of_gaussians(pixel, labels[v])[:, None] == mask)).float()
+            total += has.float()
+        else:
+            inside += torch.where(has, weights.gather(1, mask.clamp_min(0)), 0.0)
+            total += torch.where(has, weights.sum(1, keepdim=True).expand_as(mask), 0.0)
     return torch.where(total > 0, inside / total.clamp_min(1e-12), torch.full_like(total, -1.0))
 
 
@@ -330,7 +347,7 @@ def run_eq8_association(call: StageCall) -> None:
     if cfg.purify_k > 0:
         candidates = gaussians.leaf_id[knn_indices(gaussians.means, cfg.purify_k)]  # [N,k]
         candidates[:, 0] = gaussians.leaf_id  # the own leaf first, also where another Gaussian shares the centre
-        consistency = association_consistency(gaussians, cams, label_maps, assoc, candidates)
+        consistency = association_consistency(gaussians, cams, label_maps, assoc, candidates, cfg.purify_by)
         leaf = purify_leaves(candidates, consistency, cfg.purify_margin)
         log.info("purification moved %d of %d Gaussians to another leaf", int((leaf != gaussians.leaf_id).sum()),
                  len(leaf))
@@ -347,4 +364,4 @@ def run_eq8_association(call: StageCall) -> None:
             w.write("leaf_id", leaf.cpu().numpy().astype(np.int32))
         w.attrs.update(vocabulary=list(features.attrs["vocabulary"]), level=cfg.level, tau=cfg.tau,
                        num_associations=len(rows), fill_unviewed_k=cfg.fill_unviewed_k, purify_k=cfg.purify_k,
-                       purify_margin=cfg.purify_margin)
+                       purify_margin=cfg.purify_margin, purify_by=cfg.purify_by)
