@@ -169,7 +169,8 @@ def class_diagnosis(data: SceneData, params: dict[str, torch.Tensor], weight_t: 
     separable_smooth = np.full(labelled_inst.sum(), np.nan)
     if smooth_k > 0:
         cfg = CodebookConfig(smooth_k=smooth_k, smooth_gate=codebook.attrs.get("smooth_gate", -1.0),
-                             smooth_weak_quantile=codebook.attrs.get("smooth_weak_quantile", 0.0))
+                             smooth_weak_quantile=codebook.attrs.get("smooth_weak_quantile", 0.0),
+                             smooth_plane_tol=codebook.attrs.get("smooth_plane_tol", 0.0))
         neighbours, admit = smoothing_neighbours(raw, params["means"].detach(), weight_t, cfg)
         w = weight_t[neighbours].cpu().numpy() * (1 if admit is None else admit.cpu().numpy())
         other = inst[neighbours.cpu().numpy()] != inst[:, None]

@@ -211,3 +211,20 @@ def test_smooth_gate_and_weak_quantile_by_hand():
     assert torch.allclose(weak[0], plain[0]) and torch.equal(weak[1:], features[1:])  # 0 weighs least: ungated
     with pytest.raises(ValueError, match="smooth_gate"):
         cfg(smooth_gate=1.5)
+
+
+def test_smooth_plane_tol_keeps_the_wall_behind_a_picture_out():
+    """Nine wall Gaussians on z = 0 (2 cm apart) and one picture Gaussian 3 cm in front: with smooth_plane_tol 1 cm
+    the wall Gaussians average only the wall, the picture only itself; without it the picture enters the wall's
+    mean."""
+    wall = [[x, y, 0.0] for x in (0.0, 0.02, 0.04) for y in (0.0, 0.02, 0.04)]
+    means = torch.tensor(wall + [[0.02, 0.02, 0.03]])
+    features = torch.tensor([[1.0, 0.0]] * 9 + [[0.0, 1.0]])
+    weights = torch.tensor([1.0] * 9 + [9.0])
+    cfg = openins_codebook.CodebookConfig
+    plain = openins_codebook.smooth_features(features, means, weights, cfg(smooth_k=10))
+    assert torch.allclose(plain[0], torch.tensor([0.5, 0.5]))  # (9 * wall + 9 * picture) / 18
+    plane = openins_codebook.smooth_features(features, means, weights, cfg(smooth_k=10, smooth_plane_tol=0.01))
+    assert torch.equal(plane, features)
+    with pytest.raises(ValueError, match="smooth_plane_tol"):
+        cfg(smooth_plane_tol=-0.01)

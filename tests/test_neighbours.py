@@ -2,7 +2,13 @@
 
 import torch
 
-from stages.lib.neighbours import knn_indices, similar_neighbours, weighted_neighbour_mean
+from stages.lib.neighbours import (
+    coplanar_neighbours,
+    knn_indices,
+    local_normals,
+    similar_neighbours,
+    weighted_neighbour_mean,
+)
 
 
 def test_knn_puts_each_point_first_then_its_nearest():
@@ -36,3 +42,26 @@ def test_similar_neighbours_by_cosine():
     admit = similar_neighbours(values, neighbours, 0.7)
     # cos(0,1) = cos(1,2) = 0.707, cos(0,2) = 0; a zero vector is similar to nothing but itself
     assert admit.tolist() == [[True, True, False], [True, True, True], [True, True, False], [True, False, False]]
+
+
+def wall_and_picture() -> torch.Tensor:
+    """A 5x5 grid of wall points on z = 0 (1 cm apart) and two picture points 2 cm in front of it (z = 0.02)."""
+    wall = torch.tensor([[x / 100, y / 100, 0.0] for x in range(5) for y in range(5)])
+    return torch.cat([wall, torch.tensor([[0.02, 0.02, 0.02], [0.03, 0.02, 0.02]])])
+
+
+def test_local_normals_of_a_plane():
+    means = wall_and_picture()[:25]
+    normal = local_normals(means, knn_indices(means, 9))
+    assert torch.allclose(normal.abs(), torch.tensor([0.0, 0.0, 1.0]).expand(25, 3), atol=1e-6)
+
+
+def test_coplanar_neighbours_keep_the_picture_off_the_wall():
+    means = wall_and_picture()
+    neighbours = knn_indices(means, 27)  # everyone: the neighbourhood's plane is the wall's
+    admit = coplanar_neighbours(means, neighbours, 0.005)
+    picked = neighbours[12][admit[12]]  # the wall's centre (0.02, 0.02, 0), 2 cm behind the first picture point
+    assert len(picked) == 25 and (means[picked, 2] == 0).all()
+    assert admit[25].sum() == 2 and (means[neighbours[25][admit[25]], 2] == 0.02).all()  # the picture keeps to itself
+    assert admit[:, 0].all()  # every Gaussian is its own neighbour
+    assert coplanar_neighbours(means, neighbours, 0.05).all()  # a tolerance above the 2 cm gap admits everyone

@@ -1,7 +1,8 @@
 """Spatial neighbourhoods of Gaussians: k nearest centres and neighbour means of per-Gaussian values.
 
 Shared by SAGA's local feature smoothing (SAGA Sec. 3.3) and the optional weak-Gaussian smoothing of
-OpenInsGaussian's codebook input (``stages.methods.openins.codebook``: ``smooth_k``, ``smooth_gate``). Neighbours are
+OpenInsGaussian's codebook input (``stages.methods.openins.codebook``: ``smooth_k``, ``smooth_gate``,
+``smooth_plane_tol``). Neighbours are
 found on the Gaussian centres with scipy's cKDTree; a Gaussian is its own first neighbour.
 """
 
@@ -41,3 +42,22 @@ def similar_neighbours(values: Tensor, neighbours: Tensor, threshold: float) -> 
     cos = (unit[:, None, :] * unit[neighbours]).sum(-1)
     own = neighbours == torch.arange(len(values), device=values.device)[:, None]
     return (cos >= threshold) | own
+
+
+def local_normals(means: Tensor, neighbours: Tensor) -> Tensor:
+    """[N,3] unit normal of every Gaussian's neighbourhood: the least-variance direction of its neighbours' centres
+    (principal component analysis over ``neighbours`` [N,K]; the sign is arbitrary)."""
+    points = means[neighbours].double()  # [N,K,3]
+    centred = points - points.mean(1, keepdim=True)
+    _, vectors = torch.linalg.eigh(centred.transpose(1, 2) @ centred)  # eigenvalues ascending
+    return vectors[..., 0].to(means.dtype)
+
+
+def coplanar_neighbours(means: Tensor, neighbours: Tensor, tolerance: float) -> Tensor:
+    """[N,K] bool: neighbour j of i is admitted when its centre lies within ``tolerance`` (scene units) of i's local
+    tangent plane, |n_i . (x_j - x_i)| <= tolerance with n_i from ``local_normals``; i itself always is. A picture
+    2 cm in front of a wall is then no neighbour of the wall behind it, though its centres are as near."""
+    normal = local_normals(means, neighbours)
+    offset = ((means[neighbours] - means[:, None, :]) * normal[:, None, :]).sum(-1).abs()
+    own = neighbours == torch.arange(len(means), device=means.device)[:, None]
+    return (offset <= tolerance) | own

@@ -5,7 +5,8 @@ Eq. 5 clusters the Gaussians of a ``feature_gaussians`` store into ``k_coarse`` 
 feature alone. A Gaussian's leaf is its 3D instance. Parameters: ``k_coarse`` (64), ``k_fine`` (10), ``xyz_weight``
 (1.0; the OpenGaussian reference uses 1.0 on ScanNet and 0.5 on most LERF scenes), ``iters`` (50 Lloyd iterations),
 ``seed`` (0), ``min_opacity`` (0.0: Gaussians below this opacity are left unassigned, -1), ``smooth_k`` (0: off),
-``smooth_gate`` (-1.0: off) and ``smooth_weak_quantile`` (0.0: no Gaussian counts as weak).
+``smooth_gate`` (-1.0: off), ``smooth_weak_quantile`` (0.0: no Gaussian counts as weak) and ``smooth_plane_tol``
+(0.0: off).
 
 ``smooth_k`` > 0 is our addition, not the paper's: before Eq. 5 every feature becomes the blending-weight-weighted
 mean of its ``smooth_k`` nearest Gaussians' features, the weight of a Gaussian being its summed compositing weight
@@ -17,7 +18,12 @@ silent on such Gaussians. A refinement of it (ours too), ``smooth_gate``: neighb
 cos(f_i, f_j) >= smooth_gate (i itself always), so a picture's Gaussians do not average in the wall just behind them;
 but a weak Gaussian's own feature is no guide, so the Gaussians whose blending weight is below the
 ``smooth_weak_quantile`` of all average over every neighbour, ungated. (smooth_gate 1 with smooth_weak_quantile q:
-only the weak Gaussians are smoothed, the others keep their own feature.)
+only the weak Gaussians are smoothed, the others keep their own feature.) A geometric refinement (ours),
+``smooth_plane_tol`` t > 0: neighbour j enters i's mean only where its centre lies within t (scene units; metres on
+scans) of i's local tangent plane (``coplanar_neighbours``: the plane through x_i normal to the least-variance
+direction of its neighbours' centres), for every Gaussian, weak ones included: the wall behind a picture 2-8 cm in
+front of it, and the picture before the wall, stay out of each other's means while both surfaces keep smoothing
+along themselves.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from torch import Tensor
 from stages.lib.cli import StageCall, config_from_params
 from stages.lib.feature_field import ViewCameras, load_feature_gaussians
 from stages.lib.kmeans import kmeans
-from stages.lib.neighbours import knn_indices, similar_neighbours, weighted_neighbour_mean
+from stages.lib.neighbours import coplanar_neighbours, knn_indices, similar_neighbours, weighted_neighbour_mean
 from stages.lib.scene import SceneData, load_scene
 from stages.lib.store import write_store
 from stages.methods import register
@@ -96,12 +102,15 @@ class CodebookConfig:
     smooth_k: int = 0
     smooth_gate: float = -1.0
     smooth_weak_quantile: float = 0.0
+    smooth_plane_tol: float = 0.0
 
     def __post_init__(self) -> None:
         if self.k_coarse < 1 or self.k_fine < 1 or self.xyz_weight <= 0 or self.smooth_k < 0:
             raise ValueError(f"k_coarse and k_fine must be >= 1, xyz_weight > 0 and smooth_k >= 0: {self}")
         if not -1.0 <= self.smooth_gate <= 1.0 or not 0.0 <= self.smooth_weak_quantile <= 1.0:
             raise ValueError(f"smooth_gate must lie in [-1, 1] and smooth_weak_quantile in [0, 1]: {self}")
+        if self.smooth_plane_tol < 0:
+            raise ValueError(f"smooth_plane_tol must be >= 0 (0: off): {self}")
 
 
 @dataclass
@@ -128,12 +137,17 @@ def build_codebook(xyz: Tensor, features: Tensor, keep: Tensor, cfg: CodebookCon
 def smoothing_neighbours(features: Tensor, means: Tensor, weights: Tensor,
                          cfg: CodebookConfig) -> tuple[Tensor, Tensor | None]:
     """The ``smooth_k`` nearest Gaussians of every Gaussian [N,k] and which of them enter its mean [N,k] (None: all):
-    those admitted by ``smooth_gate``, or all where its own blending weight is below the ``smooth_weak_quantile``."""
+    those admitted by ``smooth_gate`` (all where its own blending weight is below the ``smooth_weak_quantile``) and,
+    with ``smooth_plane_tol``, near its tangent plane."""
     neighbours = knn_indices(means, cfg.smooth_k)
-    if cfg.smooth_gate <= -1.0:
-        return neighbours, None
-    weak = weights < torch.quantile(weights.float(), cfg.smooth_weak_quantile).to(weights.dtype)
-    return neighbours, similar_neighbours(features, neighbours, cfg.smooth_gate) | weak[:, None]
+    admit = None
+    if cfg.smooth_gate > -1.0:
+        weak = weights < torch.quantile(weights.float(), cfg.smooth_weak_quantile).to(weights.dtype)
+        admit = similar_neighbours(features, neighbours, cfg.smooth_gate) | weak[:, None]
+    if cfg.smooth_plane_tol > 0:
+        coplanar = coplanar_neighbours(means, neighbours, cfg.smooth_plane_tol)
+        admit = coplanar if admit is None else admit & coplanar
+    return neighbours, admit
 
 
 def smooth_features(features: Tensor, means: Tensor, weights: Tensor, cfg: CodebookConfig) -> Tensor:
@@ -176,5 +190,6 @@ def run_two_level_codebook(call: StageCall) -> None:
         w.write("leaf_id", result.leaf_id.int().cpu().numpy())
         w.attrs.update(k_coarse=cfg.k_coarse, k_fine=cfg.k_fine, xyz_weight=cfg.xyz_weight,
                        min_opacity=cfg.min_opacity, smooth_k=cfg.smooth_k, smooth_gate=cfg.smooth_gate,
-                       smooth_weak_quantile=cfg.smooth_weak_quantile, num_assigned=int(keep.sum()),
+                       smooth_weak_quantile=cfg.smooth_weak_quantile, smooth_plane_tol=cfg.smooth_plane_tol,
+                       num_assigned=int(keep.sum()),
                        num_leaves_used=used)
