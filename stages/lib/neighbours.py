@@ -2,8 +2,8 @@
 
 Shared by SAGA's local feature smoothing (SAGA Sec. 3.3) and the optional weak-Gaussian smoothing of
 OpenInsGaussian's codebook input (``stages.methods.openins.codebook``: ``smooth_k``, ``smooth_gate``,
-``smooth_plane_tol``). Neighbours are
-found on the Gaussian centres with scipy's cKDTree; a Gaussian is its own first neighbour.
+``smooth_plane_tol``). Neighbours are found on the Gaussian centres with scipy's cKDTree; a Gaussian is its own first
+neighbour.
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ from torch import Tensor
 def project_centres(means: Tensor, viewmat: Tensor, K: Tensor, width: int, height: int,
                     near: float = 0.01) -> tuple[Tensor, Tensor]:
     """u_i of Proto-SaGa's Eq. 9 as a flat pixel index row * W + col ([N] long, -1 behind the camera or outside the
-    image) and the camera-space depth z_i [N]. Pixel (row, col) covers [col, col + 1) x [row, row + 1) in image coordinates."""
+    image) and the camera-space depth z_i [N]. Pixel (row, col) covers [col, col + 1) x [row, row + 1) in image
+    coordinates."""
     cam = means @ viewmat[:3, :3].T + viewmat[:3, 3]
     z = cam[:, 2]
     zs = z.clamp_min(near)

@@ -191,5 +191,4 @@ def run_two_level_codebook(call: StageCall) -> None:
         w.attrs.update(k_coarse=cfg.k_coarse, k_fine=cfg.k_fine, xyz_weight=cfg.xyz_weight,
                        min_opacity=cfg.min_opacity, smooth_k=cfg.smooth_k, smooth_gate=cfg.smooth_gate,
                        smooth_weak_quantile=cfg.smooth_weak_quantile, smooth_plane_tol=cfg.smooth_plane_tol,
-                       num_assigned=int(keep.sum()),
-                       num_leaves_used=used)
+                       num_assigned=int(keep.sum()), num_leaves_used=used)
