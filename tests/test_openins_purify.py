@@ -76,6 +76,25 @@ def test_consistency_by_centre_counts_the_views_where_the_centre_falls_in_the_ma
         AssociationConfig(purify_by="nearest")
 
 
+def test_consistency_by_centre_with_a_depth_test_skips_hidden_centres():
+    """A fourth Gaussian (leaf 1) sits 3 m straight behind the first, at the same pixel: without the depth test the view
+    counts for it (some of its weight reaches the mask) and its centre lies outside leaf 1's mask (0.0); with it, the
+    view does not count (-1), while the front Gaussians keep their shares."""
+    g, cams, labels = three_gaussians()
+    g = InstanceGaussians(means=torch.cat([g.means, torch.tensor([[-1.2, 0.0, 6.0]])]),
+                          quats=torch.tensor([[1.0, 0, 0, 0]] * 4), scales=torch.cat([g.scales, torch.full((1, 3), 0.3)]),
+                          opacities=torch.tensor([0.99, 0.99, 0.99, 0.99]), features=torch.eye(4)[:, :2],
+                          leaf_id=torch.tensor([0, 1, 0, 1]), num_instances=2)
+    assoc = Associations(instance=torch.tensor([0, 1]), view=torch.tensor([0, 0]), mask=torch.tensor([0, 1]),
+                         score=torch.tensor([0.9, 0.9]))
+    candidates = torch.tensor([[0, 1], [1, 0], [0, 1], [1, 0]])
+    loose = association_consistency(g, cams, labels, assoc, candidates, by="centre")
+    strict = association_consistency(g, cams, labels, assoc, candidates, by="centre", visible_margin=0.01)
+    assert loose[3].tolist() == [0.0, 1.0]
+    assert strict[3].tolist() == [-1.0, -1.0]
+    assert strict[:3].tolist() == loose[:3].tolist() == [[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]
+
+
 def test_purify_leaves_by_hand():
     """Move only past the margin; never out of a leaf without consistency (-1) or for a Gaussian without a leaf."""
     candidates = torch.tensor([[0, 1, 2], [1, 0, 0], [2, 1, -1], [-1, 1, 2]])

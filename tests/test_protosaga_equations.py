@@ -13,7 +13,7 @@ from stages.lib.instance_metrics import (
     iou_matrix,
     mask_boundary,
 )
-from stages.lib.projection import mask_of_gaussians, project_centres
+from stages.lib.projection import mask_of_gaussians, project_centres, visible_gaussians
 from stages.lib.store import StoreError
 from stages.methods.protosaga.association import association_source
 from stages.methods.protosaga.classifiers import (
@@ -31,7 +31,6 @@ from stages.methods.protosaga.memory_bank import (
     patch_groups,
     semantic_set,
     view_sets,
-    visible_gaussians,
 )
 from stages.methods.protosaga.objective import view_classifiers
 from stages.methods.protosaga.prototypes import PrototypeEnsemble, predict_instances, view_prototypes

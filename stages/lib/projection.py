@@ -1,4 +1,5 @@
-"""Where each Gaussian's centre lands in a view: its pixel and depth, and the mask that pixel belongs to.
+"""Where each Gaussian's centre lands in a view: its pixel and depth, the mask that pixel belongs to, and whether
+the centre is at the front of the view (not hidden behind another surface).
 
 Proto-SaGa's Eq. 9 (and Gaga's) takes a mask's Gaussians to be those whose projected centre falls in it;
 OpenInsGaussian's centre-based leaf purification (``purify_by: centre``) asks the same per view.
@@ -30,3 +31,10 @@ def mask_of_gaussians(pixel: Tensor, labels: Tensor) -> Tensor:
     [H,W] -> [N]."""
     flat = labels.reshape(-1).long()
     return torch.where(pixel >= 0, flat[pixel.clamp_min(0)], torch.full_like(pixel, -1))
+
+
+def visible_gaussians(pixel: Tensor, depth: Tensor, depth_map: Tensor, margin: float) -> Tensor:
+    """Gaussians at the front of a view ([N] bool): projected centre in the image and z_i <= (1 + margin) D(u_i),
+    ``depth_map`` [H,W] the view's rendered depth D (0 where nothing is rendered: no Gaussian there counts)."""
+    d = depth_map.reshape(-1)[pixel.clamp_min(0)]
+    return (pixel >= 0) & (d > 0) & (depth <= (1.0 + margin) * d)

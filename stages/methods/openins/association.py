@@ -21,6 +21,9 @@ queries label by it; the codebook is unchanged. ``purify_by: centre`` measures c
 centre lands instead (the share of the views that see it and where the leaf has a mask in which its projected
 centre falls, Proto-SaGa's Eq. 9 test): a wall Gaussian beside a picture whose footprint reaches into the picture's
 masks has its centre on the wall's pixels, so its blending weight no longer ties it to the picture's leaf.
+``purify_visible_margin`` m counts only the views where the centre is at the front (z_i <= (1 + m) times the
+view's expected depth at its pixel): a wall Gaussian beside a picture that stands a few cm off the wall is hidden
+behind the picture's edge in oblique views, where its centre projects into the picture's mask.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ from stages.lib.instance_gaussians import (
 from stages.lib.mask_means import flat_mask_index, mask_mean_features, mask_means_from_labels, masked_count
 from stages.lib.neighbours import knn_indices
 from stages.lib.open_vocabulary import label_instances
-from stages.lib.projection import mask_of_gaussians, project_centres
+from stages.lib.projection import mask_of_gaussians, project_centres, visible_gaussians
 from stages.lib.store import Store, StoreError, read_store, write_store
 from stages.methods import register
 
@@ -118,6 +121,9 @@ class AssociationConfig:
     purify_k: int = 0  # ours: Gaussians may move to a leaf of their purify_k nearest Gaussians (0: off)
     purify_margin: float = 0.4  # ... when its associated masks hold this much more of their weight than their own's
     purify_by: str = "weight"  # ours: consistency from the blending weight inside the masks, or "centre": its centre
+    # purify_by centre: a view counts where the centre is at the front, z <= (1 + margin) x rendered depth (None: where
+    # the Gaussian has any blending weight inside a mask, partly hidden or not)
+    purify_visible_margin: float | None = None
 
     def __post_init__(self) -> None:
         if self.purify_by not in ("weight", "centre"):
@@ -243,12 +249,21 @@ def mask_blend_weights(g: InstanceGaussians, cam: Cameras, labels: Tensor, num_m
     return grad
 
 
+def expected_depth(g: InstanceGaussians, cam: Cameras, depth: Tensor, min_alpha: float = 0.5) -> Tensor:
+    """[H,W] expected z-depth of one view from the Gaussians' camera depths ``depth`` [N], 0 where the rendered
+    opacity is below ``min_alpha``."""
+    rendered, alpha = render_channels(g, depth[:, None], cam)
+    alpha = alpha[0]
+    return torch.where(alpha >= min_alpha, rendered[0, ..., 0] / alpha.clamp_min(1e-12), 0.0)
+
+
 def association_consistency(g: InstanceGaussians, cams: Cameras, labels: Tensor, assoc: Associations,
-                            candidates: Tensor, by: str = "weight") -> Tensor:
+                            candidates: Tensor, by: str = "weight", visible_margin: float | None = None) -> Tensor:
     """[N,k]: consistency of Gaussian i with leaf ``candidates[i, c]`` (-1: none) over the views where the leaf has
     an associated mask (``labels`` [V,H,W] of the cameras ``assoc`` indexes): ``by="weight"``, the share of i's
     blending weight that lies inside the leaf's mask; ``by="centre"``, the share of those views rendering i (some
-    blending weight inside a mask) where i's projected centre falls inside the leaf's mask. -1 where the leaf has no
+    blending weight inside a mask; with ``visible_margin``, only those where its centre is at the front of the view,
+    ``visible_gaussians``) where i's projected centre falls inside the leaf's mask. -1 where the leaf has no
     associated view that renders i."""
     num_masks = int(labels.max().item()) + 1
     mask_of = torch.full((g.num_instances, len(cams)), -1, dtype=torch.long, device=g.device)
@@ -261,8 +276,12 @@ def association_consistency(g: InstanceGaussians, cams: Cameras, labels: Tensor,
         mask = mask_of[leaf, v]
         has = (mask >= 0) & (candidates >= 0)
         if by == "centre":
-            pixel, _ = project_centres(g.means, cams.viewmats[v], cams.Ks[v], cams.width, cams.height)
-            has &= weights.sum(1, keepdim=True) > 0
+            pixel, depth = project_centres(g.means, cams.viewmats[v], cams.Ks[v], cams.width, cams.height)
+            if visible_margin is None:
+                has &= weights.sum(1, keepdim=True) > 0
+            else:
+                depth_map = expected_depth(g, cams[[v]], depth)
+                has &= visible_gaussians(pixel, depth, depth_map, visible_margin)[:, None]
             inside += (has & (mask_of_gaussians(pixel, labels[v])[:, None] == mask)).float()
             total += has.float()
         else:
@@ -347,7 +366,8 @@ def run_eq8_association(call: StageCall) -> None:
     if cfg.purify_k > 0:
         candidates = gaussians.leaf_id[knn_indices(gaussians.means, cfg.purify_k)]  # [N,k]
         candidates[:, 0] = gaussians.leaf_id  # the own leaf first, also where another Gaussian shares the centre
-        consistency = association_consistency(gaussians, cams, label_maps, assoc, candidates, cfg.purify_by)
+        consistency = association_consistency(gaussians, cams, label_maps, assoc, candidates, cfg.purify_by,
+                                              cfg.purify_visible_margin)
         leaf = purify_leaves(candidates, consistency, cfg.purify_margin)
         log.info("purification moved %d of %d Gaussians to another leaf", int((leaf != gaussians.leaf_id).sum()),
                  len(leaf))
@@ -364,4 +384,5 @@ def run_eq8_association(call: StageCall) -> None:
             w.write("leaf_id", leaf.cpu().numpy().astype(np.int32))
         w.attrs.update(vocabulary=list(features.attrs["vocabulary"]), level=cfg.level, tau=cfg.tau,
                        num_associations=len(rows), fill_unviewed_k=cfg.fill_unviewed_k, purify_k=cfg.purify_k,
-                       purify_margin=cfg.purify_margin, purify_by=cfg.purify_by)
+                       purify_margin=cfg.purify_margin, purify_by=cfg.purify_by,
+                       purify_visible_margin=cfg.purify_visible_margin)

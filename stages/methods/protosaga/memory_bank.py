@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from stages.lib.projection import mask_of_gaussians, project_centres
+from stages.lib.projection import mask_of_gaussians, project_centres, visible_gaussians
 
 
 # ----------------------------------------------------------------------------------------------
@@ -57,13 +57,6 @@ def depth_set(mask_of: Tensor, depth: Tensor, delta_d: float) -> Tensor:
     """G^d_k of Eq. 10 as a boolean [N]: Rank_d[z_i] < delta_d E within the Gaussian's mask (nearest first)."""
     rank, size = rank_within_mask(mask_of, depth)
     return (rank >= 0) & (rank < delta_d * size)
-
-
-def visible_gaussians(pixel: Tensor, depth: Tensor, depth_map: Tensor, margin: float) -> Tensor:
-    """Gaussians at the front of a view ([N] bool): projected centre in the image and z_i <= (1 + margin) D(u_i),
-    ``depth_map`` [H,W] the view's rendered depth D (0 where nothing is rendered: no Gaussian there counts)."""
-    d = depth_map.reshape(-1)[pixel.clamp_min(0)]
-    return (pixel >= 0) & (d > 0) & (depth <= (1.0 + margin) * d)
 
 
 def semantic_set(mask_of: Tensor, own_probability: Tensor, delta_s: float) -> Tensor:
