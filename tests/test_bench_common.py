@@ -17,4 +17,3 @@ def test_append_rows_aligns_columns_and_widens_the_file(tmp_path):
     assert list(table.columns) == ["a", "b", "c", "d"]
     assert table["a"].tolist() == [1, 10, 100] and table["d"].isna().tolist() == [True, True, False]
     assert not out.with_suffix(".partial.csv").exists()
-

@@ -49,6 +49,7 @@ from stages.lib.mask_means import flat_mask_index, mask_mean_features, mask_mean
 from stages.lib.neighbours import knn_indices
 from stages.lib.open_vocabulary import label_instances
 from stages.lib.projection import mask_of_gaussians, project_centres, visible_gaussians
+from stages.lib.rendered_depth import Camera, activated_geometry, rendered_depth
 from stages.lib.store import Store, StoreError, read_store, write_store
 from stages.methods import register
 
@@ -249,14 +250,6 @@ def mask_blend_weights(g: InstanceGaussians, cam: Cameras, labels: Tensor, num_m
     return grad
 
 
-def expected_depth(g: InstanceGaussians, cam: Cameras, depth: Tensor, min_alpha: float = 0.5) -> Tensor:
-    """[H,W] expected z-depth of one view from the Gaussians' camera depths ``depth`` [N], 0 where the rendered
-    opacity is below ``min_alpha``."""
-    rendered, alpha = render_channels(g, depth[:, None], cam)
-    alpha = alpha[0]
-    return torch.where(alpha >= min_alpha, rendered[0, ..., 0] / alpha.clamp_min(1e-12), 0.0)
-
-
 def association_consistency(g: InstanceGaussians, cams: Cameras, labels: Tensor, assoc: Associations,
                             candidates: Tensor, by: str = "weight", visible_margin: float | None = None) -> Tensor:
     """[N,k]: consistency of Gaussian i with leaf ``candidates[i, c]`` (-1: none) over the views where the leaf has
@@ -272,19 +265,20 @@ def association_consistency(g: InstanceGaussians, cams: Cameras, labels: Tensor,
     inside = torch.zeros(candidates.shape, device=g.device)
     total = torch.zeros(candidates.shape, device=g.device)
     for v in range(len(cams)):
-        weights = mask_blend_weights(g, cams[[v]], labels[v], num_masks)  # [N,J]
         mask = mask_of[leaf, v]
         has = (mask >= 0) & (candidates >= 0)
         if by == "centre":
             pixel, depth = project_centres(g.means, cams.viewmats[v], cams.Ks[v], cams.width, cams.height)
             if visible_margin is None:
-                has &= weights.sum(1, keepdim=True) > 0
+                has &= mask_blend_weights(g, cams[[v]], labels[v], num_masks).sum(1, keepdim=True) > 0
             else:
-                depth_map = expected_depth(g, cams[[v]], depth)
+                camera = Camera(cams.viewmats[v].cpu().numpy(), cams.Ks[v].cpu().numpy(), cams.width, cams.height)
+                depth_map = rendered_depth(activated_geometry(g), camera)
                 has &= visible_gaussians(pixel, depth, depth_map, visible_margin)[:, None]
             inside += (has & (mask_of_gaussians(pixel, labels[v])[:, None] == mask)).float()
             total += has.float()
         else:
+            weights = mask_blend_weights(g, cams[[v]], labels[v], num_masks)  # [N,J]
             inside += torch.where(has, weights.gather(1, mask.clamp_min(0)), 0.0)
             total += torch.where(has, weights.sum(1, keepdim=True).expand_as(mask), 0.0)
     return torch.where(total > 0, inside / total.clamp_min(1e-12), torch.full_like(total, -1.0))
