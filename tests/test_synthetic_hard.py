@@ -5,11 +5,13 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from stages.lib.readers import read_scene
 from stages.lib.semantic_metrics import SCANNET19
-from stages.lib.synthetic import SyntheticConfig, make_scene, seen_by_any_view
+from stages.lib.synthetic import LAYOUT_STREAM, SyntheticConfig, make_scene, seen_by_any_view
 from stages.lib.synthetic.cameras import WALK_HALF, walk
+from stages.lib.synthetic.furniture import Footprint, SceneObject
 from stages.lib.synthetic.hard import CLUTTER, TOP_Y, hard_objects
 from stages.lib.synthetic.layout import ROOM_HALF
 from stages.lib.synthetic.primitives import Box
@@ -104,18 +106,30 @@ def test_export_in_the_scannet_layout_reads_back(tmp_path):
     assert len(np.unique(scan.points_instance[scan.points_instance >= 0])) >= 25
 
 
-def test_scan_cloud_keeps_points_a_view_sees():
+def test_scan_cloud_keeps_points_a_view_sees_and_drops_those_behind_a_picture():
     K = np.array([[10.0, 0, 4], [0, 10, 3], [0, 0, 1]])
     w2c = np.eye(4)[None]
-    depth = np.full((1, 6, 8), 2.0)
-    points = np.array([[0.0, 0, 2.0], [0.0, 0, 3.0], [5.0, 0, 2.0], [0.1, 0.1, 2.03], [0, 0, -2.0]])
-    # on the surface / behind it / outside the image / within 2 % + 1 cm / behind the camera
-    assert seen_by_any_view(points, w2c, K, depth).tolist() == [True, False, False, True, False]
+    w2c[0, 1, 3] = -1.3  # camera at (0, 1.3, 0) looking at the z+ wall (z = 3.5)
+    picture = SceneObject("picture", (Box((0.0, 1.3, 3.485), (0.3, 0.2, 0.015)),), Footprint(0.0, 3.485, 0.3, 0.015, 0))
+    points = np.array([[1.0, 1.3, 3.5],  # the wall beside the picture
+                       [0.1, 1.3, 3.5],  # the wall behind the picture, 3 cm behind its front
+                       [0.1, 1.35, 3.5],  # the picture's back face
+                       [0.1, 1.3, 3.47],  # the picture's front face
+                       [-3.4, 1.3, 0.5],  # outside the image
+                       [0.0, 1.3, -2.0]])  # behind the camera
+    seen = seen_by_any_view(points, w2c, K, 8, 6, [picture], torch.device("cpu"))
+    assert seen.tolist() == [True, False, False, True, False, False]
+    w2c_side = w2c.copy()
+    w2c_side[0, 0, 3] = -0.1  # a second view does not uncover what the picture covers from every side
+    assert seen_by_any_view(points, np.concatenate([w2c, w2c_side]), K, 8, 6, [picture],
+                            torch.device("cpu")).tolist() == seen.tolist()
 
 
 def test_scan_cloud_holds_every_instance_a_frame_shows_and_nothing_unseen():
     s = make_scene(SyntheticConfig(seed=1, difficulty="hard", trajectory="walk", cloud="scan", num_views=8, width=32,
                                    height=24, num_points=3000))
     assert set(np.unique(s.gt_instance)) == set(np.unique(s.points_instance)), "even objects too small to be sampled"
-    assert seen_by_any_view(s.points_xyz, s.world_to_camera, s.intrinsics[0], s.depth).all()
+    objects = hard_objects(np.random.default_rng([1, LAYOUT_STREAM]))
+    assert seen_by_any_view(s.points_xyz, s.world_to_camera, s.intrinsics[0], 32, 24, objects,
+                            torch.device("cpu")).all()
     assert len(s.points_xyz) < 3000, "surfaces no frame sees are left out"

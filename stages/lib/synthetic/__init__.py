@@ -19,6 +19,7 @@ from tqdm import tqdm
 from stages.lib.scene import SceneData
 from stages.lib.semantic_metrics import SCANNET19
 from stages.lib.synthetic.cameras import forward_facing, orbit, walk
+from stages.lib.synthetic.furniture import SceneObject
 from stages.lib.synthetic.hard import hard_objects
 from stages.lib.synthetic.layout import place_objects
 from stages.lib.synthetic.raycast import NUM_ROOM_SURFACES, cast, pixel_rays
@@ -106,23 +107,30 @@ def surface_cloud(objects: list, cfg: SyntheticConfig, colours: torch.Tensor,
     return xyz.astype(np.float32), (rgb * 255).round().byte().cpu().numpy(), inst
 
 
-def seen_by_any_view(xyz: np.ndarray, w2c: np.ndarray, K: np.ndarray, depth: np.ndarray,
-                     tolerance: float = 0.02) -> np.ndarray:
-    """Points that project into some view where the view's depth agrees with theirs (within ``tolerance`` x depth +
-    1 cm): the surfaces a scan of these views would hold."""
-    seen = np.zeros(len(xyz), bool)
-    h, w = depth.shape[1:]
+def seen_by_any_view(xyz: np.ndarray, w2c: np.ndarray, K: np.ndarray, width: int, height: int,
+                     objects: list[SceneObject], device: torch.device, tolerance: float = 2e-3) -> np.ndarray:
+    """Points that some view sees: the point projects into the view's image and the first surface on the ray from
+    the camera centre to it is the point's own (no hit more than ``tolerance`` metres before it). An exact test, so
+    the back of a picture and the wall behind it, which lie within a few centimetres of the picture's front, count
+    as unseen: the surfaces a scan of these views would hold."""
+    points = torch.from_numpy(np.asarray(xyz, np.float32)).to(device)
+    K_t = torch.from_numpy(np.asarray(K, np.float32)).to(device)
+    seen = torch.zeros(len(points), dtype=torch.bool, device=device)
     for v in range(len(w2c)):
-        cam = xyz @ w2c[v, :3, :3].T + w2c[v, :3, 3]
-        z = cam[:, 2]
-        front = z > 1e-6
-        uv = cam[front] @ K.T
-        u, r = np.floor(uv[:, 0] / uv[:, 2]).astype(int), np.floor(uv[:, 1] / uv[:, 2]).astype(int)
-        inside = (u >= 0) & (u < w) & (r >= 0) & (r < h)
-        idx = np.nonzero(front)[0][inside]
-        d = depth[v, r[inside], u[inside]]
-        seen[idx] |= np.abs(d - z[idx]) <= tolerance * d + 0.01
-    return seen
+        rot = torch.from_numpy(np.asarray(w2c[v, :3, :3], np.float32)).to(device)
+        trans = torch.from_numpy(np.asarray(w2c[v, :3, 3], np.float32)).to(device)
+        cam = points @ rot.T + trans
+        z = cam[:, 2].clamp_min(1e-6)
+        u, r = (cam @ K_t.T)[:, :2].unbind(1)
+        u, r = u / z, r / z
+        idx = torch.nonzero((cam[:, 2] > 1e-6) & (u >= 0) & (u < width) & (r >= 0) & (r < height) & ~seen)[:, 0]
+        if len(idx) == 0:
+            continue
+        origin = (-rot.T @ trans).expand(len(idx), 3).contiguous()
+        ray = points[idx] - origin  # the point sits at t = 1
+        t, _, _ = cast(origin, ray, objects)
+        seen[idx[t >= 1 - tolerance / ray.norm(dim=1)]] = True
+    return seen.cpu().numpy()
 
 
 def unsampled_instances(sampled: np.ndarray, images: np.ndarray, depth: np.ndarray, instance: np.ndarray,
@@ -181,7 +189,7 @@ def make_scene(cfg: SyntheticConfig) -> SceneData:
     if cfg.cloud in ("surface", "scan"):
         cloud = [surface_cloud(objects, cfg, colours_t, device)]
         if cfg.cloud == "scan":
-            seen = seen_by_any_view(cloud[0][0], w2c, K, depth)
+            seen = seen_by_any_view(cloud[0][0], w2c, K, w, h, objects, device)
             cloud = [tuple(a[seen] for a in cloud[0]), *unsampled_instances(cloud[0][2][seen], images, depth,
                                                                             instance, w2c, K)]
     points_xyz, points_rgb, points_instance = (np.concatenate(c) for c in zip(*cloud))
