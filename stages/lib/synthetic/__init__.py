@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from stages.lib.projection import project_centres
 from stages.lib.scene import SceneData
 from stages.lib.semantic_metrics import SCANNET19
 from stages.lib.synthetic.cameras import forward_facing, orbit, walk
@@ -115,17 +116,14 @@ def seen_by_any_view(xyz: np.ndarray, w2c: np.ndarray, K: np.ndarray, width: int
     as unseen: the surfaces a scan of these views would hold."""
     points = torch.from_numpy(np.asarray(xyz, np.float32)).to(device)
     K_t = torch.from_numpy(np.asarray(K, np.float32)).to(device)
+    w2c_t = torch.from_numpy(np.asarray(w2c, np.float32)).to(device)
     seen = torch.zeros(len(points), dtype=torch.bool, device=device)
     for v in range(len(w2c)):
-        rot = torch.from_numpy(np.asarray(w2c[v, :3, :3], np.float32)).to(device)
-        trans = torch.from_numpy(np.asarray(w2c[v, :3, 3], np.float32)).to(device)
-        cam = points @ rot.T + trans
-        z = cam[:, 2].clamp_min(1e-6)
-        u, r = (cam @ K_t.T)[:, :2].unbind(1)
-        u, r = u / z, r / z
-        idx = torch.nonzero((cam[:, 2] > 1e-6) & (u >= 0) & (u < width) & (r >= 0) & (r < height) & ~seen)[:, 0]
+        pixel, _ = project_centres(points, w2c_t[v], K_t, width, height, near=1e-6)
+        idx = torch.nonzero((pixel >= 0) & ~seen)[:, 0]
         if len(idx) == 0:
             continue
+        rot, trans = w2c_t[v, :3, :3], w2c_t[v, :3, 3]
         origin = (-rot.T @ trans).expand(len(idx), 3).contiguous()
         ray = points[idx] - origin  # the point sits at t = 1
         t, _, _ = cast(origin, ray, objects)
