@@ -39,6 +39,7 @@ from stages.lib.semantic_metrics import SCANNET_SUBSETS, codebook_purity, subset
 from stages.lib.store import read_store
 from stages.lib.synthetic import SyntheticConfig
 from stages.lib.synthetic.scannet_export import export
+from stages.methods.openins.association import AssociationConfig
 from stages.methods.openins.codebook import CodebookConfig, smoothing_neighbours
 
 # cloud "scan": surface samples that some frame sees (a scan's mesh); pass {"cloud": "surface"} to keep hidden ones
@@ -48,6 +49,13 @@ SMOKE_ROOM = {**HARD_ROOM, "num_views": 16, "width": 48, "height": 36, "num_poin
 # CPU smoke: the demo recipe's stages (openins) at short schedules, on Gaussians fixed at the scan's points.
 SMOKE_GS = {"iterations": 60, "sh_degree": 0, "checkpoint_every": 0, "fixed_points": True}
 SMOKE_SCHEDULES = {"train_features": {"iterations": 150}, "pseudo_gt": {"iterations": 60}}
+
+
+def reading_columns(params: dict[str, dict]) -> dict[str, object]:
+    """The two readings every row names: unit instance features (train_features) and Eq. 8's feature distance."""
+    unit = params["train_features"].get("objective_params", {}).get("unit_features", False)
+    return {"unit_features": bool(unit),
+            "feature_distance": params["associate"].get("feature_distance", AssociationConfig.feature_distance)}
 
 
 def nearest_own_instance(features: np.ndarray, instance: np.ndarray) -> np.ndarray:
@@ -268,7 +276,8 @@ def main() -> None:
     rows: list[dict] = []
     class_rows: list[pd.DataFrame] = []
     for seed in (int(s) for s in args.seeds.split(",")):
-        base = {**base_row(args.method + ("_smoke" if args.smoke else ""), options), "room": f"hard_seed{seed}"}
+        base = {**base_row(args.method + ("_smoke" if args.smoke else ""), options), "room": f"hard_seed{seed}",
+                **reading_columns(params)}
         work = args.work / f"seed{seed}"
         scene, gaussians = scan_room(work, seed, options, params["train_gs"], rows, base, args.reuse_gaussians)
         levels_work = work / args.run_name if args.run_name else work

@@ -93,8 +93,9 @@ def oracle_scene() -> SceneData:
 
 
 def instance_codes(num_instances: int) -> np.ndarray:
-    """Scaled one-hot instance features: two instances differ by exactly 1 in mean absolute value (Eq. 8's L1)."""
-    return np.eye(num_instances, dtype=np.float32) * num_instances / 2
+    """Unit one-hot instance features (OpenGaussian normalises every Gaussian's feature): two instances are 2 apart
+    in L1, so Eq. 8's feature term of a mask of another instance clips to 0."""
+    return np.eye(num_instances, dtype=np.float32)
 
 
 def write_oracle_gaussians(scene: SceneData, path: Path, leaf: np.ndarray, num_instances: int) -> None:

@@ -70,11 +70,12 @@ def test_label_map_scores_equal_dense_eq8():
     alone = torch.rand(2, 6, 7, generator=gen) > 0.5
     feat = torch.rand(3, generator=gen)
     means, areas = mask_means_from_labels(fmap, labels, 5)
-    fast = label_map_scores(alone, feat, labels, means, areas)
-    for v in range(2):
-        dense = torch.stack([labels[v] == j for j in range(5)])
-        ref = association_scores(alone[v][None], feat[None], dense, fmap[v])[0]
-        assert torch.allclose(fast[v], ref, atol=1e-6)
+    for distance in ("rendered", "unit", "mean"):
+        fast = label_map_scores(alone, feat, labels, means, areas, distance)
+        for v in range(2):
+            dense = torch.stack([labels[v] == j for j in range(5)])
+            ref = association_scores(alone[v][None], feat[None], dense, fmap[v], distance)[0]
+            assert torch.allclose(fast[v], ref, atol=1e-6)
 
 
 def test_rendering_alone_gives_the_occluded_instance_its_full_footprint():

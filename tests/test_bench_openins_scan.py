@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.openins_scan import error_sources, feature_separability, wrong_class_distance
+from bench.common import load_config, recipe_params
+from bench.openins_scan import error_sources, feature_separability, reading_columns, wrong_class_distance
 from stages.lib.store import read_store
 
 
@@ -34,6 +35,15 @@ def test_wrong_class_distance_to_the_named_class():
     # point 1 (class 1 labelled 0) is 1 from point 0, point 2 is 3 from it, point 3 (0 labelled 1) is sqrt(5) from
     # point 1; point 0 is right, point 4 has no GT class
     np.testing.assert_allclose(wrong_class_distance(xyz, gt, pred), [np.nan, 1, 3, np.sqrt(5), np.nan])
+
+
+def test_rows_name_the_feature_readings_of_the_recipe():
+    config = load_config()
+    assert reading_columns(recipe_params(config, "openins_scannet")) == {"unit_features": True,
+                                                                         "feature_distance": "rendered"}
+    params = recipe_params(config, "openins")
+    params["associate"] = {**params["associate"], "feature_distance": "mean"}
+    assert reading_columns(params) == {"unit_features": False, "feature_distance": "mean"}
 
 
 @pytest.mark.slow

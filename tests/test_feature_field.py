@@ -84,6 +84,16 @@ def test_trained_features_separate_instances(scene, gaussians, trained):
     assert after > 1.8 and after > 1.7 * before
 
 
+def test_unit_features_train_and_save_unit_vectors(scene, gaussians):
+    """OpenInsGaussian's ``unit_features`` (OpenGaussian's normalisation): the field separates the instances as well,
+    and the saved features are the unit vectors it rendered."""
+    out = train_feature_field(gaussians, scene, scene.gt_instance, OpenInsInstanceObjective(unit_features=True),
+                              FeatureFieldConfig(**TRAIN), CPU, progress=False)
+    norms = out["features"].norm(dim=1)
+    assert torch.allclose(norms, torch.ones_like(norms), atol=1e-5)
+    assert instance_separation(scene, out, out["features"]) > 1.8
+
+
 def test_frozen_geometry_is_bitwise_unchanged(scene, gaussians, trained):
     fresh = point_gaussians(scene)
     for key in PARAM_KEYS:

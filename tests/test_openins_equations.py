@@ -5,8 +5,10 @@ import torch
 
 from stages.lib.kmeans import kmeans
 from stages.methods.openins.association import (
+    AssociationConfig,
     association_scores,
     best_mask_per_instance,
+    feature_disagreement,
     masks_iou,
     nearest_viewed_instance,
 )
@@ -16,6 +18,7 @@ from stages.methods.openins.losses import (
     intra_mask_smoothing_loss,
     pseudo_gt_feature_loss,
 )
+from stages.methods.openins.objectives import OpenInsInstanceObjective, PseudoGTObjective
 
 
 def two_region_view():
@@ -96,10 +99,44 @@ def test_eq8_prefers_the_feature_consistent_mask_under_occlusion():
     iou = masks_iou(inst, sam)
     assert iou[0, 0] > iou[0, 1]  # IoU alone picks the wrong mask
     scores = association_scores(inst, inst_feat, sam, fmap)
-    # P_0 = mean over cols 1..3 = (1/3, 2/3): L1/D = 2/3 -> 0.75 * 1/3; P_1 = (1, 0): L1 = 0 -> 0.5
-    assert scores[0].tolist() == pytest.approx([0.75 / 3, 0.5])
+    # P_0 = mean over cols 1..3 = (1/3, 2/3), unit (1, 2) / sqrt(5): L1 to (1, 0) is 1 - 1/sqrt(5) + 2/sqrt(5), half of it
+    # on OpenGaussian's rendered scale -> 0.75 * (1 - that); P_1 = (1, 0): L1 = 0 -> 0.5
+    l1 = (1 + 1 / 5 ** 0.5) / 2
+    assert scores[0].tolist() == pytest.approx([0.75 * (1 - l1), 0.5])
     assert best_mask_per_instance(scores).tolist() == [1]
     assert best_mask_per_instance(scores * 0).tolist() == [-1]
+    assert association_scores(inst, inst_feat, sam, fmap, distance="unit")[0].tolist() == pytest.approx([0.0, 0.5])
+    # our earlier reading divided the raw norm by D = 2: 1 - 2/3 -> 0.75 * 1/3, still below the true mask's 0.5
+    mean = association_scores(inst, inst_feat, sam, fmap, distance="mean")
+    assert mean[0].tolist() == pytest.approx([0.75 / 3, 0.5])
+
+
+def test_eq8_feature_term_is_the_l1_norm_clipped():
+    """1 - |a - b|_1 (Eq. 8) by hand: the L1 norm sums over the dims of the unit features, halved on OpenGaussian's
+    rendered scale (u + 1) / 2, and clips at 1; "mean" takes the raw features' norm divided by D."""
+    a = torch.tensor([[0.6, 0.8, 0.0]])
+    near = torch.tensor([[0.8, 0.6, 0.0]])  # L1 0.2 + 0.2 = 0.4
+    far = torch.tensor([[0.0, 0.6, 0.8]])   # L1 0.6 + 0.2 + 0.8 = 1.6
+    assert feature_disagreement(a, near).item() == pytest.approx(0.2)
+    assert feature_disagreement(3 * a, 0.5 * near).item() == pytest.approx(0.2), "directions, not lengths"
+    assert feature_disagreement(a, far).item() == pytest.approx(0.8)
+    assert feature_disagreement(a, near, "unit").item() == pytest.approx(0.4)
+    assert feature_disagreement(a, far, "unit").item() == pytest.approx(1.0)
+    assert feature_disagreement(a, far, "mean").item() == pytest.approx(1.6 / 3)
+    assert feature_disagreement(3 * a, far, "mean").item() == pytest.approx(1.0), "raw features, clipped"
+    with pytest.raises(ValueError, match="feature distance"):
+        feature_disagreement(a, far, "max")
+    with pytest.raises(ValueError, match="feature_distance"):
+        AssociationConfig(feature_distance="l2")
+
+
+def test_unit_features_render_and_save_unit_vectors():
+    """unit_features (OpenGaussian's normalised instance features): both objectives render and save f / |f|."""
+    f = torch.tensor([[3.0, 4.0], [0.0, -2.0]])
+    for objective in (OpenInsInstanceObjective(unit_features=True), PseudoGTObjective(lambda v: f, unit_features=True)):
+        assert torch.allclose(objective.render_features(f, None), torch.tensor([[0.6, 0.8], [0.0, -1.0]]))
+        assert torch.allclose(objective.output_features(f, None), objective.render_features(f, None))
+    assert not hasattr(OpenInsInstanceObjective(), "render_features"), "raw features by default (our earlier runs)"
 
 
 def test_coarse_level_weighs_position_by_xyz_weight():

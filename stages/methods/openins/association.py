@@ -2,7 +2,8 @@
 
 On every train view each instance (codebook leaf) is rendered alone and binarised, pi(M^i); every 2D mask of the
 chosen level is scored by Eq. 8, S_ij = IoU(pi(M^i), B^j) * (1 - |M^i - P^j|_1), and the best mask per instance and
-view is kept. The associated masks' CLIP features are fused across views (``fuse_language``) into one language
+view is kept. The L1 norm is taken on OpenGaussian's rendered scale by default (``feature_disagreement``). The
+associated masks' CLIP features are fused across views (``fuse_language``) into one language
 feature per instance, written to an ``association`` store with each instance's argmax vocabulary label.
 
 ``fill_unviewed_k`` > 0 (ours, off by default): an instance that no view associates (it has no language feature, so
@@ -67,18 +68,40 @@ def masks_iou(a: Tensor, b: Tensor) -> Tensor:
     return torch.where(union > 0, inter / union.clamp_min(1), torch.zeros_like(inter))
 
 
+FEATURE_DISTANCES = ("rendered", "unit", "mean")
+
+
+def feature_disagreement(a: Tensor, b: Tensor, distance: str = "rendered") -> Tensor:
+    """The L1 term of Eq. 8, |a - b|_1 over the last dim, clipped to [0,1] so that 1 - it lies in [0,1].
+
+    Eq. 8 writes the L1 norm (a sum over the dims, as OpenGaussian's association code computes it). OpenGaussian, whose
+    training OpenInsGaussian follows, normalises every Gaussian's feature u and renders (u + 1) / 2, so its norm is
+    half the L1 distance of the unit features. ``rendered`` (default): that, |u_a - u_b|_1 / 2 of the unit-normalised
+    a and b (our fields render raw features of norm 1.4-5.5 unless trained with ``unit_features``, so Eq. 8 compares
+    their directions). ``unit``: |u_a - u_b|_1, twice as strict (a mask whose mean is another instance's mostly scores
+    0). ``mean``: the raw features' L1 norm divided by D (our reading until 2026-11-30; with raw norms near 3 it is on
+    about the ``rendered`` scale).
+    """
+    if distance in ("rendered", "unit"):
+        a, b = torch.nn.functional.normalize(a, dim=-1), torch.nn.functional.normalize(b, dim=-1)
+        l1 = (a - b).abs().sum(-1) * (0.5 if distance == "rendered" else 1.0)
+    elif distance == "mean":
+        l1 = (a - b).abs().mean(-1)
+    else:
+        raise ValueError(f"feature distance must be one of {FEATURE_DISTANCES}, not {distance!r}")
+    return l1.clamp(0, 1)
+
+
 def association_scores(instance_masks: Tensor, instance_features: Tensor, sam_masks: Tensor,
-                       feature_map: Tensor) -> Tensor:
+                       feature_map: Tensor, distance: str = "rendered") -> Tensor:
     """Eq. 8: S_ij = IoU(pi(M^i), B^j) * (1 - |M^i - P^j|_1).
 
     pi(M^i): instance i rendered alone and binarised [I,H,W]; M^i its (unit) instance feature [I,D];
-    P^j: the rendered feature map averaged inside SAM mask B^j. The L1 distance is averaged over the
-    D feature dimensions and clipped to [0,1], so the agreement term lies in [0,1].
+    P^j: the rendered feature map averaged inside SAM mask B^j; the L1 term as ``feature_disagreement``.
     """
     iou = masks_iou(instance_masks, sam_masks)
     filled = mask_mean_features(feature_map, sam_masks)
-    l1 = (instance_features[:, None] - filled[None]).abs().mean(-1).clamp(0, 1)
-    return iou * (1 - l1)
+    return iou * (1 - feature_disagreement(instance_features[:, None], filled[None], distance))
 
 
 def best_mask_per_instance(scores: Tensor, min_score: float = 0.0) -> Tensor:
@@ -88,19 +111,18 @@ def best_mask_per_instance(scores: Tensor, min_score: float = 0.0) -> Tensor:
 
 
 def label_map_scores(alone: Tensor, instance_feature: Tensor, labels: Tensor, mask_means: Tensor,
-                     mask_areas: Tensor) -> Tensor:
+                     mask_areas: Tensor, distance: str = "rendered") -> Tensor:
     """Eq. 8 of one instance against every mask of C views, [C,J]: S_j = IoU(pi(M^i), B^j) * (1 - |M^i - P^j|_1).
 
-    Equal to ``association_scores`` on dense masks (the L1 distance averaged over the D dims and clipped
-    to [0,1]), computed from label maps by counting instead of materialising J dense masks per view.
+    Equal to ``association_scores`` on dense masks (same ``distance``), computed from label maps by counting
+    instead of materialising J dense masks per view.
     ``alone`` [C,H,W] bool is pi(M^i), the instance rendered alone and binarised.
     """
     flat, inside = flat_mask_index(labels, mask_areas.shape[1])
     inter = masked_count(flat, inside & alone.reshape(-1), mask_areas.numel()).reshape(mask_areas.shape)
     union = alone.flatten(1).sum(1, keepdim=True) + mask_areas - inter
     iou = torch.where(union > 0, inter / union.clamp_min(1), torch.zeros_like(inter))
-    l1 = (instance_feature - mask_means).abs().mean(-1).clamp(0, 1)
-    return iou * (1 - l1)
+    return iou * (1 - feature_disagreement(instance_feature, mask_means, distance))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -117,6 +139,10 @@ class AssociationConfig:
     min_score: float = 0.05
     tau: float = 10.0  # temperature of the cross-view agreement weights; 0 = plain mean (OpenGaussian)
     score_weighted: bool = True  # also weight every view by its Eq. 8 score
+    # Eq. 8's |M^i - P^j|_1 (``feature_disagreement``): "rendered", on OpenGaussian's scale (half the L1 norm of the
+    # unit features); "unit", the L1 norm of the unit features; "mean", the raw features' divided by D (until
+    # 2026-11-30)
+    feature_distance: str = "rendered"
     view_batch: int = 16  # cameras rendered per call
     fill_unviewed_k: int = 0  # ours: instances without an associated view take their spatial neighbours' language
     purify_k: int = 0  # ours: Gaussians may move to a leaf of their purify_k nearest Gaussians (0: off)
@@ -127,6 +153,8 @@ class AssociationConfig:
     purify_visible_margin: float | None = None
 
     def __post_init__(self) -> None:
+        if self.feature_distance not in FEATURE_DISTANCES:
+            raise ValueError(f"feature_distance must be one of {FEATURE_DISTANCES}, not {self.feature_distance!r}")
         if self.purify_by not in ("weight", "centre"):
             raise ValueError(f"purify_by must be 'weight' or 'centre', not {self.purify_by!r}")
 
@@ -160,7 +188,8 @@ def associate_instances(g: InstanceGaussians, centres: Tensor, cams: Cameras, la
         views = visible[k].nonzero()[:, 0]
         for batch in torch.split(views, cfg.view_batch):
             alone = render_alpha(alone_g, cams[batch]) > cfg.alpha_threshold
-            scores = label_map_scores(alone, centres[k], labels[batch], mask_means[batch], mask_areas[batch])
+            scores = label_map_scores(alone, centres[k], labels[batch], mask_means[batch], mask_areas[batch],
+                                      cfg.feature_distance)
             best = best_mask_per_instance(scores, cfg.min_score)
             rows.append((torch.full_like(best, k), batch, best, scores.gather(1, best.clamp_min(0)[:, None])[:, 0]))
     if not rows:
@@ -377,6 +406,6 @@ def run_eq8_association(call: StageCall) -> None:
         if leaf is not None:
             w.write("leaf_id", leaf.cpu().numpy().astype(np.int32))
         w.attrs.update(vocabulary=list(features.attrs["vocabulary"]), level=cfg.level, tau=cfg.tau,
-                       num_associations=len(rows), fill_unviewed_k=cfg.fill_unviewed_k, purify_k=cfg.purify_k,
-                       purify_margin=cfg.purify_margin, purify_by=cfg.purify_by,
-                       purify_visible_margin=cfg.purify_visible_margin)
+                       num_associations=len(rows), feature_distance=cfg.feature_distance,
+                       fill_unviewed_k=cfg.fill_unviewed_k, purify_k=cfg.purify_k, purify_margin=cfg.purify_margin,
+                       purify_by=cfg.purify_by, purify_visible_margin=cfg.purify_visible_margin)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 from torch import Tensor
 
 from stages.methods import register
@@ -18,6 +19,15 @@ from stages.methods.openins.losses import (
     intra_mask_smoothing_loss,
     pseudo_gt_feature_loss,
 )
+
+
+def unit_gaussian_features(features: Tensor, means: Tensor) -> Tensor:
+    """``unit_features``: every Gaussian's feature on the unit sphere before it is rendered and when it is saved, as
+    OpenGaussian (whose training OpenInsGaussian follows) normalises its instance features (the supplement does not
+    say). Without it L_c (Eq. 4) also falls by growing every feature's norm (our fields reach norms of 1.4-5.5), not
+    only by separating directions. OpenGaussian further renders (u + 1) / 2, which halves all distances; we render u
+    itself, so its L_c balance corresponds to ours with ``contrast_eps`` 4 (1 / (d^2 / 4 + 1) = 4 / (d^2 + 4))."""
+    return torch.nn.functional.normalize(features, dim=-1)
 
 
 @register("objective", "openins_instance")
@@ -30,8 +40,12 @@ class OpenInsInstanceObjective:
     mask pairs by distance rank; the paper's equations do not, and neither does this objective.
     """
 
-    def __init__(self, w_smooth: float = 0.1, w_contrast: float = 1.0, contrast_eps: float = 1.0) -> None:
+    def __init__(self, w_smooth: float = 0.1, w_contrast: float = 1.0, contrast_eps: float = 1.0,
+                 unit_features: bool = False) -> None:
         self.w_smooth, self.w_contrast, self.contrast_eps = w_smooth, w_contrast, contrast_eps
+        self.unit_features = unit_features
+        if unit_features:
+            self.render_features = self.output_features = unit_gaussian_features
 
     def __call__(self, rendered: Tensor, masks: Tensor, step: int, view: int) -> tuple[Tensor, dict[str, Tensor]]:
         smooth = intra_mask_smoothing_loss(rendered, masks)
@@ -48,8 +62,10 @@ class PseudoGTObjective:
     feature is replaced by its codebook leaf centre (computed without gradients). Masks are not used.
     """
 
-    def __init__(self, target: Callable[[int], Tensor]) -> None:
+    def __init__(self, target: Callable[[int], Tensor], unit_features: bool = False) -> None:
         self.target = target
+        if unit_features:
+            self.render_features = self.output_features = unit_gaussian_features
 
     def __call__(self, rendered: Tensor, masks: Tensor, step: int, view: int) -> tuple[Tensor, dict[str, Tensor]]:
         loss = pseudo_gt_feature_loss(rendered, self.target(view))
