@@ -21,9 +21,11 @@ from stages.lib.synthetic import SyntheticConfig, make_scene
 SCAN = "scene0000_00"
 pytestmark = pytest.mark.timeout(3600)  # the run (in the first test's setup) outlasts the default 900 s on a busy machine
 # mIoU points above chance that each method must reach (3D, 2D): about half of what it measured on this scan (CPU,
-# oracle priors; chance: one label for every point 2.7 %, selecting every pixel 12.5 %): OpenInsGaussian 46.0 / 16.2
-# (40 RGB + 25 field iterations), CCL-LGS 60.2 / 46.8, SAGA 67.8 / 34.8, Proto-SaGa 56.9 / 30.7, SAS 90.5 / 83.1.
-MARGINS = {"openins": (20.0, 1.5), "ccl": (25.0, 15.0), "saga": (30.0, 10.0), "protosaga": (25.0, 8.0),
+# oracle priors; chance: one label for every point 2.7 %, selecting every pixel 12.5 %): OpenInsGaussian 42.6 / 13.7
+# (40 RGB + 25 field iterations; 46.0 / 16.2 with Eq. 8's earlier reading, the raw L1 / D: on a field this far from
+# trained, the L1 norm on OpenGaussian's scale rejects more masks), CCL-LGS 60.2 / 46.8, SAGA 67.8 / 34.8,
+# Proto-SaGa 56.9 / 30.7, SAS 90.5 / 83.1.
+MARGINS = {"openins": (20.0, 0.5), "ccl": (25.0, 15.0), "saga": (30.0, 10.0), "protosaga": (25.0, 8.0),
            "sas": (40.0, 35.0)}
 
 
