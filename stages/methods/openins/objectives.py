@@ -43,7 +43,6 @@ class OpenInsInstanceObjective:
     def __init__(self, w_smooth: float = 0.1, w_contrast: float = 1.0, contrast_eps: float = 1.0,
                  unit_features: bool = False) -> None:
         self.w_smooth, self.w_contrast, self.contrast_eps = w_smooth, w_contrast, contrast_eps
-        self.unit_features = unit_features
         if unit_features:
             self.render_features = self.output_features = unit_gaussian_features
 
