@@ -33,14 +33,14 @@ UPSTREAM = ("masks", "features", "train_features")
 
 
 def run_level(level: str, params: dict[str, dict], scene: Path, gaussians: Path, work: Path, rows: list[dict],
-              base: dict, reuse: Path | None = None) -> dict[str, float]:
+              base: dict, reuse: Path | None = None, reuse_stages: tuple[str, ...] = UPSTREAM) -> dict[str, float]:
     """The recipe's stages after train_gs for one corruption level; returns its semantic metrics. With ``reuse``,
-    the ``UPSTREAM`` stores are links to those of ``reuse / level`` (an earlier run on the same Gaussians) and only
-    the codebook onwards runs (their rows say ``reused``, 0 s)."""
+    the ``reuse_stages`` stores (default ``UPSTREAM``: the codebook onwards runs) are links to those of
+    ``reuse / level`` (an earlier run on the same Gaussians; their rows say ``reused``, 0 s)."""
     p, d = level_params(params, level, work)
     base = {**base, "level": level}
     if reuse is not None:
-        for stage in UPSTREAM:
+        for stage in reuse_stages:
             link, source = d / f"{stage}.zarr", (reuse / level / f"{stage}.zarr").resolve()
             if not source.exists():
                 raise FileNotFoundError(f"{source}: nothing to reuse")
@@ -65,7 +65,7 @@ def run_level(level: str, params: dict[str, dict], scene: Path, gaussians: Path,
                                                       "--table", str(d / "semantic.csv")]),
     ]
     for stage, module, argv in steps:
-        if reuse is not None and stage in UPSTREAM:
+        if reuse is not None and stage in reuse_stages:
             rows.append({**base, "stage": stage, "seconds": 0.0, "note": f"reused from {reuse / level}"})
             continue
         timed(stage, module.main, module.parser, argv + ["--params", json.dumps(p[stage])], rows, base)

@@ -28,7 +28,7 @@ import torch
 from scipy.spatial import cKDTree
 
 from bench.common import REPO, base_row, load_config, recipe_params, timed
-from bench.openins import run_level
+from bench.openins import UPSTREAM, run_level
 from stages import train_gs
 from stages.evaluate_semantic import instance_classes
 from stages.ingest import load_source
@@ -52,10 +52,13 @@ SMOKE_SCHEDULES = {"train_features": {"iterations": 150}, "pseudo_gt": {"iterati
 
 
 def reading_columns(params: dict[str, dict]) -> dict[str, object]:
-    """The two readings every row names: unit instance features (train_features) and Eq. 8's feature distance."""
+    """The readings every row names: unit instance features (train_features), Eq. 8's feature distance, the
+    association's ``min_score`` and ``fill_min_views``."""
     unit = params["train_features"].get("objective_params", {}).get("unit_features", False)
+    assoc = params["associate"]
     return {"unit_features": bool(unit),
-            "feature_distance": params["associate"].get("feature_distance", AssociationConfig.feature_distance)}
+            **{k: assoc.get(k, getattr(AssociationConfig, k)) for k in ("feature_distance", "min_score",
+                                                                          "fill_min_views")}}
 
 
 def nearest_own_instance(features: np.ndarray, instance: np.ndarray) -> np.ndarray:
@@ -254,6 +257,9 @@ def main() -> None:
     ap.add_argument("--reuse-features", default=None, metavar="RUN",
                     help="take each level's masks, features and contrastive field from the run named RUN (its "
                          "--run-name, '' for the top folder) on the same room; only the codebook onwards runs")
+    ap.add_argument("--reuse-stages", default=",".join(UPSTREAM),
+                    help="with --reuse-features, the stages whose stores are taken (e.g. add codebook,pseudo_gt to "
+                         "rerun only the association and evaluation)")
     ap.add_argument("--out", required=True, help="CSV to write the rows to")
     ap.add_argument("--classes-out", default=None,
                     help="CSV of the per-class error sources (class_diagnosis); default: --out with _classes")
@@ -284,7 +290,8 @@ def main() -> None:
         for level in args.levels.split(","):
             t_rgb = sum(r["seconds"] for r in rows if r.get("room") == base["room"] and r["stage"] == "train_gs")
             reuse = None if args.reuse_features is None else work / args.reuse_features
-            metrics = run_level(level, params, scene, gaussians, levels_work, rows, base, reuse)
+            metrics = run_level(level, params, scene, gaussians, levels_work, rows, base, reuse,
+                                tuple(args.reuse_stages.split(",")))
             total = t_rgb + sum(r["seconds"] for r in rows if r.get("room") == base["room"] and r.get("level") == level)
             measures, classes = diagnosis(scene, levels_work / level)
             rows.append({**base, "level": level, "stage": "method_total", "seconds": total, **metrics, **measures,

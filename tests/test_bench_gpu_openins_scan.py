@@ -21,5 +21,17 @@ def test_rooms_on_their_own_gpus_then_settings_on_the_same_fields(tmp_path):
         assert f"--seeds {seed} --levels clean,strong --out {out}/oi_s{seed}.csv" in recipe
         assert "--method openins_scannet" in recipe and "--reuse" not in recipe
         assert "--reuse-gaussians --reuse-features  --run-name plane1cm" in setting
+        assert "--levels clean,strong" in setting and "--reuse-stages" not in setting
         assert setting.endswith(f'--stage-params {{"codebook": {{"smooth_plane_tol": 0.01}}}} '
                                 f"--out {out}/oi_s{seed}_plane1cm.csv")
+
+
+def test_settings_on_their_own_levels_reusing_the_named_stores(tmp_path):
+    """SETTING_LEVELS and REUSE_STAGES reach every setting's command, not the recipe's."""
+    out = tmp_path / "out"
+    env = {**fake_python_env(tmp_path, "0"), "SETTING_LEVELS": "strong", "REUSE_STAGES": "masks,codebook"}
+    subprocess.run(["bash", str(REPO / "bench/gpu_openins_scan.sh"), str(out), "1", "clean,strong",
+                    'ms0={"associate": {"min_score": 0.0}}'], cwd=tmp_path, env=env, check=True, timeout=60)
+    recipe, setting = [line.split(" ", 2)[2] for line in (tmp_path / "calls.txt").read_text().splitlines()]
+    assert "--levels clean,strong" in recipe and "--reuse-stages" not in recipe
+    assert "--levels strong " in setting and "--reuse-stages masks,codebook " in setting

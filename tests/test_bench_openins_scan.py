@@ -39,11 +39,12 @@ def test_wrong_class_distance_to_the_named_class():
 
 def test_rows_name_the_feature_readings_of_the_recipe():
     config = load_config()
-    assert reading_columns(recipe_params(config, "openins_scannet")) == {"unit_features": True,
-                                                                         "feature_distance": "rendered"}
+    assert reading_columns(recipe_params(config, "openins_scannet")) == {
+        "unit_features": True, "feature_distance": "rendered", "min_score": 0.0, "fill_min_views": 1}
     params = recipe_params(config, "openins")
-    params["associate"] = {**params["associate"], "feature_distance": "mean"}
-    assert reading_columns(params) == {"unit_features": False, "feature_distance": "mean"}
+    params["associate"] = {**params["associate"], "feature_distance": "mean", "fill_min_views": 3}
+    assert reading_columns(params) == {"unit_features": False, "feature_distance": "mean", "min_score": 0.05,
+                                       "fill_min_views": 3}
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ from stages.methods.openins.association import (
     association_scores,
     best_mask_per_instance,
     feature_disagreement,
+    fill_language,
     masks_iou,
     nearest_viewed_instance,
 )
@@ -162,3 +163,17 @@ def test_nearest_viewed_instance_by_hand():
     assert nearest_viewed_instance(leaf, means, viewed, 2).tolist() == [0, 0, 2, 3]
     # with only themselves as neighbours nothing is viewed nearby: instance 1 stays itself
     assert nearest_viewed_instance(leaf, means, viewed, 1).tolist() == [0, 1, 2, 3]
+
+
+def test_fill_language_counts_weakly_viewed_instances_as_unviewed():
+    """fill_min_views: an instance with fewer associated views than that takes its neighbours' language."""
+    means = torch.tensor([[0.0, 0, 0], [0.9, 0, 0], [2.0, 0, 0], [10.0, 0, 0], [10.5, 0, 0]])
+    leaf = torch.tensor([0, 1, 1, 2, 2])
+    language = torch.eye(3)
+    views = torch.tensor([5, 1, 0])
+    # min_views 1: instance 1 (one view) keeps its own language; instance 2 (none) has no viewed neighbour in k=2
+    assert torch.equal(fill_language(language, views, leaf, means, 2, 1), language)
+    # min_views 2: instance 1 takes instance 0's (its members' nearest with >= 2 views)
+    assert fill_language(language, views, leaf, means, 2, 2).argmax(1).tolist() == [0, 0, 2]
+    with pytest.raises(ValueError, match="fill_min_views"):
+        AssociationConfig(fill_min_views=0)

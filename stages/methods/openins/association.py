@@ -10,6 +10,11 @@ feature per instance, written to an ``association`` store with each instance's a
 every Gaussian of it is left unlabelled) takes the language feature of the associated instance most frequent among
 the ``fill_unviewed_k`` nearest Gaussians of its members (``nearest_viewed_instance``). Small codebook leaves whose
 rendering never passes the binarisation, and leaves of Gaussians that no view sees, are such instances.
+``fill_min_views`` n (ours, 1 by default) counts an instance with fewer than n associated views as unviewed too
+(``fill_language``): a leaf of a large surface (a patch of floor or wall) scores Eq. 8's IoU above ``min_score``
+against the surface's large masks in few views, often one; with one view its language is that one mask's CLIP
+feature, wrong whenever that mask's feature is (README "OpenInsGaussian on scans": most of the label step's loss
+under corrupted priors).
 
 ``purify_k`` > 0 (ours, off by default): leaf purification by the associated masks, after Eq. 8. The paper takes a
 Gaussian's instance to be its codebook leaf (Eq. 5-6); a leaf that merged a thin object with some of the wall it is
@@ -134,8 +139,10 @@ class AssociationConfig:
 
     level: int = 0  # mask level (index into the masks store's levels) whose masks are associated
     alpha_threshold: float = 0.5  # binarisation of the instance rendered alone, pi(M^i)
-    # A view's best mask is kept only if its Eq. 8 score exceeds this: where an instance is hidden, its footprint
-    # still overlaps some unrelated mask a little, and such near-zero matches agree with each other across views.
+    # A view's best mask is kept only if its Eq. 8 score exceeds this (ours; the paper keeps every view's best mask):
+    # where an instance is hidden, its footprint still overlaps some unrelated mask a little. The scans recipe sets
+    # 0: a floor or wall leaf's matches with its surface's large masks score below 0.05 (README "OpenInsGaussian on
+    # scans").
     min_score: float = 0.05
     tau: float = 10.0  # temperature of the cross-view agreement weights; 0 = plain mean (OpenGaussian)
     score_weighted: bool = True  # also weight every view by its Eq. 8 score
@@ -145,6 +152,7 @@ class AssociationConfig:
     feature_distance: str = "rendered"
     view_batch: int = 16  # cameras rendered per call
     fill_unviewed_k: int = 0  # ours: instances without an associated view take their spatial neighbours' language
+    fill_min_views: int = 1  # ours: ... and so do instances with fewer associated views than this
     purify_k: int = 0  # ours: Gaussians may move to a leaf of their purify_k nearest Gaussians (0: off)
     purify_margin: float = 0.4  # ... when its associated masks hold this much more of their weight than their own's
     purify_by: str = "weight"  # ours: consistency from the blending weight inside the masks, or "centre": its centre
@@ -155,6 +163,8 @@ class AssociationConfig:
     def __post_init__(self) -> None:
         if self.feature_distance not in FEATURE_DISTANCES:
             raise ValueError(f"feature_distance must be one of {FEATURE_DISTANCES}, not {self.feature_distance!r}")
+        if self.fill_min_views < 1:
+            raise ValueError(f"fill_min_views must be >= 1, not {self.fill_min_views}")
         if self.purify_by not in ("weight", "centre"):
             raise ValueError(f"purify_by must be 'weight' or 'centre', not {self.purify_by!r}")
 
@@ -262,6 +272,13 @@ def nearest_viewed_instance(leaf: Tensor, means: Tensor, viewed: Tensor, k: int)
     ok = (other >= 0) & viewed[other.clamp_min(0)]
     votes = torch.bincount(own[ok] * num + other[ok], minlength=num * num).reshape(num, num)
     return torch.where(~viewed & (votes.max(1).values > 0), votes.argmax(1), source)
+
+
+def fill_language(language: Tensor, views: Tensor, leaf: Tensor, means: Tensor, k: int,
+                  min_views: int = 1) -> Tensor:
+    """[K,E]: every instance with fewer than ``min_views`` associated views (``views`` [K]) takes the language of the
+    instance ``nearest_viewed_instance`` finds among those with at least that many; the others keep their own."""
+    return language[nearest_viewed_instance(leaf, means, views >= min_views, k)]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -383,8 +400,8 @@ def run_eq8_association(call: StageCall) -> None:
     language, views = fuse_language(clip, assoc.instance, gaussians.num_instances, cfg.tau,
                                     assoc.score if cfg.score_weighted else None)
     if cfg.fill_unviewed_k > 0:
-        language = language[nearest_viewed_instance(gaussians.leaf_id, gaussians.means, views > 0,
-                                                    cfg.fill_unviewed_k)]
+        language = fill_language(language, views, gaussians.leaf_id, gaussians.means, cfg.fill_unviewed_k,
+                                 cfg.fill_min_views)
     leaf = None
     if cfg.purify_k > 0:
         candidates = gaussians.leaf_id[knn_indices(gaussians.means, cfg.purify_k)]  # [N,k]
@@ -407,5 +424,6 @@ def run_eq8_association(call: StageCall) -> None:
             w.write("leaf_id", leaf.cpu().numpy().astype(np.int32))
         w.attrs.update(vocabulary=list(features.attrs["vocabulary"]), level=cfg.level, tau=cfg.tau,
                        num_associations=len(rows), feature_distance=cfg.feature_distance,
-                       fill_unviewed_k=cfg.fill_unviewed_k, purify_k=cfg.purify_k, purify_margin=cfg.purify_margin,
+                       fill_unviewed_k=cfg.fill_unviewed_k, fill_min_views=cfg.fill_min_views, purify_k=cfg.purify_k,
+                       purify_margin=cfg.purify_margin,
                        purify_by=cfg.purify_by, purify_visible_margin=cfg.purify_visible_margin)
