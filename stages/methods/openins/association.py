@@ -11,10 +11,10 @@ every Gaussian of it is left unlabelled) takes the language feature of the assoc
 the ``fill_unviewed_k`` nearest Gaussians of its members (``nearest_viewed_instance``). Small codebook leaves whose
 rendering never passes the binarisation, and leaves of Gaussians that no view sees, are such instances.
 ``fill_min_views`` n (ours, 1 by default) counts an instance with fewer than n associated views as unviewed too
-(``fill_language``): a leaf of a large surface (a patch of floor or wall) scores Eq. 8's IoU above ``min_score``
-against the surface's large masks in few views, often one; with one view its language is that one mask's CLIP
-feature, wrong whenever that mask's feature is (README "OpenInsGaussian on scans": most of the label step's loss
-under corrupted priors).
+(``fill_language``): with one view an instance's language is that one mask's CLIP feature, wrong whenever that
+mask's feature is. Measured against ``min_score`` 0, which gives such instances (leaves of large surfaces, whose
+IoU with the surface's large masks is small) their other views back, it was the weaker remedy and stays off
+(README "OpenInsGaussian on scans").
 
 ``purify_k`` > 0 (ours, off by default): leaf purification by the associated masks, after Eq. 8. The paper takes a
 Gaussian's instance to be its codebook leaf (Eq. 5-6); a leaf that merged a thin object with some of the wall it is
