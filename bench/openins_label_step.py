@@ -22,15 +22,13 @@ import pandas as pd
 import torch
 
 from stages.lib.cli import config_from_params
-from stages.lib.instance_gaussians import Cameras, load_instance_gaussians
+from stages.lib.open_vocabulary import label_instances
 from stages.lib.oracle.embedding import majority_category
 from stages.lib.store import read_store
 from stages.methods.openins.association import (
     AssociationConfig,
-    associate_instances,
+    associate_level,
     fusion_weights,
-    mask_rows,
-    table_rows,
 )
 
 
@@ -47,23 +45,17 @@ def diagnose(scene_path: Path, work: Path, device: str) -> pd.DataFrame:
     assoc_store = read_store("association", work / "associate.zarr")
     params = {k: v for k, v in assoc_store.attrs["provenance"]["params"].items() if k != "rule"}
     cfg = config_from_params(AssociationConfig, params, "diagnosis")
-    scene = read_store("scene", scene_path)
-    masks = read_store("masks", work / "masks.zarr")
     features = read_store("features", work / "features.zarr")
-    g, centres = load_instance_gaussians(work / "pseudo_gt.zarr", work / "codebook.zarr", device)
-    train = np.nonzero(~scene.load("is_test"))[0]
-    labels = np.stack([masks["labels"][int(v), cfg.level] for v in train])
-    cams = Cameras.from_scene(scene, train, device)
-    with torch.no_grad():
-        assoc = associate_instances(g, centres, cams, torch.from_numpy(labels).to(device), cfg, progress=False)
-    rows = table_rows(assoc, mask_rows(masks, train, cfg.level, int(labels.max()) + 1), masks)
-    clip = torch.from_numpy(features.load("mask_features")[rows]).to(device).float()
+    level = associate_level(scene_path, work / "pseudo_gt.zarr", work / "codebook.zarr", work / "masks.zarr",
+                            features, cfg, device, progress=False)
+    g, assoc, clip = level.gaussians, level.assoc, level.clip.float()
     weight = fusion_weights(clip, assoc.instance, g.num_instances, cfg.tau,
                             assoc.score if cfg.score_weighted else None)
-    text = torch.nn.functional.normalize(torch.from_numpy(features.load("text_features")).to(device).float(), dim=-1)
-    clip_class = (torch.nn.functional.normalize(clip, dim=-1) @ text.T).argmax(1).cpu().numpy()
+    clip_class = label_instances(clip, torch.from_numpy(features.load("text_features")).to(device)).cpu().numpy()
     view, mask = assoc.view.cpu().numpy(), assoc.mask.cpu().numpy()
-    semantic = scene.load("gt_semantic")[train]
+    scene = read_store("scene", scene_path)
+    semantic = scene.load("gt_semantic")[level.train]
+    labels = level.label_maps.cpu().numpy()
     mask_class = np.array([majority_category(semantic[v], (labels[v] == m)[None])[0] for v, m in zip(view, mask)])
     leaf = assoc_store.load("leaf_id") if "leaf_id" in assoc_store else g.leaf_id.cpu().numpy()
     majority, size = leaf_majority(leaf, scene.load("points_semantic"), g.num_instances)
@@ -71,7 +63,7 @@ def diagnose(scene_path: Path, work: Path, device: str) -> pd.DataFrame:
     inst = assoc.instance.cpu().numpy()
     return pd.DataFrame({
         "leaf": inst, "leaf_points": size[inst], "leaf_class": majority[inst], "leaf_label": label[inst],
-        "view": train[view], "score": assoc.score.cpu().numpy(), "weight": weight.cpu().numpy(),
+        "view": level.train[view], "score": assoc.score.cpu().numpy(), "weight": weight.cpu().numpy(),
         "mask_class": mask_class, "clip_class": clip_class})
 
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -373,17 +374,24 @@ def table_rows(assoc: Associations, lut: np.ndarray, masks: Store) -> np.ndarray
     return rows
 
 
-@register("association", "openins_eq8")
-def run_eq8_association(call: StageCall) -> None:
-    """Associate every instance of ``gaussians`` + ``codebook`` with the ``masks`` of the train views (Eq. 8), fuse
-    the ``features`` of the associated masks, and write the ``association`` store."""
-    cfg = config_from_params(AssociationConfig, call.options, "openins_eq8 association")
-    scene_path, gaussians_path, codebook_path, masks_path, features_path = call.require(
-        "scene", "gaussians", "codebook", "masks", "features")
-    device = call.device
+@dataclass
+class LevelAssociation:
+    """Eq. 8 on one masks level of the train views: what the fusion and the diagnostics read."""
+
+    gaussians: InstanceGaussians
+    cams: Cameras
+    train: np.ndarray  # scene view index of every camera
+    label_maps: Tensor  # [V,H,W] the level's label maps of the train views
+    assoc: Associations
+    clip: Tensor  # [A,E] the CLIP feature of every association's mask
+
+
+def associate_level(scene_path: str | Path, gaussians_path: str | Path, codebook_path: str | Path,
+                    masks_path: str | Path, features: Store, cfg: AssociationConfig, device: str | torch.device,
+                    progress: bool = True) -> LevelAssociation:
+    """Read the stores, check the priors and associate every instance with the chosen level's train-view masks."""
     scene = read_store("scene", scene_path)
     masks = read_store("masks", masks_path)
-    features = read_store("features", features_path)
     check_priors(scene, masks, features, cfg.level)
     gaussians, centres = load_instance_gaussians(gaussians_path, codebook_path, device)
     train = np.nonzero(~scene.load("is_test"))[0]
@@ -394,10 +402,24 @@ def run_eq8_association(call: StageCall) -> None:
     cams = Cameras.from_scene(scene, train, device)
     label_maps = torch.from_numpy(labels).to(device)
     with torch.no_grad():
-        assoc = associate_instances(gaussians, centres, cams, label_maps, cfg)
+        assoc = associate_instances(gaussians, centres, cams, label_maps, cfg, progress)
     rows = table_rows(assoc, mask_rows(masks, train, cfg.level, int(labels.max()) + 1), masks)
     clip = torch.from_numpy(features.load("mask_features")[rows]).to(device)
-    language, views = fuse_language(clip, assoc.instance, gaussians.num_instances, cfg.tau,
+    return LevelAssociation(gaussians, cams, train, label_maps, assoc, clip)
+
+
+@register("association", "openins_eq8")
+def run_eq8_association(call: StageCall) -> None:
+    """Associate every instance of ``gaussians`` + ``codebook`` with the ``masks`` of the train views (Eq. 8), fuse
+    the ``features`` of the associated masks, and write the ``association`` store."""
+    cfg = config_from_params(AssociationConfig, call.options, "openins_eq8 association")
+    scene_path, gaussians_path, codebook_path, masks_path, features_path = call.require(
+        "scene", "gaussians", "codebook", "masks", "features")
+    features = read_store("features", features_path)
+    device = call.device
+    level = associate_level(scene_path, gaussians_path, codebook_path, masks_path, features, cfg, device)
+    gaussians, assoc = level.gaussians, level.assoc
+    language, views = fuse_language(level.clip, assoc.instance, gaussians.num_instances, cfg.tau,
                                     assoc.score if cfg.score_weighted else None)
     if cfg.fill_unviewed_k > 0:
         language = fill_language(language, views, gaussians.leaf_id, gaussians.means, cfg.fill_unviewed_k,
@@ -406,14 +428,14 @@ def run_eq8_association(call: StageCall) -> None:
     if cfg.purify_k > 0:
         candidates = gaussians.leaf_id[knn_indices(gaussians.means, cfg.purify_k)]  # [N,k]
         candidates[:, 0] = gaussians.leaf_id  # the own leaf first, also where another Gaussian shares the centre
-        consistency = association_consistency(gaussians, cams, label_maps, assoc, candidates, cfg.purify_by,
-                                              cfg.purify_visible_margin)
+        consistency = association_consistency(gaussians, level.cams, level.label_maps, assoc, candidates,
+                                              cfg.purify_by, cfg.purify_visible_margin)
         leaf = purify_leaves(candidates, consistency, cfg.purify_margin)
         log.info("purification moved %d of %d Gaussians to another leaf", int((leaf != gaussians.leaf_id).sum()),
                  len(leaf))
     text = features.load("text_features")
     label = label_instances(language, torch.from_numpy(text).to(device))
-    log.info("associated %d masks; %d of %d instances have a language feature", len(rows),
+    log.info("associated %d masks; %d of %d instances have a language feature", len(assoc.instance),
              int((views > 0).sum()), gaussians.num_instances)
     with write_store("association", call.out, "associate", call.params, call.inputs) as w:
         w.write("instance_language", language.cpu().numpy().astype(np.float16))
@@ -423,7 +445,7 @@ def run_eq8_association(call: StageCall) -> None:
         if leaf is not None:
             w.write("leaf_id", leaf.cpu().numpy().astype(np.int32))
         w.attrs.update(vocabulary=list(features.attrs["vocabulary"]), level=cfg.level, tau=cfg.tau,
-                       num_associations=len(rows), feature_distance=cfg.feature_distance,
+                       num_associations=len(assoc.instance), feature_distance=cfg.feature_distance,
                        fill_unviewed_k=cfg.fill_unviewed_k, fill_min_views=cfg.fill_min_views, purify_k=cfg.purify_k,
-                       purify_margin=cfg.purify_margin,
-                       purify_by=cfg.purify_by, purify_visible_margin=cfg.purify_visible_margin)
+                       purify_margin=cfg.purify_margin, purify_by=cfg.purify_by,
+                       purify_visible_margin=cfg.purify_visible_margin)
