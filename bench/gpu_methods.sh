@@ -5,14 +5,18 @@
 #   e.g. bench/gpu_methods.sh /tmp/out clean ccl saga protosaga openins
 #        bench/gpu_methods.sh /tmp/out clean ccl:moderate,strong protosaga   (per-bench levels after a colon)
 # EXTRA_<bench>="..." adds arguments to one bench's command (e.g. EXTRA_ccl="--query-latency").
+# ROOM_OPTIONS='{...}' (JSON, the whole room as bench.common.GPU_ROOM spells it) is another synthetic room than the
+# default, e.g. GPU_ROOM with "seed": 1: given to the room and to every bench job as --scene-options, so each CSV
+# row names the room it ran on.
 # Several processes sharing one GPU inflate each other's stage times: the CSVs record the GPU count and the
 # number of concurrent processes per GPU ("concurrent" column) so rows can be read accordingly.
 set -euo pipefail
 out=$1; levels=$2; shift 2
 mkdir -p "$out"
 room=results/bench_room
-python3 -m bench.room --work "$room" --gs-iterations "${GS_ITERATIONS:-15000}" --out "$out/room.csv" \
-  > "$out/room.log" 2>&1
+room_args=(); [[ -n ${ROOM_OPTIONS:-} ]] && room_args=(--scene-options "$ROOM_OPTIONS")
+python3 -m bench.room --work "$room" --gs-iterations "${GS_ITERATIONS:-15000}" "${room_args[@]}" \
+  --out "$out/room.csv" > "$out/room.log" 2>&1
 ngpu=$(python3 -c "import torch; print(max(torch.cuda.device_count(), 1))")
 IFS=, read -ra visible <<< "${CUDA_VISIBLE_DEVICES:-}"  # the caller's GPUs (a SLURM allocation): keep to them
 jobs=()
@@ -31,7 +35,7 @@ for job in "${jobs[@]}"; do
   extra_var="EXTRA_${m}"
   gpu=$(( i % ngpu )); on_gpu=$(( (${#jobs[@]} - gpu + ngpu - 1) / ngpu ))  # jobs sharing this one's GPU
   OMP_NUM_THREADS=$threads CUDA_VISIBLE_DEVICES=${visible[$gpu]:-$gpu} BENCH_CONCURRENT=$on_gpu python3 -m bench."$m" --levels "$l" \
-    --work "$work" --reuse-gaussians --out "$out/${m}_${l}.csv" ${!extra_var:-} > "$out/${m}_${l}.log" 2>&1 &
+    --work "$work" --reuse-gaussians "${room_args[@]}" --out "$out/${m}_${l}.csv" ${!extra_var:-} > "$out/${m}_${l}.log" 2>&1 &
   i=$((i + 1))
 done
 status=0

@@ -1,5 +1,6 @@
 """A fake ``python3`` first on PATH, for tests of the bench shell scripts: it answers the scripts' torch query and
-logs every other call (GPU, sharing count and arguments) instead of running a bench."""
+logs every other call (GPU, sharing count and arguments) instead of running a bench; the room's calls go to
+``room_calls.txt``."""
 
 import os
 import stat
@@ -8,7 +9,7 @@ from pathlib import Path
 FAKE_PYTHON = """#!/bin/sh
 case "$*" in
   *device_count*) echo 2 ;;
-  *bench.room*) mkdir -p results/bench_room ;;
+  *bench.room*) mkdir -p results/bench_room; echo "$*" >> room_calls.txt ;;
   *) echo "$CUDA_VISIBLE_DEVICES $BENCH_CONCURRENT $*" >> calls.txt ;;
 esac
 """
