@@ -28,6 +28,10 @@ CORRUPTION = {
     "strong": ({"under_segment": 0.3, "over_segment": 0.3, "boundary_jitter": 2, "dropout": 0.25},
                {"noise": 1.0, "confusion": 0.3, "context_noise": 0.5}),
 }
+# The same knobs with the merges and cuts fixed per piece for the whole scene (MaskCorruption.persistent): errors that
+# repeat from view to view, as a real segmenter's do.
+CORRUPTION.update({f"{level}_persistent": ({**CORRUPTION[level][0], "persistent": True}, CORRUPTION[level][1])
+                   for level in ("moderate", "strong")})
 GPU_ROOM = {"num_views": 150, "width": 512, "height": 512, "num_points": 100000, "device": "cuda"}
 
 

@@ -26,7 +26,13 @@ from tqdm import tqdm
 from stages.lib.cli import pick_device, run_stage, stage_parser
 from stages.lib.mask_levels import LEVELS, LevelFilter, Mask, select_levels
 from stages.lib.mask_store import write_masks
-from stages.lib.oracle.masks import MaskCorruption, corrupt_masks, oracle_id_order, view_clean_masks
+from stages.lib.oracle.masks import (
+    MaskCorruption,
+    PersistentErrors,
+    corrupt_masks,
+    oracle_id_order,
+    view_clean_masks,
+)
 from stages.lib.oracle.pieces import instance_axes, require_ground_truth
 from stages.lib.scene import SceneData, load_scene
 from stages.lib.weights import ModelChoice
@@ -50,10 +56,11 @@ def oracle_view_masks(scene: SceneData, params: dict[str, Any]) -> Iterator[list
     needed = sorted({m for members in output_levels(params).values() for m in members}, key=LEVELS.index)
     corruption = MaskCorruption(**params.get("corruption", {}))
     rng = np.random.default_rng(params.get("seed", 0))
+    persistent = PersistentErrors(corruption, params.get("seed", 0)) if corruption.persistent else None
     axes = instance_axes(scene)
     for view in range(scene.num_views):
         clean = view_clean_masks(scene, view, needed, axes)
-        yield [m for level in needed for m in corrupt_masks(clean[level], corruption, rng)]
+        yield [m for level in needed for m in corrupt_masks(clean[level], corruption, rng, persistent)]
 
 
 def sam_model(params: dict[str, Any]) -> ModelChoice:

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from stages.lib.oracle import embedding
-from stages.lib.oracle.masks import MaskCorruption, clean_masks, corrupt_masks
+from stages.lib.oracle.masks import MaskCorruption, PersistentErrors, clean_masks, corrupt_masks
 from stages.lib.oracle.pieces import instance_axes, piece_ids
 from stages.lib.oracle.tracks import TrackCorruption, oracle_propagator
 from stages.lib.synthetic import SyntheticConfig, make_scene
@@ -135,3 +135,105 @@ def test_oracle_text_encoder_is_the_image_embedding_space():
     v = embedding.encode_names(["chair", "table", "chair"], 32)
     assert torch.allclose(v[0], v[2]) and abs(float(v[0] @ v[1])) < 0.6
     assert torch.allclose(v.norm(dim=1), torch.ones(3))
+
+
+def pieces_in(out: list, clean_view: list) -> list[set[int]]:
+    """For every corrupted mask of a view, the clean pieces it holds (pixel majority of the piece inside it)."""
+    return [{m.source_id for m in clean_view if (c.segmentation & m.segmentation).sum() > m.area / 2} for c in out]
+
+
+def touching(a, b) -> bool:
+    from scipy import ndimage
+
+    return bool((ndimage.binary_dilation(a.segmentation) & b.segmentation).any())
+
+
+def test_persistent_merges_pair_each_piece_with_one_partner_in_every_view(clean):
+    c = MaskCorruption(under_segment=0.6, min_area=1, persistent=True)
+    errors = PersistentErrors(c, seed=5)
+    rng = np.random.default_rng(0)
+    merged_in = [pieces_in(corrupt_masks(ms, c, rng, errors), ms) for ms in clean]
+    pairs = {frozenset(s) for view in merged_in for s in view if len(s) == 2}
+    assert pairs and all(len(s) <= 2 for view in merged_in for s in view)
+    partners: dict[int, set[int]] = {}
+    for pair in pairs:
+        for piece in pair:
+            partners.setdefault(piece, set()).update(pair - {piece})
+    assert all(len(p) == 1 for p in partners.values()), "one fixed partner per piece, whatever the view"
+    for view, ms in zip(merged_in, clean):
+        by_id = {m.source_id: m for m in ms}
+        for pair in pairs:
+            a, b = sorted(pair)
+            if a in by_id and b in by_id and touching(by_id[a], by_id[b]):
+                assert pair in {frozenset(s) for s in view}, "a pair is merged wherever both pieces touch"
+
+
+def test_persistent_cuts_repeat_in_every_view_and_ignore_the_views_generator(clean):
+    c = MaskCorruption(over_segment=0.4, min_area=1, persistent=True)
+
+    def cut_pieces(rng_seed: int) -> list[set[int]]:
+        errors, rng = PersistentErrors(c, seed=5), np.random.default_rng(rng_seed)
+        out = []
+        for ms in clean:
+            ids = [m.source_id for m in corrupt_masks(ms, c, rng, errors)]
+            out.append({i for i in ids if ids.count(i) == 2})
+        return out
+
+    first = cut_pieces(0)
+    assert first == cut_pieces(1), "cuts are the pieces' own draws, not the views' generator"
+    cut = set().union(*first)
+    seen = {m.source_id for ms in clean for m in ms}
+    assert len(cut) / len(seen) == pytest.approx(0.4, abs=0.2)
+    for view, ms in zip(first, clean):
+        present = {m.source_id for m in ms if m.area >= 20}
+        assert cut & present <= view, "a piece that is cut is cut in every view where it is large enough"
+
+
+def test_persistent_corruption_needs_the_scene_choices(clean):
+    with pytest.raises(ValueError, match="PersistentErrors"):
+        corrupt_masks(clean[0], MaskCorruption(under_segment=0.3, persistent=True), np.random.default_rng(0))
+
+
+def square(y: int, x: int, source_id: int):
+    from stages.lib.mask_levels import Mask
+
+    seg = np.zeros((12, 20), bool)
+    seg[y:y + 3, x:x + 3] = True
+    return Mask(seg, level=1, source_id=source_id)
+
+
+def test_persistent_merge_known_answer():
+    """A-B-C in a row (A touches B, B touches C), D apart; every piece prone. View 1: A takes B (the first free piece
+    it touches), C finds no free neighbour, D none. View 2 without A: B stays apart from C (its partner is A)."""
+    a, b, c, d = square(0, 0, 0), square(0, 3, 1), square(0, 6, 2), square(8, 15, 3)
+    corr = MaskCorruption(under_segment=1.0, min_area=1, persistent=True)
+    errors, rng = PersistentErrors(corr, seed=0), np.random.default_rng(0)
+    view1 = corrupt_masks([a, b, c, d], corr, rng, errors)
+    assert [m.area for m in view1] == [18, 9, 9]
+    assert (view1[0].segmentation == (a.segmentation | b.segmentation)).all()
+    assert errors.partner == {(1, 0): (1, 1), (1, 1): (1, 0)}
+    view2 = corrupt_masks([b, c], corr, rng, errors)
+    assert [m.source_id for m in view2] == [1, 2] and [m.area for m in view2] == [9, 9]
+    view3 = corrupt_masks([b, square(3, 3, 0)], corr, rng, errors)  # A right below B: touching again
+    assert [m.area for m in view3] == [18]
+    untouched = MaskCorruption(under_segment=0.0, min_area=1, persistent=True)
+    assert len(corrupt_masks([a, b, c, d], untouched, rng, PersistentErrors(untouched, seed=0))) == 4
+
+
+def test_masks_stage_keeps_one_set_of_persistent_choices_for_the_scene(scene):
+    """The masks stage's oracle path draws the persistent merges once for the scene: a merged pair of pieces is
+    merged again in every later view where both pieces touch."""
+    from stages.masks import oracle_view_masks
+
+    params = {"corruption": {"under_segment": 1.0, "min_area": 1, "persistent": True}, "levels": {"whole": ["whole"]}}
+    axes = instance_axes(scene)
+    clean = [clean_masks(scene, v, "whole", axes) for v in range(scene.num_views)]
+    views = [pieces_in(out, ms) for out, ms in zip(oracle_view_masks(scene, params), clean)]
+    pairs = {frozenset(s) for view in views for s in view if len(s) == 2}
+    assert pairs
+    for view, ms in zip(views, clean):
+        by_id = {m.source_id: m for m in ms}
+        for pair in pairs:
+            a, b = sorted(pair)
+            if a in by_id and b in by_id and touching(by_id[a], by_id[b]):
+                assert pair in {frozenset(s) for s in view}

@@ -22,6 +22,13 @@ class MaskCorruption:
     boundary_jitter: pixels by which each mask is dilated or eroded (fair coin per mask);
     dropout: probability that a mask is missing (its pixels stay unlabelled unless another level covers them).
     Applied in this order. Masks smaller than ``min_area`` pixels are never produced.
+
+    persistent: merges and splits are decided once per ground-truth piece for the whole scene instead of per view,
+    as a segmenter that errs the same way on an object in every view (SAM lumping a cup with its saucer): a piece
+    is prone to merging with probability ``under_segment``; a prone piece takes as its partner the first unpaired
+    piece it touches, and the pair is merged in every view where both appear and touch (so fewer masks per view are
+    merged than ``under_segment`` says: only pairs that touch in the view). A piece is cut with probability
+    ``over_segment``, in every view, along an image direction fixed per piece. Jitter and dropout stay per view.
     """
 
     under_segment: float = 0.0
@@ -29,6 +36,7 @@ class MaskCorruption:
     boundary_jitter: int = 0
     dropout: float = 0.0
     min_area: int = 4
+    persistent: bool = False
 
     def __post_init__(self) -> None:
         for name in ("under_segment", "over_segment", "dropout"):
@@ -59,10 +67,54 @@ def piece_masks(ids: np.ndarray, level: str) -> list[Mask]:
     return out
 
 
-def corrupt_masks(masks: list[Mask], c: MaskCorruption, rng: np.random.Generator) -> list[Mask]:
-    """Apply under-segmentation, over-segmentation, boundary jitter and dropout (``MaskCorruption``)."""
-    masks = _under_segment(masks, c.under_segment, rng)
-    masks = [half for m in masks for half in (_split(m, rng) if rng.random() < c.over_segment else [m])]
+class PersistentErrors:
+    """The scene-wide choices of ``MaskCorruption.persistent``: which pieces merge with which partner, which are cut
+    and along which direction. Each piece's draws come from its own generator (``seed``, level, piece id), so they do
+    not depend on the order in which views or masks are visited; only a partner is chosen in the first view where a
+    paired piece touches an unpaired one."""
+
+    def __init__(self, c: MaskCorruption, seed: int) -> None:
+        self.c, self.seed = c, seed
+        self.partner: dict[tuple[int, int], tuple[int, int]] = {}
+
+    def _draws(self, m: Mask) -> np.ndarray:
+        """Three uniform draws of a piece: pairing, cutting, cut direction."""
+        return np.random.default_rng([self.seed, m.level, m.source_id]).random(3)
+
+    def merge(self, masks: list[Mask], rng: np.random.Generator) -> list[Mask]:
+        """Pair the view's unpaired prone pieces (probability under_segment), in mask order, each with a random
+        touching unpaired piece, then merge every pair whose two pieces are both in the view and touch."""
+        key = {i: (m.level, m.source_id) for i, m in enumerate(masks)}
+        for i, m in enumerate(masks):
+            if key[i] in self.partner or self._draws(m)[0] >= self.c.under_segment:
+                continue
+            free = [j for j in _touching(masks, i, set()) if key[j] not in self.partner]
+            if free:
+                j = free[int(rng.integers(len(free)))]
+                self.partner[key[i]], self.partner[key[j]] = key[j], key[i]
+        at = {k: i for i, k in key.items()}
+        pairs = [(i, at[self.partner[k]]) for i, k in key.items()
+                 if k in self.partner and self.partner[k] in at and i < at[self.partner[k]]]
+        return _merge_pairs(masks, [(i, j) for i, j in pairs if j in _touching(masks, i, set())])
+
+    def cut(self, m: Mask) -> list[Mask]:
+        """The piece cut in two along its own direction when it draws a cut (probability over_segment)."""
+        _, cut, direction = self._draws(m)
+        return _split(m, angle=direction * np.pi) if cut < self.c.over_segment else [m]
+
+
+def corrupt_masks(masks: list[Mask], c: MaskCorruption, rng: np.random.Generator,
+                  persistent: PersistentErrors | None = None) -> list[Mask]:
+    """Apply under-segmentation, over-segmentation, boundary jitter and dropout (``MaskCorruption``); with
+    ``c.persistent`` the merges and cuts are ``persistent``'s scene-wide choices."""
+    if c.persistent:
+        if persistent is None:
+            raise ValueError("persistent mask corruption needs the scene's PersistentErrors")
+        masks = [half for m in persistent.merge(masks, rng) for half in persistent.cut(m)]
+    else:
+        masks = _under_segment(masks, c.under_segment, rng)
+        masks = [half for m in masks for half in (_split(m, rng.uniform(0, np.pi)) if rng.random() < c.over_segment
+                                                  else [m])]
     if c.boundary_jitter:
         masks = [_jitter(m, c.boundary_jitter, rng) for m in masks]
     masks = [m for m in masks if rng.random() >= c.dropout]
@@ -87,37 +139,51 @@ def stochastic_round(x: float, rng: np.random.Generator) -> int:
     return int(np.floor(x)) + int(rng.random() < x - np.floor(x))
 
 
+def _touching(masks: list[Mask], i: int, excluded: set[int]) -> list[int]:
+    """Indices of the masks (not in ``excluded``) that touch mask i (4-neighbourhood)."""
+    win = masks[i].window(1)
+    grown = ndimage.binary_dilation(masks[i].segmentation[win])
+    return [j for j in range(len(masks)) if j != i and j not in excluded
+            and np.logical_and(grown, masks[j].segmentation[win]).any()]
+
+
+def _merge_pairs(masks: list[Mask], pairs: list[tuple[int, int]]) -> list[Mask]:
+    """Each pair (i, j) merged into one mask at i's place (the pairs are disjoint)."""
+    out: dict[int, Mask] = {}
+    for i, j in pairs:
+        (ya, yb), (xa, xb) = ((masks[i].window()[d], masks[j].window()[d]) for d in (0, 1))
+        union = (slice(min(ya.start, yb.start), max(ya.stop, yb.stop)),
+                 slice(min(xa.start, xb.start), max(xa.stop, xb.stop)))
+        out[i] = _with_segmentation(masks[i], masks[i].segmentation | masks[j].segmentation, union)
+    gone = {j for _, j in pairs}
+    return [out.get(i, m) for i, m in enumerate(masks) if i not in gone]
+
+
 def _under_segment(masks: list[Mask], p: float, rng: np.random.Generator) -> list[Mask]:
     """Merge random touching pairs until about a fraction ``p`` of the masks is merged."""
     if p <= 0:
         return masks
-    pairs = stochastic_round(p * len(masks) / 2, rng)
+    want = stochastic_round(p * len(masks) / 2, rng)
     merged: set[int] = set()
-    out: dict[int, Mask] = {}
+    pairs: list[tuple[int, int]] = []
     for i in rng.permutation(len(masks)):
-        if len(out) == pairs:
+        if len(pairs) == want:
             break
         if i in merged:
             continue
-        win = masks[i].window(1)
-        grown = ndimage.binary_dilation(masks[i].segmentation[win])
-        touching = [j for j in range(len(masks)) if j != i and j not in merged
-                    and np.logical_and(grown, masks[j].segmentation[win]).any()]
+        touching = _touching(masks, i, merged)
         if touching:
             j = touching[int(rng.integers(len(touching)))]
             merged.update((i, j))
-            (ya, yb), (xa, xb) = ((masks[i].window()[d], masks[j].window()[d]) for d in (0, 1))
-            union = (slice(min(ya.start, yb.start), max(ya.stop, yb.stop)),
-                     slice(min(xa.start, xb.start), max(xa.stop, xb.stop)))
-            out[i] = _with_segmentation(masks[i], masks[i].segmentation | masks[j].segmentation, union)
-    return [out.get(i, m) for i, m in enumerate(masks) if i not in merged or i in out]
+            pairs.append((int(i), j))
+    return _merge_pairs(masks, pairs)
 
 
-def _split(m: Mask, rng: np.random.Generator) -> list[Mask]:
+def _split(m: Mask, angle: float) -> list[Mask]:
+    """The mask cut in two by the line through its centroid at ``angle`` (radians); unchanged if a side is empty."""
     win = m.window()
     ys, xs = np.nonzero(m.segmentation[win])
     ys, xs = ys + win[0].start, xs + win[1].start
-    angle = rng.uniform(0, np.pi)
     yy, xx = np.mgrid[win]
     side = (xx - xs.mean()) * np.cos(angle) + (yy - ys.mean()) * np.sin(angle) > 0
     a, b = np.zeros_like(m.segmentation), np.zeros_like(m.segmentation)
