@@ -76,26 +76,38 @@ class PersistentErrors:
     def __init__(self, c: MaskCorruption, seed: int) -> None:
         self.c, self.seed = c, seed
         self.partner: dict[tuple[int, int], tuple[int, int]] = {}
+        self._drawn: dict[tuple[int, int], np.ndarray] = {}
 
     def _draws(self, m: Mask) -> np.ndarray:
-        """Three uniform draws of a piece: pairing, cutting, cut direction."""
-        return np.random.default_rng([self.seed, m.level, m.source_id]).random(3)
+        """Three uniform draws of a piece (pairing, cutting, cut direction), drawn once per piece."""
+        key = (m.level, m.source_id)
+        if key not in self._drawn:
+            self._drawn[key] = np.random.default_rng([self.seed, *key]).random(3)
+        return self._drawn[key]
 
     def merge(self, masks: list[Mask], rng: np.random.Generator) -> list[Mask]:
         """Pair the view's unpaired prone pieces (probability under_segment), in mask order, each with a random
-        touching unpaired piece, then merge every pair whose two pieces are both in the view and touch."""
-        key = {i: (m.level, m.source_id) for i, m in enumerate(masks)}
+        touching unpaired piece, and merge every pair whose two pieces are both in the view and touch."""
+        key = [(m.level, m.source_id) for m in masks]
+        at = {k: i for i, k in enumerate(key)}
+        pairs = []
         for i, m in enumerate(masks):
-            if key[i] in self.partner or self._draws(m)[0] >= self.c.under_segment:
+            partner = self.partner.get(key[i])
+            if partner is None and self._draws(m)[0] >= self.c.under_segment:
                 continue
-            free = [j for j in _touching(masks, i, set()) if key[j] not in self.partner]
-            if free:
+            if partner is not None and (partner not in at or at[partner] < i):
+                continue  # its partner is not in the view, or the pair was met from the partner's side
+            touching = _touching(masks, i, set())
+            if partner is None:
+                free = [j for j in touching if key[j] not in self.partner]
+                if not free:
+                    continue
                 j = free[int(rng.integers(len(free)))]
                 self.partner[key[i]], self.partner[key[j]] = key[j], key[i]
-        at = {k: i for i, k in key.items()}
-        pairs = [(i, at[self.partner[k]]) for i, k in key.items()
-                 if k in self.partner and self.partner[k] in at and i < at[self.partner[k]]]
-        return _merge_pairs(masks, [(i, j) for i, j in pairs if j in _touching(masks, i, set())])
+                pairs.append((min(i, j), max(i, j)))
+            elif at[partner] in touching:
+                pairs.append((i, at[partner]))
+        return _merge_pairs(masks, pairs)
 
     def cut(self, m: Mask) -> list[Mask]:
         """The piece cut in two along its own direction when it draws a cut (probability over_segment)."""
