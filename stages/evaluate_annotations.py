@@ -6,9 +6,12 @@ predictions in annotation order (``annotation_view`` / ``annotation_query`` of t
 as the method's protocol wants), ``class_maps`` [A,H,W] int class indices for the A annotated views in increasing
 view order (3D-OVS). Output: a CSV table, one row per query plus the labelled means, in percent.
 
-In the DAG the predictions come from a method's codebook-search query (OpenInsGaussian's, ``stages.methods.openins
-.query``; inputs ``--gaussians``, ``--codebook``, ``--association``): each annotated (view, query) pair's mask is the
-rendered selection of the query's instances on that view (``SelectionConfig`` knobs in ``--params``), its relevance
+In the DAG the predictions come from a method's codebook-search query, the ``text_query`` registered under the name
+parameter ``query`` gives (default ``openins_codebook``: OpenInsGaussian's, ``stages.methods.openins.query``, inputs
+``--gaussians``, ``--codebook``, ``--association``; ``protosaga_language``: Proto-SaGa's prototype instances with
+language fused from the mask features, adding ``--features`` and the parameter ``fusion_tau``). Each annotated
+(view, query) pair's mask is the rendered selection of the query's instances on that view (the ``SelectionConfig``
+knobs of ``--params``; the other parameters but ``query`` go to the text query), its relevance
 the rendered per-instance cosine r_k = cos(l_k, t); 3D-OVS: every Gaussian takes its instance's argmax over the
 class list, the one-hot labels are rendered and each pixel takes the class of largest weight (-1, a miss, where no
 labelled Gaussian covers it), as ``evaluate_semantic``'s ``ovs_2d`` does on label maps.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import zipfile
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -26,16 +30,19 @@ import torch
 
 from stages.lib.annotation_protocols import lerf_mask_scores, lerf_ovs_scores, ovs3d_scores
 from stages.lib.annotations import QueryAnnotations
-from stages.lib.cli import config_from_params, pick_device, run_stage, stage_parser
+from stages.lib.cli import StageCall, config_from_params, pick_device, run_stage, stage_inputs, stage_parser
 from stages.lib.instance_gaussians import Cameras
 from stages.lib.scene import SceneError
 from stages.lib.selection import SelectionConfig
 from stages.lib.store import read_store
 from stages.lib.tables import write_csv_atomic
+from stages.methods import lookup
 from stages.methods.openins.query import Query
 
 PERCENT = 100.0
 NEEDS = {"lerf_ovs": ("masks", "relevance"), "3dovs": ("class_maps",), "lerf_mask": ("masks",)}
+INPUTS = ["gaussians", "codebook", "association", "features"]
+DEFAULT_QUERY = "openins_codebook"
 
 
 def load_predictions(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray]:
@@ -50,6 +57,19 @@ def load_predictions(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray
         if isinstance(exc, SceneError):
             raise
         raise SceneError(f"{path}: not a readable .npz of predictions ({exc})") from exc
+
+
+def method_query(args: argparse.Namespace, device: torch.device) -> tuple[Query, SelectionConfig]:
+    """The text query the parameter ``query`` names, built from the stage's input stores, and the selection knobs."""
+    params = dict(args.params)
+    name = params.pop("query", DEFAULT_QUERY)
+    knobs = {f.name for f in fields(SelectionConfig)}
+    selection = config_from_params(SelectionConfig, {k: v for k, v in params.items() if k in knobs})
+    options = {k: v for k, v in params.items() if k not in knobs}
+    build = lookup("text_query", name)
+    call = StageCall("evaluate_annotations", stage_inputs(args, INPUTS), dict(args.params), options, device,
+                     Path(args.out))
+    return build(call), selection
 
 
 def query_predictions(query: Query, annotations: QueryAnnotations, cams: Cameras, cfg: SelectionConfig
@@ -110,13 +130,13 @@ def main(args: argparse.Namespace) -> None:
         pred, where = load_predictions(Path(args.predictions), NEEDS[annotations.protocol]), args.predictions
     elif None not in (args.gaussians, args.codebook, args.association):
         device = pick_device(args.device)
-        query = Query.load(args.association, args.codebook, args.gaussians, device=device)
+        query, selection = method_query(args, device)
         cams = Cameras.from_scene(scene, np.array(sorted(set(annotations.view.tolist()))), device)
-        pred = query_predictions(query, annotations, cams, config_from_params(SelectionConfig, args.params))
+        pred = query_predictions(query, annotations, cams, selection)
         where = args.association
     else:
         raise SceneError("evaluate_annotations: give --predictions, or --gaussians, --codebook and --association "
-                         "(a method's codebook-search query)")
+                         "(a method's codebook-search query; Proto-SaGa's also --features)")
     table = score_table(annotations, pred, where)
     table.insert(0, "scene", scene.attrs["scene"])
     table.insert(0, "dataset", scene.attrs["dataset"])
@@ -129,7 +149,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--predictions", default=None, help=".npz of predictions in annotation order")
     p.add_argument("--gaussians", default=None, help="feature_gaussians store (after: train_features or pseudo_gt)")
     p.add_argument("--codebook", default=None, help="codebook store (after: codebook)")
-    p.add_argument("--association", default=None, help="association store (after: associate)")
+    p.add_argument("--association", default=None, help="association store (after: associate; Proto-SaGa: tracks)")
+    p.add_argument("--features", default=None, help="features store (Proto-SaGa's text query: after: features)")
     p.add_argument("--out", required=True, help="output CSV table")
     return p
 

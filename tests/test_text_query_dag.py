@@ -1,8 +1,9 @@
 """The LERF-OVS, 3D-OVS and LERF-Mask fixtures (6 views, 32x24) as three scenes of one DAG run: ingest, the 3dgs
 recipe (50 iterations), render metrics and the report; then each dataset's 2D protocol
 (``stages.evaluate_annotations``) on its ingested store (predictions derived from its annotations: known answers).
-A second (slow) run takes OpenInsGaussian with random-weight SAM / open_clip priors (tests/config/text_query_tiny.yaml)
-through the DAG on the three fixtures: the protocols score its text queries in the report (plumbing, not results)."""
+A second (slow) run takes OpenInsGaussian and Proto-SaGa with random-weight SAM / open_clip priors
+(tests/config/text_query_tiny.yaml) through the DAG on the three fixtures: the protocols score their text queries in
+the report (plumbing, not results)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from stages.lib.annotation_protocols import ovs3d_scores
 from stages.lib.annotations import QueryAnnotations
 from stages.lib.scene import load_scene
 
+METHODS = ("openins_random", "protosaga_random")
 SCENES = {"lerf_ovs": ("teatime", lambda root, scene: write_lerf_ovs(root, scene=scene, annotated=(1, 4))),
           "3dovs": ("bed", lambda root, scene: write_ovs3d(root, scene=scene, annotated=(0, 3))),
           "lerf_mask": ("figurines", lambda root, scene: write_lerf_mask(root, scene=scene, test_views=(2, 5)))}
@@ -99,21 +101,23 @@ def openins_run(tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
-def test_openins_text_queries_reach_the_report_marked_random_weights(openins_run):
-    """Every fixture's protocol scores OpenInsGaussian's query in the report, each row marked as random-weight
-    plumbing, the prior notes naming the random-weight models."""
+def test_method_text_queries_reach_the_report_marked_random_weights(openins_run):
+    """Every fixture's protocol scores OpenInsGaussian's and Proto-SaGa's queries in the report, each row marked as
+    random-weight plumbing, the prior notes naming the random-weight models."""
     results = openins_run
     table = pd.read_csv(results / "report/annotation_metrics.csv")
     for dataset, (name, _) in SCENES.items():
         rows = table[(table["dataset"] == dataset) & (table["scene"] == name)]
-        assert set(rows["method"]) == {"openins_random"} and set(rows["protocol"]) == {dataset}
+        assert set(rows["method"]) == set(METHODS) and set(rows["protocol"]) == {dataset}
         annotations = load_scene(results / dataset / name / "scene.zarr").annotations
-        assert set(rows["query"]) >= set(annotations.queries)  # one row per query, then the labelled means
+        for method in METHODS:  # one row per query, then the labelled means
+            assert set(rows[rows["method"] == method]["query"]) >= set(annotations.queries)
         assert rows["mIoU"].between(0, 100).all()
     means = {"lerf_ovs": ["mean (macro)", "mean (query-weighted)"], "3dovs": ["mean (over views and classes)"],
              "lerf_mask": ["mean (macro)"]}
-    assert sorted(table[table["query"].str.startswith("mean")]["query"]) == sorted(sum(means.values(), []))
+    assert sorted(table[table["query"].str.startswith("mean")]["query"]) == sorted(sum(means.values(), []) * 2)
     report = (results / "report/report.md").read_text()
     section = report.split("## Text queries on annotated views")[1]
-    assert section.count("random weights: plumbing only, not a result") == 4  # three scenes' rows + the LERF-OVS pair
+    assert section.count("random weights: plumbing only, not a result") == 8  # per method three scenes' rows + the
+    # LERF-OVS pair
     assert "masks sam_tiny_random (sam, random weights), features clip_tiny_random (clip, random weights)" in section

@@ -14,14 +14,18 @@ import torch
 from dataset_fixtures import room, save_mask, write_lerf_mask, write_lerf_ovs, write_ovs3d
 from PIL import Image
 
-from stages.evaluate_annotations import query_predictions, score_table
+from stages.evaluate_annotations import method_query, query_predictions, score_table
 from stages.lib.annotation_protocols import lerf_mask_scores, lerf_ovs_scores, ovs3d_scores
 from stages.lib.annotations import QueryAnnotations
+from stages.lib.cli import StageCall
+from stages.lib.gaussians import init_from_points
 from stages.lib.instance_gaussians import Cameras, InstanceGaussians
 from stages.lib.readers import read_scene
 from stages.lib.scene import SceneError, load_scene
 from stages.lib.selection import SelectionConfig
 from stages.lib.semantic_metrics import localization_hit
+from stages.lib.store import StoreError, write_store
+from stages.methods import lookup
 from stages.methods.openins.query import Query
 
 REPO = Path(__file__).resolve().parents[1]
@@ -236,6 +240,102 @@ def test_query_predictions_follow_annotation_order():
     assert maps[0][12, 8] == 0 and maps[0][12, 24] == 1 and maps[1][12, 12] == 0 and maps[1][12, 28] == 1
     assert maps[0][0, 0] == -1 and maps[1][23, 0] == -1  # no Gaussian within 3 sigma: a miss
 
+
+
+def write_protosaga_stores(root: Path, track_id: list[int], mask_features: np.ndarray) -> dict[str, str]:
+    """The stores Proto-SaGa's text query reads, for the two Gaussians of ``side_by_side_query`` (chair = prototype 0,
+    table = 1): feature_gaussians, codebook (the prototype labels), tracks (the memory bank's id of every mask) and
+    features (the masks' CLIP features, vocabulary chair / table with unit text features)."""
+    query, _ = side_by_side_query()
+    g = query.gaussians
+    p = init_from_points(g.means.numpy(), np.full((2, 3), 0.5, np.float32), sh_degree=0)
+    p["scales"] = torch.log(g.scales)
+    p["opacities"] = torch.logit(g.opacities)
+    paths = {k: str(root / f"{k}.zarr") for k in ("gaussians", "codebook", "association", "features")}
+    with write_store("feature_gaussians", paths["gaussians"], "test", {}) as w:
+        for key, value in p.items():
+            w.write(key, value.float().numpy())
+        w.write("features", np.eye(2, dtype=np.float32))
+        w.attrs.update(sh_degree=0, background=[0, 0, 0], iterations=0, feature_dim=2)
+    with write_store("codebook", paths["codebook"], "test", {}) as w:
+        w.write("coarse_centres", np.zeros((1, 2), np.float32))
+        w.write("fine_centres", np.eye(2, dtype=np.float32))
+        w.write("coarse_id", np.zeros(2, np.int32))
+        w.write("leaf_id", np.array([0, 1], np.int32))
+        w.attrs.update(k_coarse=1, k_fine=2)
+    with write_store("tracks", paths["association"], "test", {}) as w:
+        w.write("track_id", np.array(track_id, np.int32))
+        w.attrs.update(source="protosaga_memory_bank", oracle=False, num_tracks=int(max(track_id)) + 1)
+    with write_store("features", paths["features"], "test", {}) as w:
+        w.write("mask_features", mask_features.astype(np.float16))
+        w.write("crop_features", mask_features.astype(np.float16))
+        w.write("text_features", np.eye(2, dtype=np.float16))
+        w.attrs.update(source="test", oracle=False, vocabulary=["chair", "table"], templates=[], alpha=1.0)
+    return paths
+
+
+def protosaga_call(paths: dict[str, str], options: dict | None = None) -> StageCall:
+    return StageCall("evaluate_annotations", paths, {"query": "protosaga_language", **(options or {})}, options or {},
+                     torch.device("cpu"), Path("unused"))
+
+
+def test_protosaga_text_query_fuses_each_instance_masks(tmp_path):
+    """Proto-SaGa's text query: each consistent instance's language fuses the CLIP features of the masks the memory
+    bank gave its id (masks 0, 2: the chair's, 1, 3: the table's; mask 4 unassociated and pointing at "table" must
+    not count), so the queries select the same pixels as OpenInsGaussian's known answer above."""
+    features = np.array([[0.9, 0.1], [0.2, 0.8], [0.8, 0.2], [0.1, 0.9], [0.0, 1.0]])
+    paths = write_protosaga_stores(tmp_path, [0, 1, 0, 1, -1], features)
+    query = lookup("text_query", "protosaga_language")(protosaga_call(paths))
+    language = query.language.numpy()
+    assert language[0, 0] > 0.95 and language[1, 1] > 0.95  # fused within each instance, unit length
+    np.testing.assert_allclose(np.linalg.norm(language, axis=1), 1.0, atol=1e-6)
+    assert query.vocabulary == ["chair", "table"] and query.leaf_id.tolist() == [0, 1]
+    _, cams = side_by_side_query()
+    chair0, chair1, table1 = disc(8), disc(12), disc(28)
+    notes = QueryAnnotations("lerf_mask", ["chair", "table"], np.array([7, 2, 7]), np.array([1, 0, 0]),
+                             np.stack([table1, chair0, chair1]))
+    pred = query_predictions(query, notes, cams, SelectionConfig())
+    np.testing.assert_array_equal(pred["masks"], notes.masks)
+    swapped = write_protosaga_stores(tmp_path / "swapped", [1, 0, 1, 0, -1], features)  # the bank's ids decide
+    pred = query_predictions(lookup("text_query", "protosaga_language")(protosaga_call(swapped)), notes, cams,
+                             SelectionConfig())
+    np.testing.assert_array_equal(pred["masks"], np.stack([chair1, disc(24), table1]))
+
+
+def test_protosaga_text_query_errors_name_the_store(tmp_path):
+    features = np.eye(2)[[0, 1, 0]]
+    paths = write_protosaga_stores(tmp_path, [0, 1, 0], features)
+    build = lookup("text_query", "protosaga_language")
+    with pytest.raises(ValueError, match=r"needs the input stores \['features'\]"):
+        build(protosaga_call({k: v for k, v in paths.items() if k != "features"}))
+    with pytest.raises(ValueError, match="unknown protosaga_language text query parameters"):
+        build(protosaga_call(paths, {"tau": 3}))
+    short = write_protosaga_stores(tmp_path / "short", [0, 1, 0, 1], np.eye(2)[[0, 1, 0, 1]])
+    with pytest.raises(StoreError, match="3 mask features but .* labels 4 masks"):
+        build(protosaga_call({**short, "features": paths["features"]}))
+    one = write_protosaga_stores(tmp_path / "one", [0, 0, 0], features)
+    with pytest.raises(StoreError, match="2 instances but .* has 1 consistent ids"):
+        build(protosaga_call(one))
+
+
+def test_stage_parameters_choose_the_text_query_and_split_the_selection_knobs(tmp_path):
+    """``query`` names the registered text query (default OpenInsGaussian's); the SelectionConfig knobs go to the
+    selection, every other parameter to the query, which rejects what it does not know."""
+    import argparse
+
+    paths = write_protosaga_stores(tmp_path, [0, 1, 0], np.eye(2)[[0, 1, 0]])
+
+    def args(params: dict) -> argparse.Namespace:
+        return argparse.Namespace(**paths, params=params, out=str(tmp_path / "out.csv"))
+
+    query, selection = method_query(args({"query": "protosaga_language", "fusion_tau": 5.0, "mode": "threshold",
+                                          "threshold": 0.4}), torch.device("cpu"))
+    assert selection == SelectionConfig(mode="threshold", threshold=0.4) and query.vocabulary == ["chair", "table"]
+    with pytest.raises(ValueError, match="unknown text_query 'nope'; known text_query names: .*openins_codebook.*"
+                                         "protosaga_language"):
+        method_query(args({"query": "nope"}), torch.device("cpu"))
+    with pytest.raises(ValueError, match=r"openins_codebook text query takes no parameters, got \['fusion_tau'\]"):
+        method_query(args({"fusion_tau": 5.0}), torch.device("cpu"))
 
 def test_lerf_ovs_protocol_on_an_ingested_fixture(tmp_path, synthetic_room):
     write_lerf_ovs(tmp_path / "lerf_ovs", scene=synthetic_room)

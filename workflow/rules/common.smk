@@ -77,7 +77,7 @@ UPSTREAM = {
     "evaluate_annotations": {
         "required": {"gaussians": ["pseudo_gt", "train_features"], "codebook": ["codebook"],
                      "association": ["associate"]},
-        "optional": {},
+        "optional": {"features": ["features"]},
     },
     "evaluate_instances": {
         "required": {"gaussians": ["train_features", "pseudo_gt"]},

@@ -10,4 +10,4 @@
 Recipes: ``openins``, ``opengaussian``, ``openins_gpu`` in ``config.yaml``.
 """
 
-from stages.methods.openins import association, codebook, objectives  # noqa: F401  (register the pieces)
+from stages.methods.openins import association, codebook, objectives, query  # noqa: F401  (register the pieces)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from stages.lib.cli import StageCall
 from stages.lib.instance_gaussians import (
     Cameras,
     InstanceGaussians,
@@ -32,6 +33,7 @@ from stages.lib.open_vocabulary import (  # noqa: F401  (QueryError: API)
 )
 from stages.lib.selection import RenderHow, SelectMode
 from stages.lib.store import StoreError, read_store
+from stages.methods import register
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +169,16 @@ class Query:
             weights, _ = render_channels(self._gaussians(), onehot, cams)
         return rendered_class_map(weights)
 
+
+
+@register("text_query", "openins_codebook")
+def text_query(call: StageCall) -> Query:
+    """evaluate_annotations on OpenInsGaussian: inputs ``association`` (instance language), ``codebook`` and
+    ``gaussians``; no parameters of its own."""
+    if call.options:
+        raise ValueError(f"the openins_codebook text query takes no parameters, got {sorted(call.options)}")
+    association, codebook, gaussians = call.require("association", "codebook", "gaussians")
+    return Query.load(association, codebook, gaussians, device=call.device)
 
 def random_query(n_gaussians: int, n_instances: int, dim: int, device: str | torch.device,
                  vocabulary_size: int = 20, seed: int = 0) -> Query:
