@@ -6,22 +6,23 @@ predictions in annotation order (``annotation_view`` / ``annotation_query`` of t
 as the method's protocol wants), ``class_maps`` [A,H,W] int class indices for the A annotated views in increasing
 view order (3D-OVS). Output: a CSV table, one row per query plus the labelled means, in percent.
 
-In the DAG the predictions come from a method's codebook-search query, the ``text_query`` registered under the name
-parameter ``query`` gives (default ``openins_codebook``: OpenInsGaussian's, ``stages.methods.openins.query``, inputs
-``--gaussians``, ``--codebook``, ``--association``; ``protosaga_language``: Proto-SaGa's prototype instances with
-language fused from the mask features, adding ``--features`` and the parameter ``fusion_tau``). Each annotated
-(view, query) pair's mask is the rendered selection of the query's instances on that view (the ``SelectionConfig``
-knobs of ``--params``; the other parameters but ``query`` go to the text query), its relevance
+In the DAG the predictions come from a method's text query: the ``text_query`` registered under the name the
+parameter ``query`` gives (``stages.lib.annotations.AnnotationPredictor``), built from the input stores; every other
+parameter is that query's own. ``openins_codebook`` (default; OpenInsGaussian's codebook search, also SAGA's vote
+labels; inputs ``--gaussians``, ``--codebook``, ``--association``; the selection knobs of ``SelectionConfig``): each
+annotated (view, query) pair's mask is the rendered selection of the query's instances on that view, its relevance
 the rendered per-instance cosine r_k = cos(l_k, t); 3D-OVS: every Gaussian takes its instance's argmax over the
 class list, the one-hot labels are rendered and each pixel takes the class of largest weight (-1, a miss, where no
-labelled Gaussian covers it), as ``evaluate_semantic``'s ``ovs_2d`` does on label maps.
+labelled Gaussian covers it), as ``evaluate_semantic``'s ``ovs_2d`` does on label maps. ``protosaga_language``: the
+same search over Proto-SaGa's prototype instances, their language fused from the mask features (adds ``--features``
+and ``fusion_tau``). ``ccl``: CCL-LGS's decoded field (``--gaussians``, ``--codebook`` = its prototypes store) with
+the masks, smoothed relevance and class maps of its own LERF / 3D-OVS protocols.
 """
 
 from __future__ import annotations
 
 import argparse
 import zipfile
-from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -29,15 +30,13 @@ import pandas as pd
 import torch
 
 from stages.lib.annotation_protocols import lerf_mask_scores, lerf_ovs_scores, ovs3d_scores
-from stages.lib.annotations import QueryAnnotations
-from stages.lib.cli import StageCall, config_from_params, pick_device, run_stage, stage_inputs, stage_parser
+from stages.lib.annotations import AnnotationPredictor, QueryAnnotations
+from stages.lib.cli import StageCall, pick_device, run_stage, stage_inputs, stage_parser
 from stages.lib.instance_gaussians import Cameras
 from stages.lib.scene import SceneError
-from stages.lib.selection import SelectionConfig
 from stages.lib.store import read_store
 from stages.lib.tables import write_csv_atomic
 from stages.methods import lookup
-from stages.methods.openins.query import Query
 
 PERCENT = 100.0
 NEEDS = {"lerf_ovs": ("masks", "relevance"), "3dovs": ("class_maps",), "lerf_mask": ("masks",)}
@@ -59,36 +58,12 @@ def load_predictions(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray
         raise SceneError(f"{path}: not a readable .npz of predictions ({exc})") from exc
 
 
-def method_query(args: argparse.Namespace, device: torch.device) -> tuple[Query, SelectionConfig]:
-    """The text query the parameter ``query`` names, built from the stage's input stores, and the selection knobs."""
-    params = dict(args.params)
-    name = params.pop("query", DEFAULT_QUERY)
-    knobs = {f.name for f in fields(SelectionConfig)}
-    selection = config_from_params(SelectionConfig, {k: v for k, v in params.items() if k in knobs})
-    options = {k: v for k, v in params.items() if k not in knobs}
-    build = lookup("text_query", name)
-    call = StageCall("evaluate_annotations", stage_inputs(args, INPUTS), dict(args.params), options, device,
-                     Path(args.out))
-    return build(call), selection
-
-
-def query_predictions(query: Query, annotations: QueryAnnotations, cams: Cameras, cfg: SelectionConfig
-                      ) -> dict[str, np.ndarray]:
-    """A codebook-search query's predictions in annotation order (module docstring); ``cams[i]`` is the camera of the
-    i-th annotated view in increasing view order."""
-    views = sorted(set(annotations.view.tolist()))
-    if annotations.protocol == "3dovs":
-        return {"class_maps": query.render_class_maps(annotations.queries, cams)}
-    masks = np.zeros(annotations.masks.shape, bool)
-    relevance = np.zeros(annotations.masks.shape, np.float32)
-    for q in np.unique(annotations.query):
-        rows = np.nonzero(annotations.query == q)[0]
-        sub = cams[[views.index(int(v)) for v in annotations.view[rows]]]
-        text = annotations.queries[int(q)]
-        with torch.no_grad():
-            masks[rows] = query.render_selection(text, sub, **vars(cfg)).cpu().numpy()
-            relevance[rows] = query.relevance_map(text, sub).cpu().numpy()
-    return {"masks": masks, "relevance": relevance}
+def method_predictor(args: argparse.Namespace, device: torch.device) -> AnnotationPredictor:
+    """The text query the parameter ``query`` names, built from the stage's input stores with the other parameters."""
+    options = dict(args.params)
+    build = lookup("text_query", options.pop("query", DEFAULT_QUERY))
+    return build(StageCall("evaluate_annotations", stage_inputs(args, INPUTS), dict(args.params), options, device,
+                           Path(args.out)))
 
 
 def score_table(annotations: QueryAnnotations, pred: dict[str, np.ndarray], where: str) -> pd.DataFrame:
@@ -128,15 +103,14 @@ def main(args: argparse.Namespace) -> None:
         raise SceneError(f"{args.scene}: the scene has no text-query annotations (readers lerf_ovs, 3dovs, lerf_mask)")
     if args.predictions is not None:
         pred, where = load_predictions(Path(args.predictions), NEEDS[annotations.protocol]), args.predictions
-    elif None not in (args.gaussians, args.codebook, args.association):
+    elif None not in (args.gaussians, args.codebook):
         device = pick_device(args.device)
-        query, selection = method_query(args, device)
+        predictor = method_predictor(args, device)
         cams = Cameras.from_scene(scene, np.array(sorted(set(annotations.view.tolist()))), device)
-        pred = query_predictions(query, annotations, cams, selection)
-        where = args.association
+        pred, where = predictor.predict(annotations, cams), args.codebook
     else:
-        raise SceneError("evaluate_annotations: give --predictions, or --gaussians, --codebook and --association "
-                         "(a method's codebook-search query; Proto-SaGa's also --features)")
+        raise SceneError("evaluate_annotations: give --predictions, or the input stores of a method's text query "
+                         "(--gaussians, --codebook and what the query reads: --association, --features)")
     table = score_table(annotations, pred, where)
     table.insert(0, "scene", scene.attrs["scene"])
     table.insert(0, "dataset", scene.attrs["dataset"])

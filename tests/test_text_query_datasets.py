@@ -14,7 +14,7 @@ import torch
 from dataset_fixtures import room, save_mask, write_lerf_mask, write_lerf_ovs, write_ovs3d
 from PIL import Image
 
-from stages.evaluate_annotations import method_query, query_predictions, score_table
+from stages.evaluate_annotations import method_predictor, score_table
 from stages.lib.annotation_protocols import lerf_mask_scores, lerf_ovs_scores, ovs3d_scores
 from stages.lib.annotations import QueryAnnotations
 from stages.lib.cli import StageCall
@@ -26,7 +26,7 @@ from stages.lib.selection import SelectionConfig
 from stages.lib.semantic_metrics import localization_hit
 from stages.lib.store import StoreError, write_store
 from stages.methods import lookup
-from stages.methods.openins.query import Query
+from stages.methods.openins.query import CodebookSearchPredictions, Query
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -224,7 +224,7 @@ def test_query_predictions_follow_annotation_order():
     assert chair0.sum() == 16
     notes = QueryAnnotations("lerf_mask", ["chair", "table"], np.array([7, 2, 7]), np.array([1, 0, 0]),
                              np.stack([table1, chair0, chair1]))
-    pred = query_predictions(query, notes, cams, SelectionConfig())
+    pred = CodebookSearchPredictions(query, SelectionConfig()).predict(notes, cams)
     np.testing.assert_array_equal(pred["masks"], notes.masks)
     relevance = pred["relevance"]  # r_k a T at a pixel centre 0.5 px^2 from the Gaussian's: 0.99 exp(-0.5 / 8.6)
     near = 0.99 * np.exp(-0.5 / 8.6)
@@ -235,7 +235,7 @@ def test_query_predictions_follow_annotation_order():
     assert (score_table(notes, pred, "q")["mIoU"] == 100).all()
     ovs = QueryAnnotations("3dovs", ["chair", "table"], np.array([2, 2, 7]), np.array([0, 1, 1]),
                            np.stack([chair0, table0, table1]))
-    maps = query_predictions(query, ovs, cams, SelectionConfig())["class_maps"]
+    maps = CodebookSearchPredictions(query, SelectionConfig()).predict(ovs, cams)["class_maps"]
     assert maps.shape == (2, 24, 32)
     assert maps[0][12, 8] == 0 and maps[0][12, 24] == 1 and maps[1][12, 12] == 0 and maps[1][12, 28] == 1
     assert maps[0][0, 0] == -1 and maps[1][23, 0] == -1  # no Gaussian within 3 sigma: a miss
@@ -285,7 +285,8 @@ def test_protosaga_text_query_fuses_each_instance_masks(tmp_path):
     not count), so the queries select the same pixels as OpenInsGaussian's known answer above."""
     features = np.array([[0.9, 0.1], [0.2, 0.8], [0.8, 0.2], [0.1, 0.9], [0.0, 1.0]])
     paths = write_protosaga_stores(tmp_path, [0, 1, 0, 1, -1], features)
-    query = lookup("text_query", "protosaga_language")(protosaga_call(paths))
+    predictor = lookup("text_query", "protosaga_language")(protosaga_call(paths))
+    query = predictor.query
     language = query.language.numpy()
     assert language[0, 0] > 0.95 and language[1, 1] > 0.95  # fused within each instance, unit length
     np.testing.assert_allclose(np.linalg.norm(language, axis=1), 1.0, atol=1e-6)
@@ -294,11 +295,10 @@ def test_protosaga_text_query_fuses_each_instance_masks(tmp_path):
     chair0, chair1, table1 = disc(8), disc(12), disc(28)
     notes = QueryAnnotations("lerf_mask", ["chair", "table"], np.array([7, 2, 7]), np.array([1, 0, 0]),
                              np.stack([table1, chair0, chair1]))
-    pred = query_predictions(query, notes, cams, SelectionConfig())
+    pred = predictor.predict(notes, cams)
     np.testing.assert_array_equal(pred["masks"], notes.masks)
     swapped = write_protosaga_stores(tmp_path / "swapped", [1, 0, 1, 0, -1], features)  # the bank's ids decide
-    pred = query_predictions(lookup("text_query", "protosaga_language")(protosaga_call(swapped)), notes, cams,
-                             SelectionConfig())
+    pred = lookup("text_query", "protosaga_language")(protosaga_call(swapped)).predict(notes, cams)
     np.testing.assert_array_equal(pred["masks"], np.stack([chair1, disc(24), table1]))
 
 
@@ -308,7 +308,7 @@ def test_protosaga_text_query_errors_name_the_store(tmp_path):
     build = lookup("text_query", "protosaga_language")
     with pytest.raises(ValueError, match=r"needs the input stores \['features'\]"):
         build(protosaga_call({k: v for k, v in paths.items() if k != "features"}))
-    with pytest.raises(ValueError, match="unknown protosaga_language text query parameters"):
+    with pytest.raises(ValueError, match="unknown protosaga_language text query parameters \\['tau'\\]"):
         build(protosaga_call(paths, {"tau": 3}))
     short = write_protosaga_stores(tmp_path / "short", [0, 1, 0, 1], np.eye(2)[[0, 1, 0, 1]])
     with pytest.raises(StoreError, match="3 mask features but .* labels 4 masks"):
@@ -318,9 +318,9 @@ def test_protosaga_text_query_errors_name_the_store(tmp_path):
         build(protosaga_call(one))
 
 
-def test_stage_parameters_choose_the_text_query_and_split_the_selection_knobs(tmp_path):
-    """``query`` names the registered text query (default OpenInsGaussian's); the SelectionConfig knobs go to the
-    selection, every other parameter to the query, which rejects what it does not know."""
+def test_stage_parameters_choose_the_text_query(tmp_path):
+    """``query`` names the registered text query (default OpenInsGaussian's); every other parameter is that query's,
+    which rejects what it does not know."""
     import argparse
 
     paths = write_protosaga_stores(tmp_path, [0, 1, 0], np.eye(2)[[0, 1, 0]])
@@ -328,14 +328,15 @@ def test_stage_parameters_choose_the_text_query_and_split_the_selection_knobs(tm
     def args(params: dict) -> argparse.Namespace:
         return argparse.Namespace(**paths, params=params, out=str(tmp_path / "out.csv"))
 
-    query, selection = method_query(args({"query": "protosaga_language", "fusion_tau": 5.0, "mode": "threshold",
-                                          "threshold": 0.4}), torch.device("cpu"))
-    assert selection == SelectionConfig(mode="threshold", threshold=0.4) and query.vocabulary == ["chair", "table"]
+    predictor = method_predictor(args({"query": "protosaga_language", "fusion_tau": 5.0, "mode": "threshold",
+                                       "threshold": 0.4}), torch.device("cpu"))
+    assert predictor.selection == SelectionConfig(mode="threshold", threshold=0.4)
+    assert predictor.query.vocabulary == ["chair", "table"]
     with pytest.raises(ValueError, match="unknown text_query 'nope'; known text_query names: .*openins_codebook.*"
                                          "protosaga_language"):
-        method_query(args({"query": "nope"}), torch.device("cpu"))
-    with pytest.raises(ValueError, match=r"openins_codebook text query takes no parameters, got \['fusion_tau'\]"):
-        method_query(args({"fusion_tau": 5.0}), torch.device("cpu"))
+        method_predictor(args({"query": "nope"}), torch.device("cpu"))
+    with pytest.raises(ValueError, match=r"unknown openins_codebook text query parameters \['fusion_tau'\]"):
+        method_predictor(args({"fusion_tau": 5.0}), torch.device("cpu"))
 
 def test_lerf_ovs_protocol_on_an_ingested_fixture(tmp_path, synthetic_room):
     write_lerf_ovs(tmp_path / "lerf_ovs", scene=synthetic_room)

@@ -10,9 +10,12 @@ mask ``box_mask[b]``), which its localization metric uses. ``protocol`` names th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from stages.lib.instance_gaussians import Cameras
 
 # nvos / spin_nerf: prompt annotations (reference-view prompts, scored object masks) for evaluate_prompt
 PROTOCOLS = ("lerf_ovs", "3dovs", "lerf_mask", "nvos", "spin_nerf")
@@ -92,3 +95,12 @@ class QueryAnnotations:
         return cls(store.attrs["annotation_protocol"], list(store.attrs["annotation_queries"]),
                    store.load("annotation_view"), store.load("annotation_query"), store.load("annotation_masks"),
                    boxes, owner)
+
+
+class AnnotationPredictor(Protocol):
+    """A method's text query as the text-query protocols read it (registry kind ``text_query``): predictions in
+    annotation order, ``masks`` [M,H,W] bool and ``relevance`` [M,H,W] float (LERF-OVS, LERF-Mask) or ``class_maps``
+    [A,H,W] int over ``annotations.queries`` for the A annotated views in increasing order (3D-OVS); ``cams[i]`` is
+    the camera of the i-th annotated view in increasing view order."""
+
+    def predict(self, annotations: QueryAnnotations, cams: "Cameras") -> dict[str, np.ndarray]: ...

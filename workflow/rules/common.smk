@@ -75,9 +75,8 @@ UPSTREAM = {
                      "distilled": ["distill"]},
     },
     "evaluate_annotations": {
-        "required": {"gaussians": ["pseudo_gt", "train_features"], "codebook": ["codebook"],
-                     "association": ["associate"]},
-        "optional": {"features": ["features"]},
+        "required": {"gaussians": ["pseudo_gt", "train_features"], "codebook": ["codebook"]},
+        "optional": {"association": ["associate"], "features": ["features"]},
     },
     "evaluate_instances": {
         "required": {"gaussians": ["train_features", "pseudo_gt"]},

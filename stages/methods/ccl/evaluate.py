@@ -6,6 +6,10 @@ show it (mask from ``CCLField.query_2d``); localization counts a hit when the ar
 by a box filter of ``smooth`` x the image width (LangSplat's averaging filter), lies in the box of the GT mask.
 3D-OVS: the class list is the categories present in the test views. ScanNet: each GT point takes the class of its
 nearest Gaussian, a Gaussian's class being ``CCLField.gaussian_classes`` over the subset.
+
+The same queries answer the text-query datasets (``evaluate_annotations``, ``text_query`` ``ccl``): each annotated
+(view, query) pair's mask and smoothed relevance as the LERF protocol above makes them, 3D-OVS class maps as above
+over the dataset's class list.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from stages.lib.annotations import QueryAnnotations
 from stages.lib.cli import StageCall, config_from_params
 from stages.lib.instance_gaussians import Cameras
 from stages.lib.semantic_metrics import (
@@ -72,11 +77,15 @@ def smooth_map(relevance: torch.Tensor, fraction: float) -> torch.Tensor:
 
 def decoded_test_views(field: CCLField, scene: Store, views: np.ndarray, per_batch: int,
                        device: torch.device) -> torch.Tensor:
-    """Decoded prototype indices [L,T,H,W] of the given views (rendered in batches)."""
-    cams = Cameras.from_scene(scene, views, device)
+    """Decoded prototype indices [L,T,H,W] of the given views of a scene store."""
+    return decoded_views(field, Cameras.from_scene(scene, views, device), per_batch)
+
+
+def decoded_views(field: CCLField, cams: Cameras, per_batch: int) -> torch.Tensor:
+    """Decoded prototype indices [L,C,H,W] of the cameras' views (rendered in batches of ``per_batch``)."""
     parts = []
     with torch.no_grad():
-        for start in range(0, len(views), per_batch):
+        for start in range(0, len(cams), per_batch):
             parts.append(field.pixel_prototypes(field.render_features(cams[start:start + per_batch])))
     return torch.cat(parts, dim=1)
 
@@ -154,3 +163,34 @@ def run_evaluation(call: StageCall) -> SemanticResult:
     means = field.gaussians["means"].cpu().numpy()
     return SemanticResult(ev.scannet, ev.query_iou, ev.localization, ev.classes, ev.ovs_confusion,
                           points_protocol=points_protocol(scene.load("points_xyz"), means), query_masks=ev.query_masks)
+
+
+@dataclass
+class CCLAnnotationPredictions:
+    """A CCL-LGS field as the text-query protocols read it (``stages.lib.annotations.AnnotationPredictor``)."""
+
+    field: CCLField
+    cfg: CCLEvalConfig
+
+    def predict(self, annotations: QueryAnnotations, cams: Cameras) -> dict[str, np.ndarray]:
+        index = decoded_views(self.field, cams, self.cfg.views_per_batch)  # [L,A,H,W]
+        with torch.no_grad():
+            if annotations.protocol == "3dovs":
+                return {"class_maps": self.field.class_map(index, annotations.queries).cpu().numpy()}
+            views = sorted(set(annotations.view.tolist()))
+            masks = np.zeros(annotations.masks.shape, bool)
+            relevance = np.zeros(annotations.masks.shape, np.float32)
+            for m, (view, q) in enumerate(zip(annotations.view.tolist(), annotations.query.tolist())):
+                mask, rel = self.field.query_2d(annotations.queries[q], index[:, views.index(view)], self.cfg.threshold)
+                masks[m] = mask.cpu().numpy()
+                relevance[m] = smooth_map(rel, self.cfg.smooth).cpu().numpy()
+        return {"masks": masks, "relevance": relevance}
+
+
+@register("text_query", "ccl")
+def text_query(call: StageCall) -> CCLAnnotationPredictions:
+    """evaluate_annotations, CCL-LGS: inputs ``gaussians`` (the field) and ``codebook`` (its prototypes store);
+    parameters: ``CCLEvalConfig``."""
+    gaussians, prototypes = call.require("gaussians", "codebook")
+    cfg = config_from_params(CCLEvalConfig, call.options, "CCL-LGS text query")
+    return CCLAnnotationPredictions(CCLField.load(gaussians, prototypes, call.device, temperature=cfg.temperature), cfg)

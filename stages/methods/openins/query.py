@@ -10,13 +10,15 @@ device: an instance mask over K followed by one gather over the N Gaussians' lea
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from stages.lib.cli import StageCall
+from stages.lib.annotations import QueryAnnotations
+from stages.lib.cli import StageCall, config_from_params
 from stages.lib.instance_gaussians import (
     Cameras,
     InstanceGaussians,
@@ -31,7 +33,7 @@ from stages.lib.open_vocabulary import (  # noqa: F401  (QueryError: API)
     TextEncoder,
     label_instances,
 )
-from stages.lib.selection import RenderHow, SelectMode
+from stages.lib.selection import RenderHow, SelectionConfig, SelectMode
 from stages.lib.store import StoreError, read_store
 from stages.methods import register
 
@@ -171,14 +173,40 @@ class Query:
 
 
 
+@dataclass
+class CodebookSearchPredictions:
+    """A codebook-search query as the text-query protocols read it (``stages.lib.annotations.AnnotationPredictor``):
+    each annotated (view, query) pair's mask is the rendered selection of the query's instances on that view
+    (``selection``), its relevance the rendered per-instance cosine r_k; 3D-OVS: every Gaussian takes its instance's
+    argmax over the class list, the one-hot labels are rendered and each pixel takes the class of largest weight (-1,
+    a miss, where no labelled Gaussian covers it)."""
+
+    query: Query
+    selection: SelectionConfig
+
+    def predict(self, annotations: QueryAnnotations, cams: Cameras) -> dict[str, np.ndarray]:
+        views = sorted(set(annotations.view.tolist()))
+        if annotations.protocol == "3dovs":
+            return {"class_maps": self.query.render_class_maps(annotations.queries, cams)}
+        masks = np.zeros(annotations.masks.shape, bool)
+        relevance = np.zeros(annotations.masks.shape, np.float32)
+        for q in np.unique(annotations.query):
+            rows = np.nonzero(annotations.query == q)[0]
+            sub = cams[[views.index(int(v)) for v in annotations.view[rows]]]
+            text = annotations.queries[int(q)]
+            with torch.no_grad():
+                masks[rows] = self.query.render_selection(text, sub, **vars(self.selection)).cpu().numpy()
+                relevance[rows] = self.query.relevance_map(text, sub).cpu().numpy()
+        return {"masks": masks, "relevance": relevance}
+
+
 @register("text_query", "openins_codebook")
-def text_query(call: StageCall) -> Query:
-    """evaluate_annotations on OpenInsGaussian: inputs ``association`` (instance language), ``codebook`` and
-    ``gaussians``; no parameters of its own."""
-    if call.options:
-        raise ValueError(f"the openins_codebook text query takes no parameters, got {sorted(call.options)}")
+def text_query(call: StageCall) -> CodebookSearchPredictions:
+    """evaluate_annotations on OpenInsGaussian (and SAGA's vote labels): inputs ``association`` (instance language),
+    ``codebook`` and ``gaussians``; parameters: the selection knobs (``SelectionConfig``)."""
+    selection = config_from_params(SelectionConfig, call.options, "openins_codebook text query")
     association, codebook, gaussians = call.require("association", "codebook", "gaussians")
-    return Query.load(association, codebook, gaussians, device=call.device)
+    return CodebookSearchPredictions(Query.load(association, codebook, gaussians, device=call.device), selection)
 
 def random_query(n_gaussians: int, n_instances: int, dim: int, device: str | torch.device,
                  vocabulary_size: int = 20, seed: int = 0) -> Query:

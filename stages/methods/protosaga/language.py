@@ -18,11 +18,12 @@ import torch
 from stages.evaluate_semantic import SemanticEvalConfig, scannet_3d, text_protocols
 from stages.lib.cli import StageCall, config_from_params
 from stages.lib.instance_gaussians import Cameras, load_instance_gaussians
+from stages.lib.selection import SelectionConfig
 from stages.lib.semantic_metrics import SemanticResult, points_protocol
 from stages.lib.store import StoreError, read_store
 from stages.methods import register
 from stages.methods.openins.association import fuse_language
-from stages.methods.openins.query import Query
+from stages.methods.openins.query import CodebookSearchPredictions, Query
 
 
 @dataclass
@@ -35,6 +36,11 @@ class FusionOptions:
 @dataclass
 class LanguageOptions(SemanticEvalConfig, FusionOptions):
     """The codebook search's selection knobs plus the fusion temperature."""
+
+
+@dataclass
+class TextQueryOptions(SelectionConfig, FusionOptions):
+    """The selection knobs of the text-query protocols plus the fusion temperature."""
 
 
 def instance_language(track_id: np.ndarray, mask_features: np.ndarray, num_instances: int, tau: float,
@@ -66,12 +72,15 @@ def protosaga_query(gaussians: str, codebook: str, tracks_path: str, features_pa
 
 
 @register("text_query", "protosaga_language")
-def text_query(call: StageCall) -> Query:
+def text_query(call: StageCall) -> CodebookSearchPredictions:
     """evaluate_annotations on Proto-SaGa: inputs ``gaussians``, ``codebook`` (prototypes), ``association`` (the
-    memory bank's ``tracks`` store) and ``features`` (mask CLIP features); parameter ``fusion_tau``."""
-    cfg = config_from_params(FusionOptions, call.options, "protosaga_language text query")
+    memory bank's ``tracks`` store) and ``features`` (mask CLIP features); parameters: the selection knobs and
+    ``fusion_tau``."""
+    cfg = config_from_params(TextQueryOptions, call.options, "protosaga_language text query")
     gaussians, codebook, tracks_path, features_path = call.require("gaussians", "codebook", "association", "features")
-    return protosaga_query(gaussians, codebook, tracks_path, features_path, cfg.fusion_tau, call.device)
+    selection = SelectionConfig(**{k: v for k, v in asdict(cfg).items() if k != "fusion_tau"})
+    return CodebookSearchPredictions(
+        protosaga_query(gaussians, codebook, tracks_path, features_path, cfg.fusion_tau, call.device), selection)
 
 
 @register("evaluation", "protosaga_language")
