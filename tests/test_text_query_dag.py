@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 from dataset_fixtures import room, write_lerf_mask, write_lerf_ovs, write_ovs3d
-from workflow_runner import REPO, snakemake
+from workflow_runner import REPO, planned_jobs, snakemake
 
 from stages.evaluate_annotations import score_table
 from stages.lib.annotation_protocols import ovs3d_scores
@@ -87,6 +87,28 @@ def test_text_query_dataset_runs_through_the_dag(text_query_run, dataset):
     else:
         assert (scores["mIoU"] == 100).all(), scores  # predictions equal to the annotations score 100 %
 
+
+
+def test_dataset_configs_plan_every_method_text_query(text_query_run):
+    """The example dataset configs run the real-model recipes (config.yaml ``*_real``) beside 3dgs: on the three
+    fixtures a dry run plans each recipe's stages and one evaluate_annotations job per (recipe, scene)."""
+    results = text_query_run
+    names = [yaml.safe_load((REPO / f"config/datasets/{d}.yaml").read_text())["run_methods"]
+             for d in ("lerf_ovs", "3dovs", "lerf_mask")]
+    assert names[0] == names[1] == names[2] == ["3dgs", "openins_real", "ccl_real", "saga_real", "protosaga_real"]
+    config = yaml.safe_load((results.parent / "text_query.yaml").read_text())
+    config["run_methods"] = names[0][1:]
+    configfile = results.parent / "text_query_real.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    jobs = planned_jobs(results, configfile)
+    scenes = len(SCENES)
+    assert jobs["evaluate_annotations"] == 4 * scenes
+    # per scene: SAM masks at three settings, SAM2 tracks, three CLIP feature sets, four fields, four codebooks,
+    # OpenInsGaussian's pseudo-GT, three associations, SAGA's mask scales, two RGB trainings (gpu_default and the
+    # 3k-step warm-up)
+    expected = {"masks": 3, "track": 1, "features": 3, "train_features": 4, "codebook": 4, "pseudo_gt": 1,
+                "associate": 3, "mask_scales": 1, "train_gs": 2}
+    assert {k: jobs.get(k, 0) for k in expected} == {k: v * scenes for k, v in expected.items()}, jobs
 
 @pytest.fixture(scope="module")
 def openins_run(tmp_path_factory):
