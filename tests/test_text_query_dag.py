@@ -1,9 +1,9 @@
 """The LERF-OVS, 3D-OVS and LERF-Mask fixtures (6 views, 32x24) as three scenes of one DAG run: ingest, the 3dgs
 recipe (50 iterations), render metrics and the report; then each dataset's 2D protocol
 (``stages.evaluate_annotations``) on its ingested store (predictions derived from its annotations: known answers).
-A second (slow) run takes OpenInsGaussian, SAGA and Proto-SaGa with random-weight SAM / open_clip priors
-(tests/config/text_query_tiny.yaml) through the DAG on the three fixtures: the protocols score their text queries in
-the report (plumbing, not results)."""
+A second (slow) run takes OpenInsGaussian, CCL-LGS, SAGA and Proto-SaGa with random-weight SAM / SAM2 / open_clip
+priors (tests/config/text_query_tiny.yaml) through the DAG on the three fixtures: the protocols score their text
+queries in the report (plumbing, not results)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from stages.lib.annotation_protocols import ovs3d_scores
 from stages.lib.annotations import QueryAnnotations
 from stages.lib.scene import load_scene
 
-METHODS = ("openins_random", "protosaga_random", "saga_random")
+METHODS = ("openins_random", "protosaga_random", "saga_random", "ccl_random")
 SCENES = {"lerf_ovs": ("teatime", lambda root, scene: write_lerf_ovs(root, scene=scene, annotated=(1, 4))),
           "3dovs": ("bed", lambda root, scene: write_ovs3d(root, scene=scene, annotated=(0, 3))),
           "lerf_mask": ("figurines", lambda root, scene: write_lerf_mask(root, scene=scene, test_views=(2, 5)))}
@@ -124,7 +124,7 @@ def openins_run(tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_method_text_queries_reach_the_report_marked_random_weights(openins_run):
-    """Every fixture's protocol scores OpenInsGaussian's, SAGA's and Proto-SaGa's queries in the report, each row marked as
+    """Every fixture's protocol scores OpenInsGaussian's, CCL-LGS's, SAGA's and Proto-SaGa's queries in the report, each row marked as
     random-weight plumbing, the prior notes naming the random-weight models."""
     results = openins_run
     table = pd.read_csv(results / "report/annotation_metrics.csv")
@@ -144,3 +144,5 @@ def test_method_text_queries_reach_the_report_marked_random_weights(openins_run)
     assert section.count("random weights: plumbing only, not a result") == 4 * len(METHODS)
     assert "masks sam_tiny_random (sam, random weights), features clip_tiny_random (clip, random weights)" in section
     assert "masks sam_tiny_all (sam, random weights), features clip_tiny_all (clip, random weights)" in section
+    assert ("masks sam_tiny_ccl (sam, random weights), track sam2_tiny_random (sam2, random weights), features "
+            "clip_tiny_ccl (clip, random weights)") in section
