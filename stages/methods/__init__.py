@@ -20,8 +20,9 @@ Kinds in use (the stage parameter that names the piece, with its default, in bra
                      ``run(call: StageCall)`` reads ``call.inputs`` and writes the ``codebook`` store at ``call.out``.
     ``association``  rules of the ``associate`` stage [``rule``: ``openins_eq8``]: ``run(call: StageCall)`` writes the
                      ``association`` store at ``call.out``.
-    ``text_query``   codebook-search queries of ``evaluate_annotations`` [``query``: ``openins_codebook``]:
-                     ``build(call: StageCall)`` -> ``Query`` (``stages.methods.openins.query``) from ``call.inputs``.
+    ``text_query``   text queries of ``evaluate_annotations`` [``query``: ``openins_codebook``]:
+                     ``build(call: StageCall)`` -> ``AnnotationPredictor`` (``stages.lib.annotations``) from
+                     ``call.inputs`` and ``call.options``.
     ``report_label``, ``association_criteria``  how the report names a piece (a string; a method's marks), so
                      method-specific names stay in the method package.
 Other methods add kinds (e.g. ``query``, ``cluster``) the same way.

@@ -172,7 +172,6 @@ class Query:
         return rendered_class_map(weights)
 
 
-
 @dataclass
 class CodebookSearchPredictions:
     """A codebook-search query as the text-query protocols read it (``stages.lib.annotations.AnnotationPredictor``):
@@ -207,6 +206,7 @@ def text_query(call: StageCall) -> CodebookSearchPredictions:
     selection = config_from_params(SelectionConfig, call.options, "openins_codebook text query")
     association, codebook, gaussians = call.require("association", "codebook", "gaussians")
     return CodebookSearchPredictions(Query.load(association, codebook, gaussians, device=call.device), selection)
+
 
 def random_query(n_gaussians: int, n_instances: int, dim: int, device: str | torch.device,
                  vocabulary_size: int = 20, seed: int = 0) -> Query:
