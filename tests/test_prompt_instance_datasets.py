@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from PIL import Image
 from prompt_instance_fixtures import write_nvos, write_replica, write_spin_nerf
-from workflow_runner import REPO, snakemake
+from workflow_runner import REPO, planned_jobs, snakemake
 
 from stages import ingest
 from stages.lib.annotations import QueryAnnotations
@@ -317,6 +318,19 @@ def test_replica_dag_reports_gaga_instance_protocol(replica, tmp_path):
     assert scene.attrs["reader"] == "replica" and scene.sizes["V"] == len(REPLICA_FRAMES)
     report = (tmp_path / "results/report/report.md").read_text()
     assert "protosaga_replica" in report and "office_0" in report
+
+
+def test_replica_config_plans_oracle_and_sam_recipes(replica, tmp_path):
+    """config/datasets/replica.yaml on the fixture scene: a dry run plans Proto-SaGa and Gaga on oracle masks and on
+    per-image SAM masks (the paper's setting), each with its instance protocol."""
+    scene_dir, _ = replica
+    config = yaml.safe_load((REPO / "config/datasets/replica.yaml").read_text())
+    config["scenes"] = [{"dataset": "replica", "scene": "office_0", "reader": "replica", "path": str(scene_dir)}]
+    configfile = tmp_path / "replica.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    jobs = planned_jobs(tmp_path / "results", configfile)
+    assert {k: jobs.get(k, 0) for k in ("masks", "train_features", "associate", "codebook", "evaluate_instances")} == {
+        "masks": 2, "train_features": 2, "associate": 4, "codebook": 4, "evaluate_instances": 4}, jobs
 
 
 @pytest.mark.slow
