@@ -25,8 +25,9 @@ class MaskCorruption:
 
     persistent: merges and splits are decided once per ground-truth piece for the whole scene instead of per view,
     as a segmenter that errs the same way on an object in every view (SAM lumping a cup with its saucer): a piece
-    is prone to merging with probability ``under_segment``; a prone piece takes as its partner the first unpaired
-    piece it touches, and the pair is merged in every view where both appear and touch (so fewer masks per view are
+    is prone to merging with probability ``under_segment``; a prone piece takes as its partner a random unpaired piece
+    it touches in the first view where it touches one, and the pair is merged in every view where both appear and
+    touch (so fewer masks per view are
     merged than ``under_segment`` says: only pairs that touch in the view). A piece is cut with probability
     ``over_segment``, in every view, along an image direction fixed per piece. Jitter and dropout stay per view.
     """
